@@ -1,0 +1,1 @@
+"""The Airflow side: configuration, metadata database, the scheduler loop and its limits."""

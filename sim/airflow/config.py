@@ -1,0 +1,57 @@
+"""Airflow's own configuration (names as in ``airflow.cfg``) and the simulator's overhead timings.
+
+Defaults live in the profile files (``sim/profiles/*.yaml``), each number with its source; these
+dataclasses only say which keys exist, their types and the limits of sane values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class AirflowConfig:
+    """Airflow settings, by their ``airflow.cfg`` names ([core], [scheduler], [operators])."""
+
+    parallelism: int = 32
+    max_active_tasks_per_dag: int = 16
+    max_active_runs_per_dag: int = 16
+    default_pool_task_slot_count: int = 128
+    #: Extra pools, name -> slots (``default_pool`` comes from default_pool_task_slot_count).
+    pools: dict | None = None
+    max_tis_per_query: int = 16
+    max_dagruns_to_create_per_loop: int = 10
+    max_dagruns_per_loop_to_schedule: int = 20
+    scheduler_idle_sleep_time: float = 1.0
+    schedule_after_task_execution: bool = True
+    execute_tasks_new_python_interpreter: bool = False
+    #: 2.x counts max_active_tasks per DAG over all its runs; 3.x per DAG run (PR #42953).
+    max_active_tasks_scope: str = "dag"
+
+    def __post_init__(self):
+        if self.pools is None:
+            self.pools = {}
+
+
+@dataclass
+class Overheads:
+    """Simulated time that Airflow's components spend, in seconds (0 everywhere = ``ideal``)."""
+
+    #: CPU time of one scheduler loop that did nothing, and per task instance it touched
+    #: (examined in a DAG run, queued in the critical section, or an executor event processed).
+    scheduler_loop_base: float = 0.0
+    scheduler_per_ti: float = 0.0
+    #: Metadata DB: service time of one query, and connections served at once.
+    db_query_time: float = 0.0
+    db_connections: int = 15
+    #: Task start on a worker: process start-up by fork or by a fresh interpreter, then DAG parsing.
+    process_start_fork: float = 0.0
+    process_start_interpreter: float = 0.0
+    dag_file_parse_time: float = 0.0
+    #: Mini-scheduler: queries a finishing task runs to schedule its downstream tasks.
+    mini_scheduler_queries: int = 0
+    #: Cores of the scheduler's host (LocalExecutor's tasks run there too); None = unlimited.
+    scheduler_host_cores: float | None = None
+
+
+def field_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]

@@ -1,0 +1,143 @@
+"""The scheduler's critical section and the limits it enforces (airflow-mechanics.md §1.2, §1.4).
+
+Plain objects, no SimPy: :class:`Concurrency` counts what occupies the limits (task instances in
+``queued`` or ``running``, as the scheduler's queries count them), and
+:func:`executable_task_instances` is ``_executable_task_instances_to_queued``: fetch the
+``scheduled`` task instances in priority order, ``max_tis`` at a time, check each against its pool,
+its DAG's ``max_active_tasks``, per-task limits and its executor's free slots, starve what does not
+fit and re-query only when nothing was accepted and a new starvation filter appeared.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..model.states import TaskInstanceState as S
+
+
+class Concurrency:
+    """Counters of occupied slots, updated on every transition into or out of queued/running."""
+
+    __slots__ = ("pool_total", "pool_used", "dag_active", "task_active", "run_task_active",
+                 "per_run")
+
+    def __init__(self, pools: dict[str, int], per_run: bool):
+        self.pool_total = dict(pools)
+        self.pool_used = defaultdict(int)
+        self.dag_active = defaultdict(int)       # dag index -> queued+running TIs
+        self.task_active = defaultdict(int)      # task -> queued+running TIs over all runs
+        self.run_task_active = defaultdict(int)  # (run, task) -> queued+running TIs
+        self.per_run = per_run                   # max_active_tasks per DAG run (Airflow 3)
+
+    def occupy(self, ti) -> None:
+        task = ti.task
+        self.pool_used[task.pool] += task.pool_slots
+        self.dag_active[ti.run.plan.index] += 1
+        ti.run.active += 1
+        if task.max_active_tis_per_dag is not None:
+            self.task_active[task] += 1
+        if task.max_active_tis_per_dagrun is not None:
+            self.run_task_active[(ti.run, task)] += 1
+
+    def release(self, ti) -> None:
+        task = ti.task
+        self.pool_used[task.pool] -= task.pool_slots
+        self.dag_active[ti.run.plan.index] -= 1
+        ti.run.active -= 1
+        if task.max_active_tis_per_dag is not None:
+            self.task_active[task] -= 1
+        if task.max_active_tis_per_dagrun is not None:
+            self.run_task_active[(ti.run, task)] -= 1
+
+    def pool_open(self, pool: str) -> int:
+        return self.pool_total.get(pool, 0) - self.pool_used[pool]
+
+    def active_of(self, ti) -> int:
+        return ti.run.active if self.per_run else self.dag_active[ti.run.plan.index]
+
+
+def executable_task_instances(scheduled: list, max_tis: int, conc: Concurrency,
+                              executor_open: dict[str, int]) -> tuple[list, dict]:
+    """Choose which ``scheduled`` task instances (sorted by priority) to queue now.
+
+    Returns the accepted task instances and the starvation found (for explaining waits).
+    """
+    starving: dict = {}
+    if max_tis <= 0 or not scheduled:
+        return [], starving
+    pool_open = {name: conc.pool_open(name) for name in conc.pool_total}
+    max_tis = min(max_tis, sum(max(0, o) for o in pool_open.values()))
+    if max_tis <= 0:
+        starving["pools full"] = True
+        return [], starving
+    starved_pools = {name for name, o in pool_open.items() if o <= 0}
+    starved_dags: set = set()
+    starved_tasks: set = set()
+    starved_run_tasks: set = set()
+    dag_extra: dict = defaultdict(int)
+    task_extra: dict = defaultdict(int)
+    run_task_extra: dict = defaultdict(int)
+    accepted: list = []
+    per_run = conc.per_run
+    while True:
+        batch = []
+        for ti in scheduled:
+            if ti.state is not S.SCHEDULED:
+                continue
+            task = ti.task
+            if task.pool in starved_pools or task in starved_tasks:
+                continue
+            dkey = ti.run if per_run else ti.run.plan.index
+            if dkey in starved_dags or (ti.run, task) in starved_run_tasks:
+                continue
+            batch.append(ti)
+            if len(batch) == max_tis:
+                break
+        before = len(starved_pools) + len(starved_dags) + len(starved_tasks) + len(starved_run_tasks)
+        for ti in batch:
+            task = ti.task
+            pool = task.pool
+            if pool not in pool_open:
+                starved_pools.add(pool)
+                starving[ti] = f"pool {pool!r} does not exist"
+                continue
+            if pool_open[pool] <= 0:
+                starved_pools.add(pool)
+                starving[ti] = f"pool {pool!r} is full"
+                continue
+            if task.pool_slots > conc.pool_total[pool]:
+                starved_tasks.add(task)
+                starving[ti] = f"pool_slots {task.pool_slots} exceed pool {pool!r} size"
+                continue
+            if task.pool_slots > pool_open[pool]:
+                starved_tasks.add(task)
+                starving[ti] = f"pool {pool!r} has fewer open slots than pool_slots"
+                continue
+            plan = ti.run.plan
+            dkey = ti.run if per_run else plan.index
+            if conc.active_of(ti) + dag_extra[dkey] >= plan.max_active_tasks:
+                starved_dags.add(dkey)
+                starving[ti] = "max_active_tasks reached"
+                continue
+            if task.max_active_tis_per_dag is not None and \
+                    conc.task_active[task] + task_extra[task] >= task.max_active_tis_per_dag:
+                starved_tasks.add(task)
+                starving[ti] = "max_active_tis_per_dag reached"
+                continue
+            if task.max_active_tis_per_dagrun is not None:
+                rk = (ti.run, task)
+                if conc.run_task_active[rk] + run_task_extra[rk] >= task.max_active_tis_per_dagrun:
+                    starved_run_tasks.add(rk)
+                    starving[ti] = "max_active_tis_per_dagrun reached"
+                    continue
+                run_task_extra[rk] += 1
+            if executor_open.get(ti.executor, 0) <= 0:
+                starving[ti] = f"no open slot in {ti.executor}"
+                continue
+            pool_open[pool] -= task.pool_slots
+            dag_extra[dkey] += 1
+            task_extra[task] += 1
+            executor_open[ti.executor] -= 1
+            accepted.append(ti)
+        after = len(starved_pools) + len(starved_dags) + len(starved_tasks) + len(starved_run_tasks)
+        if accepted or len(batch) < max_tis or after == before:
+            return accepted, starving

@@ -1,0 +1,45 @@
+"""The metadata database: a component of its own, shared by the scheduler and the tasks.
+
+It serves at most ``connections`` queries at once, first come first served, each taking
+``query_time``. Callers book queries and get back how long they wait: the booking is arithmetic on
+the connections' busy-until times (no SimPy events), exact for a FIFO multi-server queue because
+bookings arrive in simulated-time order. A busy database therefore slows everyone who uses it.
+"""
+from __future__ import annotations
+
+import heapq
+
+
+class MetadataDB:
+    __slots__ = ("env", "query_time", "connections", "_free_at", "queries", "busy_seconds",
+                 "wait_seconds")
+
+    def __init__(self, env, query_time: float, connections: int):
+        if connections < 1:
+            raise ValueError("the metadata database needs at least one connection")
+        self.env = env
+        self.query_time = query_time
+        self.connections = connections
+        self._free_at = [0.0] * connections
+        self.queries = 0
+        self.busy_seconds = 0.0
+        self.wait_seconds = 0.0
+
+    def book(self, n: int = 1, at: float | None = None) -> float:
+        """Run ``n`` queries one after another for one client starting at ``at`` (default now);
+        return the time they take, waiting for a connection included."""
+        qt = self.query_time
+        if n <= 0 or qt <= 0.0:
+            return 0.0
+        start = self.env.now if at is None else at
+        t = start
+        free = self._free_at
+        for _ in range(n):
+            f = heapq.heappop(free)
+            begin = f if f > t else t
+            self.wait_seconds += begin - t
+            t = begin + qt
+            heapq.heappush(free, t)
+        self.queries += n
+        self.busy_seconds += n * qt
+        return t - start

@@ -1,0 +1,395 @@
+"""The scheduler loop, as ``SchedulerJobRunner._run_scheduler_loop`` runs it (airflow-mechanics.md §1.1).
+
+One loop:
+  A. ``_do_scheduling``: create DAG runs for due DAGs (at most ``max_dagruns_to_create_per_loop``),
+     start queued runs within ``max_active_runs``, examine up to ``max_dagruns_per_loop_to_schedule``
+     running runs (never-examined first, then the longest unexamined) to schedule the task instances
+     whose dependencies are met and to finish runs, then the critical section queues scheduled task
+     instances to their executor within parallelism, pools and the other limits;
+  B. the executor heartbeat (launch queued work, ``sync`` finished work), then processing of the
+     executor events.
+Each part costs scheduler time: CPU on the scheduler's host (a base per loop plus a cost per task
+instance touched) and metadata-DB queries. The loop sleeps ``scheduler_idle_sleep_time`` only when
+it queued nothing and processed no event.
+
+Idle loops are not simulated one by one: while nothing can change, an idle loop is identical to the
+one before, so the scheduler waits for a *ring* (a task finished, a run is due, a retry is due) and
+then resumes on the grid of loop start times it would have followed. This keeps long quiet periods
+cheap without moving any loop in time.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heappop, heappush
+
+from ..model.runtime import DagRun
+from ..model.rng import stream
+from ..model.schedules import Cron, Interval
+from ..model.states import DagRunState as DR, TaskInstanceState as S
+from ..model.trigger_rules import READY
+from .critical_section import Concurrency, executable_task_instances
+
+
+class Scheduler:
+    def __init__(self, sim):
+        self.sim = sim
+        self.env = sim.env
+        self.cfg = sim.airflow
+        self.ov = sim.overheads
+        self.rec = sim.recorder
+        self.db = sim.db
+        self.host = sim.scheduler_host
+        self.executors = sim.executors
+        self.default_executor = next(iter(self.executors))
+        self.plans = sim.plans
+        pools = {"default_pool": self.cfg.default_pool_task_slot_count, **self.cfg.pools}
+        self.conc = Concurrency(pools, per_run=self.cfg.max_active_tasks_scope == "dag_run")
+        self.rec.on_occupy = self.conc.occupy
+        self.rec.on_release = self.conc.release
+        n = len(self.plans)
+        self._next_idx = [0] * n
+        self._active_runs = [0] * n          # queued + running, gates run creation
+        self._running_runs = [0] * n         # running, gates starting queued runs
+        self._create_heap: list = []         # (due, dag index, seq, iterator) of scheduled DAGs
+        self._blocked: dict = {}             # dag index -> (due, iterator) paused by max_active_runs
+        self._queued_runs: list = []
+        self._examine: deque = deque()
+        self._scheduled: list = []
+        self._sorted = True
+        self._sources_left = 0
+        self._live_runs = 0
+        self._uid = 0
+        self._duration_rngs = [stream(sim.seed, f"durations/{p.dag_id}") for p in self.plans]
+        self._rung = False
+        self._doorbell = None
+        self.finished = self.env.event()
+        # statistics
+        self.loops = 0
+        self.busy_loops = 0
+        self.cpu_seconds = 0.0
+        self.db_seconds = 0.0
+        self.runs_created = 0
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        horizon = self.sim.horizon
+        for plan in self.plans:
+            sched = plan.dag.schedule
+            if sched is None:
+                continue
+            times = sched.times(horizon, stream(self.sim.seed, f"arrivals/{plan.dag_id}"))
+            self._sources_left += 1
+            if isinstance(sched, (Interval, Cron)):
+                self._push_creation(plan.index, times)
+            else:
+                self._arm_trigger(plan, times)
+        self.env.process(self._loop())
+        if self._done():
+            self.finished.succeed()
+
+    def ring(self) -> None:
+        """Something changed that a scheduler loop would act on."""
+        self._rung = True
+        bell = self._doorbell
+        if bell is not None:
+            self._doorbell = None
+            bell.succeed()
+
+    def _ring_at(self, t: float) -> None:
+        delay = t - self.env.now
+        if delay > 0.0:
+            self.env.timeout(delay).callbacks.append(lambda _e: self.ring())
+        else:
+            self.ring()
+
+    # -- DAG runs -------------------------------------------------------------------------------
+    def _push_creation(self, index: int, times) -> None:
+        due = next(times, None)
+        if due is None:
+            self._sources_left -= 1
+            return
+        heappush(self._create_heap, (due, index, self.runs_created + len(self._create_heap), times))
+        self._ring_at(due)
+
+    def _arm_trigger(self, plan, times) -> None:
+        """Externally triggered runs (API / Poisson / burst) are created at their time, queued."""
+        due = next(times, None)
+        if due is None:
+            self._sources_left -= 1
+            return
+        delay = due - self.env.now
+        self.env.timeout(delay if delay > 0 else 0.0).callbacks.append(
+            lambda _e: self._trigger(plan, times, due))
+
+    def _trigger(self, plan, times, due) -> None:
+        self._new_run(plan, due)
+        nxt = next(times, None)
+        while nxt is not None and nxt <= self.env.now:   # a burst: all at once
+            self._new_run(plan, nxt)
+            nxt = next(times, None)
+        if nxt is None:
+            self._sources_left -= 1
+        else:
+            delay = nxt - self.env.now
+            self.env.timeout(delay).callbacks.append(lambda _e: self._trigger(plan, times, nxt))
+        self.ring()
+
+    def _new_run(self, plan, due: float) -> DagRun:
+        i = plan.index
+        run = DagRun(plan, self._next_idx[i], due, self.env.now)
+        self._next_idx[i] += 1
+        self._active_runs[i] += 1
+        self._live_runs += 1
+        self.runs_created += 1
+        self._queued_runs.append(run)
+        return run
+
+    def _create_dagruns(self, now: float) -> int:
+        limit = self.cfg.max_dagruns_to_create_per_loop or math.inf
+        heap = self._create_heap
+        created = 0
+        while heap and heap[0][0] <= now and created < limit:
+            due, index, _, times = heappop(heap)
+            plan = self.plans[index]
+            if self._active_runs[index] >= plan.max_active_runs:
+                self._blocked[index] = (due, times)   # next_dagrun_create_after = None
+                continue
+            self._new_run(plan, due)
+            created += 1
+            self._push_creation(index, times)
+        return created
+
+    def _start_queued_dagruns(self, now: float) -> int:
+        limit = self.cfg.max_dagruns_per_loop_to_schedule or math.inf
+        started = 0
+        keep = []
+        for run in self._queued_runs:
+            i = run.plan.index
+            if started < limit and self._running_runs[i] < run.plan.max_active_runs:
+                self._running_runs[i] += 1
+                run.state = DR.RUNNING
+                run.started_at = now
+                self._uid = run.create_task_instances(self._uid, self._duration_rngs[i])
+                run.mark_roots_ready()
+                self._examine.appendleft(run)   # never examined: first in line
+                started += 1
+            else:
+                keep.append(run)
+        if started:
+            self._queued_runs = keep
+        return started
+
+    def _finish_run(self, run: DagRun, now: float) -> None:
+        run.state = run.leaf_state()
+        run.ended_at = now
+        self.rec.dag_run_ended(run)
+        i = run.plan.index
+        self._running_runs[i] -= 1
+        self._active_runs[i] -= 1
+        self._live_runs -= 1
+        blocked = self._blocked.pop(i, None)
+        if blocked is not None:
+            due, times = blocked
+            heappush(self._create_heap, (due, i, self.runs_created + len(self._create_heap), times))
+
+    # -- task instances -------------------------------------------------------------------------
+    def _schedule(self, ti, now: float, cause: str) -> None:
+        self.rec.transition(ti, S.SCHEDULED, now, cause)
+        ti.try_number += 1
+        ti.scheduled_at = now
+        ti.executor = ti.task.executor or self.default_executor
+        ti.decision = None
+        self._scheduled.append(ti)
+        self._sorted = False
+
+    def _examine_run(self, run: DagRun, now: float) -> None:
+        if run.retrying:
+            due = [ti for ti in run.retrying if ti.next_retry_at <= now]
+            if due:
+                run.retrying = [ti for ti in run.retrying if ti.next_retry_at > now]
+                for ti in due:
+                    ti.reset_try_times()
+                    ti.ready_at = ti.next_retry_at
+                    self._schedule(ti, now, "retry delay passed")
+        rec = self.rec
+        while run.pending:
+            pending, run.pending = run.pending, []
+            for ti in pending:
+                if ti.state is not S.NONE:
+                    continue                 # the mini-scheduler got there first
+                if ti.decision is READY:
+                    self._schedule(ti, now, "dependencies met")
+                else:
+                    ti.scheduled_at = math.nan
+                    rec.transition(ti, ti.decision, now, f"trigger rule {ti.task.trigger_rule}")
+                    ti.ended_at = now
+                    rec.try_ended(ti)
+                    self.ti_finished(ti, ti.state, now)
+        if run.n_unfinished == 0:
+            self._finish_run(run, now)
+
+    def ti_finished(self, ti, state, at: float) -> None:
+        """A task instance reached a final state in the DB: count it into its downstream."""
+        run = ti.run
+        run.n_unfinished -= 1
+        run.upstream_finished(ti, state, at)
+
+    def retry_at(self, ti) -> None:
+        ti.run.retrying.append(ti)
+        self._ring_at(ti.next_retry_at)
+
+    def mini_schedule(self, ti) -> None:
+        """Airflow 2's mini-scheduler, run by a task that just succeeded: schedule the direct
+        downstream task instances of its run whose dependencies are now met."""
+        run = ti.run
+        if run.state is not DR.RUNNING:
+            return
+        now = self.env.now
+        for j in run.plan.downstream[ti.ti_index]:
+            d = run.tis[j]
+            if d.state is S.NONE and d.decision is READY:
+                self._schedule(d, now, "mini-scheduler")
+        self.ring()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _do_scheduling(self, now: float) -> tuple[float, int, int]:
+        """Part A. Returns (CPU seconds, DB queries, task instances queued)."""
+        cfg = self.cfg
+        queries = 0
+        created = self._create_dagruns(now) if self._create_heap else 0
+        started = self._start_queued_dagruns(now) if self._queued_runs else 0
+        if created or started:
+            queries += 1 + created
+        touched = 0
+        dq = self._examine
+        n = min(cfg.max_dagruns_per_loop_to_schedule or len(dq), len(dq))
+        if n:
+            queries += 1 + n                     # select runs to examine, then each run's TIs
+        for _ in range(n):
+            run = dq.popleft()
+            touched += run.n_schedulable
+            self._examine_run(run, now)
+            if run.state is DR.RUNNING:
+                dq.append(run)
+        queued = 0
+        occupied = 0
+        for ex in self.executors.values():
+            occupied += ex.slots_occupied
+        open_slots = cfg.parallelism - occupied
+        if open_slots > 0:
+            queries += 3                         # pool lock, select scheduled TIs, update to queued
+            max_tis = open_slots if cfg.max_tis_per_query == 0 else min(cfg.max_tis_per_query, open_slots)
+            if self._scheduled:
+                if not self._sorted:
+                    self._scheduled.sort(key=_sort_key)
+                    self._sorted = True
+                executor_open = {name: ex.slots_available for name, ex in self.executors.items()}
+                accepted, _ = executable_task_instances(self._scheduled, max_tis, self.conc, executor_open)
+                if accepted:
+                    rec = self.rec
+                    executors = self.executors
+                    for ti in accepted:
+                        rec.transition(ti, S.QUEUED, now, "critical section")
+                        ti.queued_at = now
+                        executors[ti.executor].queue_workload(ti)
+                    self._scheduled = [t for t in self._scheduled if t.state is S.SCHEDULED]
+                    queued = len(accepted)
+                    touched += queued
+        return self.ov.scheduler_loop_base + self.ov.scheduler_per_ti * touched, queries, queued
+
+    def _process_executor_events(self, now: float) -> int:
+        n = 0
+        rec = self.rec
+        for ex in self.executors.values():
+            for ti, try_number, state in ex.get_event_buffer():
+                n += 1
+                if ti.try_number == try_number and ti.state in (S.QUEUED, S.RUNNING):
+                    # The executor says the task ended but the task never wrote its outcome:
+                    # Airflow treats it as "killed externally" and fails the try.
+                    ti.ended_at = now
+                    outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
+                    rec.transition(ti, outcome, now, f"executor reported {state.value}: killed externally")
+                    rec.try_ended(ti)
+                    if outcome is S.UP_FOR_RETRY:
+                        from ..model.runtime import retry_delay
+                        ti.next_retry_at = now + retry_delay(ti)
+                        self.retry_at(ti)
+                    else:
+                        self.ti_finished(ti, outcome, now)
+        return n
+
+    def _spend(self, cpu: float, queries: int):
+        if queries:
+            wait = self.db.book(queries)
+            if wait > 0.0:
+                self.db_seconds += wait
+                yield self.env.timeout(wait)
+        if cpu > 0.0:
+            self.cpu_seconds += cpu
+            yield self.host.work(cpu)
+
+    def _loop(self):
+        env = self.env
+        sleep = self.cfg.scheduler_idle_sleep_time
+        per_ti = self.ov.scheduler_per_ti
+        while True:
+            self._rung = False
+            start = env.now
+            cpu, queries, queued = self._do_scheduling(start)
+            if cpu > 0.0 or queries:
+                yield from self._spend(cpu, queries)
+            cost = 0.0
+            for ex in self.executors.values():
+                cost += ex.heartbeat()
+            if cost > 0.0:
+                yield env.timeout(cost)
+            events = self._process_executor_events(env.now)
+            if events:
+                yield from self._spend(per_ti * events, 1)
+            self.loops += 1
+            if self._done():
+                if not self.finished.triggered:
+                    self.finished.succeed()
+                return
+            if queued or events:
+                self.busy_loops += 1
+                continue
+            if self._rung:
+                if sleep > 0.0:
+                    yield env.timeout(sleep)
+                continue
+            # Idle and nothing pending: wait for a ring, then rejoin the loop grid.
+            end = env.now
+            period = sleep + (end - start)
+            bell = self._doorbell = env.event()
+            yield bell
+            first = end + sleep
+            now = env.now
+            if now < first:
+                yield env.timeout(first - now)
+            elif period > 0.0 and now > first:
+                nxt = first + math.ceil((now - first) / period) * period
+                if nxt > now:
+                    yield env.timeout(nxt - now)
+
+    def _done(self) -> bool:
+        return self._sources_left == 0 and self._live_runs == 0
+
+    # -- reporting ------------------------------------------------------------------------------
+    def unfinished(self) -> list:
+        """Task instances of runs still alive (for a stuck-run report)."""
+        out = []
+        runs = list(self._examine) + self._queued_runs
+        for run in runs:
+            for ti in run.tis:
+                if ti.state not in (S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED):
+                    out.append(ti)
+        return out
+
+    def unfinished_runs(self) -> list:
+        return list(self._examine) + self._queued_runs
+
+
+def _sort_key(ti):
+    return ti.sort_key

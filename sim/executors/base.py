@@ -1,0 +1,81 @@
+"""Airflow's ``BaseExecutor`` contract (airflow-mechanics.md §2.0).
+
+The scheduler hands queued task instances to ``queue_workload``; once per scheduler loop it calls
+``heartbeat``, which launches queued work into the open slots (highest priority first) and then
+``sync``s to collect what finished; finished work becomes an *event* in ``event_buffer`` that the
+scheduler processes afterwards. A slot counts as occupied from the moment a task instance is
+queued to the executor until ``sync`` sees it finish: as in Airflow, a finished task's slot frees
+when the scheduler's executor heartbeat processes its result, not when the task ends.
+"""
+from __future__ import annotations
+
+
+class BaseExecutor:
+    #: Airflow's class name, used in records and in the multi-executor ``executor`` setting.
+    name = "BaseExecutor"
+
+    def __init__(self, sim, parallelism: int):
+        if parallelism < 1:
+            raise ValueError(f"{self.name}: parallelism must be >= 1")
+        self.sim = sim
+        self.env = sim.env
+        self.parallelism = parallelism
+        self.queued_tasks: dict = {}          # ti -> None, in queueing order
+        self.running: set = set()             # (ti, try_number): a new try is a new key, as in Airflow
+        self.event_buffer: list = []
+        self._rows: dict = {}                 # ti -> row of its finished try (to stamp released_at)
+
+    # -- slots ----------------------------------------------------------------------------------
+    @property
+    def slots_occupied(self) -> int:
+        return len(self.running) + len(self.queued_tasks)
+
+    @property
+    def slots_available(self) -> int:
+        return self.parallelism - len(self.running) - len(self.queued_tasks)
+
+    # -- the contract ---------------------------------------------------------------------------
+    def queue_workload(self, ti) -> None:
+        self.queued_tasks[ti] = None
+
+    def heartbeat(self) -> float:
+        """Launch queued work into open slots, then sync. Returns the scheduler time it cost."""
+        cost = 0.0
+        open_slots = self.parallelism - len(self.running)
+        if self.queued_tasks and open_slots > 0:
+            queued = self.queued_tasks
+            # order_queued_tasks_by_priority: priority_weight desc, stable (BE).
+            batch = sorted(queued, key=_neg_priority)[:open_slots] if len(queued) > 1 else list(queued)
+            for ti in batch:
+                del queued[ti]
+                self.running.add((ti, ti.try_number))
+            cost += self.trigger_tasks(batch)
+        cost += self.sync()
+        return cost
+
+    def trigger_tasks(self, tis: list) -> float:  # pragma: no cover - abstract
+        """Start ``tis`` (Airflow's execute_async / _process_workloads). Returns scheduler time."""
+        raise NotImplementedError
+
+    def sync(self) -> float:  # pragma: no cover - abstract
+        """Collect finished work via ``change_state``. Returns scheduler time spent."""
+        raise NotImplementedError
+
+    def change_state(self, ti, try_number: int, state, row: int | None) -> None:
+        """A task's process reported its end: free the slot and leave an event for the scheduler."""
+        self.running.discard((ti, try_number))
+        if row is not None:
+            self.sim.recorder.set_released(row, self.env.now)
+        self.event_buffer.append((ti, try_number, state))
+
+    def get_event_buffer(self) -> list:
+        buf = self.event_buffer
+        self.event_buffer = []
+        return buf
+
+    def end(self) -> None:
+        """Called when the simulation ends (nothing to clean up by default)."""
+
+
+def _neg_priority(ti) -> int:
+    return -ti.priority

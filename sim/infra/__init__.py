@@ -1,0 +1,1 @@
+"""Infrastructure the executors run on: hosts (CPU), and later brokers, result backends, clusters."""

@@ -1,0 +1,190 @@
+"""Live DAG runs and task instances: the state the scheduler reads and writes.
+
+Plain objects with ``__slots__`` (hundreds of thousands of them may be alive in a long run); no
+SimPy. A :class:`DagPlan` is a DAG compiled once for the hot path: tasks in topological order,
+integer indices for dependencies, effective priority weights.
+"""
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timezone
+from hashlib import sha1
+
+from .dag import DAG, MAX_TASK_RETRY_DELAY, Task
+from .schedules import EPOCH, Cron, Interval
+from .states import DagRunState, TaskInstanceState as S
+from .trigger_rules import READY, decide
+
+
+class DagPlan:
+    """A DAG compiled for simulation."""
+
+    __slots__ = ("dag", "dag_id", "tasks", "n", "downstream", "n_upstream", "weights", "roots",
+                 "max_active_runs", "max_active_tasks", "parse_time", "run_prefix", "index",
+                 "leaves", "rules", "draw_failures")
+
+    def __init__(self, dag: DAG, index: int, default_max_active_runs: int,
+                 default_max_active_tasks: int, default_parse_time: float):
+        order = dag.topological_order()
+        pos = {t.task_id: i for i, t in enumerate(order)}
+        self.dag = dag
+        self.dag_id = dag.dag_id
+        self.index = index
+        self.tasks: list[Task] = order
+        self.n = len(order)
+        self.downstream = [tuple(pos[d.task_id] for d in t.downstream) for t in order]
+        self.n_upstream = [len(t.upstream) for t in order]
+        self.roots = [i for i, t in enumerate(order) if not t.upstream]
+        self.leaves = [i for i, t in enumerate(order) if not t.downstream]
+        w = dag.priority_weights()
+        self.weights = [w[t.task_id] for t in order]
+        self.rules = [t.trigger_rule for t in order]
+        self.draw_failures = any(t.failure_probability > 0 for t in order)
+        self.max_active_runs = dag.max_active_runs or default_max_active_runs
+        self.max_active_tasks = dag.max_active_tasks or default_max_active_tasks
+        self.parse_time = dag.parse_time if dag.parse_time is not None else default_parse_time
+        self.run_prefix = "scheduled" if isinstance(dag.schedule, (Interval, Cron)) else "manual"
+
+
+class TaskInstance:
+    """One task of one DAG run; the same object carries its successive tries."""
+
+    __slots__ = ("uid", "run", "ti_index", "task", "map_index", "try_number", "state", "executor",
+                 "worker", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
+                 "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
+                 "up_failed", "up_skipped", "decision", "durations", "failure_draws")
+
+    def __init__(self, uid: int, run: "DagRun", ti_index: int, task: Task, priority: int):
+        self.uid = uid
+        self.run = run
+        self.ti_index = ti_index
+        self.task = task
+        self.map_index = -1
+        self.try_number = 0
+        self.state = S.NONE
+        self.executor = None
+        self.worker = None
+        self.priority = priority
+        # The critical section's ORDER BY: -priority_weight, logical date, map_index (§1.2).
+        self.sort_key = (-priority, run.due_at, run.idx, -1, ti_index)
+        self.ready_at = self.scheduled_at = self.queued_at = math.nan
+        self.launched_at = self.started_at = self.ended_at = math.nan
+        self.next_retry_at = math.nan
+        self.up_success = self.up_failed = self.up_skipped = 0
+        self.decision = None
+        self.durations = None
+        self.failure_draws = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.run.plan.dag_id, self.run.run_id, self.task.task_id, self.map_index)
+
+    def duration_of_try(self) -> float:
+        return self.durations[self.try_number - 1]
+
+    def fails_this_try(self) -> bool:
+        d = self.failure_draws
+        return d is not None and d[self.try_number - 1] < self.task.failure_probability
+
+    def reset_try_times(self) -> None:
+        self.ready_at = self.scheduled_at = self.queued_at = math.nan
+        self.launched_at = self.started_at = self.ended_at = math.nan
+        self.worker = None
+
+    def __repr__(self) -> str:
+        return f"<TI {self.run.plan.dag_id}.{self.task.task_id} run {self.run.idx} try {self.try_number} {self.state.value}>"
+
+
+class DagRun:
+    __slots__ = ("plan", "idx", "due_at", "created_at", "started_at", "ended_at", "state", "tis",
+                 "n_unfinished", "n_schedulable", "pending", "retrying", "active")
+
+    def __init__(self, plan: DagPlan, idx: int, due_at: float, created_at: float):
+        self.plan = plan
+        self.idx = idx
+        self.due_at = due_at
+        self.created_at = created_at
+        self.started_at = math.nan
+        self.ended_at = math.nan
+        self.state = DagRunState.QUEUED
+        self.tis: list[TaskInstance] = []
+        self.n_unfinished = plan.n
+        self.n_schedulable = plan.n       # TIs in None/up_for_retry/up_for_reschedule
+        self.pending: list[TaskInstance] = []   # deps decided, waiting for the next examination
+        self.retrying: list[TaskInstance] = []  # up_for_retry, waiting for next_retry_at
+        self.active = 0                   # queued + running TIs (max_active_tasks per DAG run)
+
+    @property
+    def run_id(self) -> str:
+        return run_id_of(self.plan, self.idx, self.due_at)
+
+    def create_task_instances(self, next_uid: int, rng: random.Random) -> int:
+        """Create every TI (Airflow's verify_integrity) and draw each try's duration and failure
+        from the DAG's own stream, in a fixed order: the same run gets the same draws whatever
+        the executor (common random numbers)."""
+        plan = self.plan
+        tis = self.tis
+        for i, task in enumerate(plan.tasks):
+            ti = TaskInstance(next_uid, self, i, task, plan.weights[i])
+            next_uid += 1
+            tries = task.retries + 1
+            sample = task.duration.sample
+            ti.durations = [sample(rng) for _ in range(tries)]
+            if plan.draw_failures:
+                ti.failure_draws = [rng.random() for _ in range(tries)]
+            tis.append(ti)
+        return next_uid
+
+    def mark_roots_ready(self) -> None:
+        for i in self.plan.roots:
+            ti = self.tis[i]
+            ti.decision = READY
+            ti.ready_at = self.started_at
+            self.pending.append(ti)
+
+    def upstream_finished(self, ti: TaskInstance, state: S, at: float) -> None:
+        """Count a finished upstream try into its downstream TIs' trigger rules."""
+        plan = self.plan
+        tis = self.tis
+        for j in plan.downstream[ti.ti_index]:
+            d = tis[j]
+            if state is S.SUCCESS:
+                d.up_success += 1
+            elif state is S.SKIPPED:
+                d.up_skipped += 1
+            else:
+                d.up_failed += 1
+            if d.decision is None and d.state is S.NONE:
+                verdict = decide(plan.rules[j], plan.n_upstream[j], d.up_success, d.up_failed, d.up_skipped)
+                if verdict is not None:
+                    d.decision = verdict
+                    d.ready_at = max(at, self.started_at)
+                    self.pending.append(d)
+
+    def leaf_state(self) -> DagRunState:
+        """Airflow: a run fails if any leaf failed or upstream_failed, else succeeds."""
+        for i in self.plan.leaves:
+            if self.tis[i].state in (S.FAILED, S.UPSTREAM_FAILED):
+                return DagRunState.FAILED
+        return DagRunState.SUCCESS
+
+
+def run_id_of(plan: DagPlan, idx: int, due_at: float) -> str:
+    iso = datetime.fromtimestamp(round(EPOCH.timestamp() + due_at, 6), tz=timezone.utc).isoformat()
+    if plan.run_prefix == "scheduled":
+        return f"scheduled__{iso}"
+    return f"manual__{iso}__{idx}"
+
+
+def retry_delay(ti: TaskInstance) -> float:
+    """``TaskInstance.next_retry_datetime`` (airflow-mechanics.md §1.8), including Airflow's
+    deterministic sha1 jitter for exponential backoff."""
+    task = ti.task
+    delay = task.retry_delay
+    if task.retry_exponential_backoff:
+        min_backoff = max(1, math.ceil(delay * 2 ** (ti.try_number - 1)))
+        h = int(sha1(f"{ti.run.plan.dag_id}#{task.task_id}#{ti.run.run_id}#{ti.try_number}".encode()).hexdigest(), 16)
+        delay = min_backoff + h % min_backoff
+        delay = min(delay, task.max_retry_delay or MAX_TASK_RETRY_DELAY)
+    return float(delay)

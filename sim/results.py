@@ -1,0 +1,44 @@
+"""Writing a run's results: CSV files and ``summary.json``, atomically.
+
+Everything is written into a fresh temporary folder beside the target, which then replaces the
+target in one rename: a reader never sees a half-written results folder, and a crash leaves the
+previous results intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _to_csv(df, path: Path) -> None:
+    df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
+
+
+def write_results(result, out_dir) -> Path:
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _to_csv(result.task_instances, tmp / "task_instances.csv")
+        _to_csv(result.dag_runs, tmp / "dag_runs.csv")
+        if len(result.transitions):
+            _to_csv(result.transitions, tmp / "transitions.csv")
+        with open(tmp / "summary.json", "w") as f:
+            json.dump(result.summary, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.rmdir(old)
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

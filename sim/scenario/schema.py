@@ -1,0 +1,535 @@
+"""The scenario file format: YAML reading, the pydantic models that validate it, the translation of
+pydantic's errors into short messages for humans, and the JSON Schema for editors.
+
+The models only check shape and values; the loader checks what needs the whole file (duplicate
+dag_ids, dependencies, pools) and builds the model objects.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from croniter import croniter
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      WithJsonSchema, field_validator, model_validator)
+
+from ..airflow.config import AirflowConfig, Overheads
+from ..errors import ScenarioError
+from ..model.dag import TRIGGER_RULES, WEIGHT_RULES
+from .units import FORMS, JSON_PATTERN, parse_duration
+
+DEFAULT_PROFILE = "airflow-2.10"
+EXECUTOR_KINDS = ("local", "celery", "kubernetes", "celery_kubernetes")
+#: Executors the engine can run. The others validate (their settings are a free mapping for now)
+#: but loading reports them as not implemented: lifting that is adding the kind here.
+IMPLEMENTED_EXECUTORS = frozenset({"local"})
+DURATION_KINDS = ("constant", "exponential", "lognormal", "uniform", "empirical")
+SCHEDULE_KINDS = ("every", "cron", "poisson_per_hour", "at", "burst")
+
+
+# -- YAML ---------------------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.MarkedYAMLError("while constructing a mapping", node.start_mark,
+                                           f"found duplicate key {key!r}", key_node.start_mark)
+            seen[key] = True
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str, file: str | None):
+    """Parse YAML; a syntax error becomes a ScenarioError naming line and column."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ScenarioError(file, f"YAML syntax error at {where}{e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(file, f"YAML syntax error: {e}") from None
+
+
+# -- field types -------------------------------------------------------------------------------
+DURATION_JSON = {"anyOf": [{"type": "number", "minimum": 0},
+                           {"type": "string", "pattern": JSON_PATTERN}],
+                 "description": f"A duration: {FORMS}."}
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_JSON)]
+
+
+def _positive(v: float) -> float:
+    if not v > 0:
+        raise ValueError(f"must be > 0 (got {v:g})")
+    return v
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
+ID_JSON = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,250}$"}
+
+
+def _id(what: str):
+    def check(v: str) -> str:
+        if not _ID.fullmatch(v):
+            raise ValueError(f"{what} {v!r} may only contain letters, digits, '_', '.' and '-' "
+                             "(at most 250 characters)")
+        return v
+    return AfterValidator(check)
+
+
+DagId = Annotated[str, _id("dag_id"), WithJsonSchema(ID_JSON)]
+TaskId = Annotated[str, _id("task id"), WithJsonSchema(ID_JSON)]
+
+
+def _check_cron(v: str) -> str:
+    if not croniter.is_valid(v):
+        raise ValueError(f"not a valid cron expression: {v!r} (five fields, minute hour "
+                         "day-of-month month day-of-week, e.g. '0 * * * *', or @hourly, @daily)")
+    return v
+
+
+Cron = Annotated[str, AfterValidator(_check_cron)]
+
+
+def _join_lines(v):
+    return "\n".join(v) if isinstance(v, list) and all(isinstance(s, str) for s in v) else v
+
+
+Dependencies = Annotated[str, BeforeValidator(_join_lines), WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+     "description": "Airflow syntax, e.g. 'T1 >> [T2, T3] >> T4'; several lines or a list allowed."})]
+
+
+class Strict(BaseModel):
+    # strict: YAML already types values, so "4" for an integer is a mistake, not a conversion.
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+def _exactly_one(v, kinds: tuple[str, ...], what: str):
+    """Before-validator for the `{kind: params}` forms: exactly one kind key."""
+    if isinstance(v, dict):
+        present = [k for k in kinds if k in v]
+        if len(present) > 1:
+            raise ValueError(f"give exactly one {what} kind, not {' and '.join(present)}")
+        if not v:
+            raise ValueError(f"empty {what}; give one of: {', '.join(kinds)}")
+    return v
+
+
+def _one_set(model: BaseModel, kinds: tuple[str, ...], what: str) -> str:
+    set_ = [k for k in kinds if getattr(model, k) is not None]
+    if len(set_) != 1:
+        raise ValueError(f"give exactly one {what} kind: {', '.join(kinds)}")
+    return set_[0]
+
+
+def _one_key_schema(scalar: dict | None):
+    """JSON Schema of a `{kind: params}` model: one property, or also a bare scalar."""
+    def extra(schema: dict) -> None:
+        schema.update(minProperties=1, maxProperties=1)
+        for prop in schema["properties"].values():   # the kinds are optional, never null
+            prop.pop("default", None)
+            options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
+            if len(options) == 1:
+                prop.update(options[0])
+            elif options:
+                prop["anyOf"] = options
+        if scalar is not None:
+            obj = dict(schema)
+            schema.clear()
+            schema.update(anyOf=[scalar, obj], title=obj.pop("title"),
+                          description=obj.pop("description", ""))
+    return extra
+
+
+# -- durations ---------------------------------------------------------------------------------
+class ExponentialParams(Strict):
+    mean: PositiveDuration
+
+
+class LogNormalParams(Strict):
+    mean: PositiveDuration
+    cv: NonNegFloat
+    """Coefficient of variation: standard deviation / mean."""
+
+
+class UniformParams(Strict):
+    low: Duration
+    high: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high (got low={self.low:g}s, high={self.high:g}s)")
+        return self
+
+
+class DurationSpec(Strict):
+    """A task's duration: a constant (30s, 5m, or seconds) or one distribution."""
+
+    model_config = ConfigDict(json_schema_extra=_one_key_schema(DURATION_JSON))
+    constant: Duration | None = None
+    exponential: ExponentialParams | None = None
+    lognormal: LogNormalParams | None = None
+    uniform: UniformParams | None = None
+    empirical: Annotated[list[Duration], Field(min_length=1)] | None = None
+    """Recorded durations, resampled uniformly."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v):
+        if isinstance(v, (bool, int, float, str)):
+            return {"constant": v}
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a duration ({FORMS}) or one of {{exponential: {{mean}}}}, "
+                             "{lognormal: {mean, cv}}, {uniform: {low, high}}, {empirical: [...]}")
+        return _exactly_one(v, DURATION_KINDS, "duration")
+
+    @model_validator(mode="after")
+    def _kind(self):
+        _one_set(self, DURATION_KINDS, "duration")
+        return self
+
+
+# -- schedules ---------------------------------------------------------------------------------
+class BurstSpec(Strict):
+    runs: PositiveInt
+    at: Duration = 0.0
+
+
+class ScheduleSpec(Strict):
+    """When runs are created: exactly one of the keys."""
+
+    model_config = ConfigDict(json_schema_extra=_one_key_schema(None))
+    every: PositiveDuration | None = None
+    """A fixed interval; runs are due at the end of each interval."""
+    cron: Cron | None = None
+    """A cron expression; runs are due at the end of each interval, as in Airflow."""
+    poisson_per_hour: PositiveFloat | None = None
+    """Externally triggered runs arriving as a Poisson process, mean runs per hour."""
+    at: Annotated[list[Duration], Field(min_length=1)] | None = None
+    """Externally triggered runs at these times."""
+    burst: BurstSpec | None = None
+    """`runs` runs triggered all at once at time `at`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one(cls, v):
+        return _exactly_one(v, SCHEDULE_KINDS, "schedule")
+
+    @model_validator(mode="after")
+    def _kind(self):
+        _one_set(self, SCHEDULE_KINDS, "schedule")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in SCHEDULE_KINDS if getattr(self, k) is not None)
+
+
+# -- tasks and DAGs ----------------------------------------------------------------------------
+class TaskSpec(Strict):
+    """An operator; names as in Airflow's BaseOperator. Unset keys take Airflow's defaults."""
+
+    duration: DurationSpec
+    queue: str = "default"
+    pool: str = "default_pool"
+    pool_slots: PositiveInt = 1
+    priority_weight: int = 1
+    weight_rule: Literal[WEIGHT_RULES] = "downstream"
+    retries: NonNegInt = 0
+    retry_delay: Duration = 300.0
+    retry_exponential_backoff: bool = False
+    max_retry_delay: Duration | None = None
+    failure_probability: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Probability that one try fails."""
+    trigger_rule: Literal[TRIGGER_RULES] = "all_success"
+    cpu_bound: bool = False
+    """True if the work competes for CPU on its host; False for a task waiting on another system."""
+    cpu: PositiveFloat = 1.0
+    """CPU request in cores (container executors)."""
+    memory: PositiveFloat = 512.0
+    """Memory request in MiB (container executors)."""
+    executor: Literal[EXECUTOR_KINDS] | None = None
+    max_active_tis_per_dag: PositiveInt | None = None
+    max_active_tis_per_dagrun: PositiveInt | None = None
+
+
+class DagSpec(Strict):
+    dag_id: DagId
+    schedule: ScheduleSpec
+    max_active_runs: PositiveInt | None = None
+    """Default: airflow.max_active_runs_per_dag."""
+    max_active_tasks: PositiveInt | None = None
+    """Default: airflow.max_active_tasks_per_dag."""
+    parse_time: Duration | None = None
+    """Time to parse this DAG's file; default: overheads.dag_file_parse_time."""
+    tasks: Annotated[dict[TaskId, TaskSpec], Field(min_length=1)]
+    dependencies: Dependencies = ""
+
+
+# -- Airflow settings, overheads, executor -----------------------------------------------------
+class AirflowSection(Strict):
+    """airflow.cfg settings by name; unset keys come from the profile."""
+
+    parallelism: PositiveInt = AirflowConfig.parallelism
+    max_active_tasks_per_dag: PositiveInt = AirflowConfig.max_active_tasks_per_dag
+    max_active_runs_per_dag: PositiveInt = AirflowConfig.max_active_runs_per_dag
+    default_pool_task_slot_count: PositiveInt = AirflowConfig.default_pool_task_slot_count
+    pools: dict[str, PositiveInt] | None = None
+    """Extra pools, name -> slots."""
+    max_tis_per_query: NonNegInt = AirflowConfig.max_tis_per_query
+    """0 = up to parallelism per loop."""
+    max_dagruns_to_create_per_loop: NonNegInt = AirflowConfig.max_dagruns_to_create_per_loop
+    """0 = unlimited (simulator extension)."""
+    max_dagruns_per_loop_to_schedule: NonNegInt = AirflowConfig.max_dagruns_per_loop_to_schedule
+    """0 = unlimited (simulator extension)."""
+    scheduler_idle_sleep_time: Duration = AirflowConfig.scheduler_idle_sleep_time
+    schedule_after_task_execution: bool = AirflowConfig.schedule_after_task_execution
+    execute_tasks_new_python_interpreter: bool = AirflowConfig.execute_tasks_new_python_interpreter
+    max_active_tasks_scope: Literal["dag", "dag_run"] = AirflowConfig.max_active_tasks_scope
+    """dag: Airflow 2.x (all runs of a DAG); dag_run: Airflow 3.x (per run)."""
+
+
+class OverheadsSection(Strict):
+    """Simulated overhead timings in seconds; unset keys come from the profile."""
+
+    scheduler_loop_base: Duration = Overheads.scheduler_loop_base
+    scheduler_per_ti: Duration = Overheads.scheduler_per_ti
+    db_query_time: Duration = Overheads.db_query_time
+    db_connections: PositiveInt = Overheads.db_connections
+    process_start_fork: Duration = Overheads.process_start_fork
+    process_start_interpreter: Duration = Overheads.process_start_interpreter
+    dag_file_parse_time: Duration = Overheads.dag_file_parse_time
+    mini_scheduler_queries: NonNegInt = Overheads.mini_scheduler_queries
+    scheduler_host_cores: PositiveFloat | None = Overheads.scheduler_host_cores
+    """null = unlimited."""
+
+
+class ExecutorSection(BaseModel):
+    """The executor; `local` takes only host_cores, other kinds take a free mapping for now."""
+
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+    kind: Literal[EXECUTOR_KINDS] = "local"
+    host_cores: PositiveFloat | None = None
+    """LocalExecutor: cores of its host; null = the scheduler host's (overheads.scheduler_host_cores)."""
+
+    @model_validator(mode="after")
+    def _local_keys(self):
+        if self.kind == "local" and self.model_extra:
+            raise ValueError("; ".join(f"{unknown_key(k, ['kind', 'host_cores'])} "
+                                       "(the local executor takes kind and host_cores)"
+                                       for k in self.model_extra))
+        return self
+
+    def settings(self) -> dict:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k != "kind"}
+
+
+def _none_is_empty(v):
+    return {} if v is None else v   # `airflow:` with every key commented out
+
+
+class _Sections(Strict):
+    airflow: AirflowSection = Field(default_factory=AirflowSection)
+    overheads: OverheadsSection = Field(default_factory=OverheadsSection)
+
+    @field_validator("airflow", "overheads", mode="before")
+    @classmethod
+    def _empty(cls, v):
+        return _none_is_empty(v)
+
+    def sections(self) -> dict[str, dict]:
+        """Only the keys the file sets, so unset keys fall through to the profile."""
+        return {"airflow": self.airflow.model_dump(exclude_unset=True),
+                "overheads": self.overheads.model_dump(exclude_unset=True)}
+
+
+class ProfileFile(_Sections):
+    """A calibration profile: Airflow settings and overhead timings."""
+
+    description: str = ""
+    extends: str | None = None
+    """Start from this profile (a built-in name or a path relative to this file)."""
+
+
+class ScenarioFile(_Sections):
+    """A simulation scenario."""
+
+    model_config = ConfigDict(title="sim scenario")
+    name: str | None = None
+    """Default: the file name without .yaml."""
+    description: str = ""
+    seed: NonNegInt = 0
+    horizon: Duration = 86400.0
+    """How long runs keep being created; the simulation ends when every run has finished."""
+    profile: str = DEFAULT_PROFILE
+    """A built-in profile (airflow-2.10, ideal) or a path to a profile YAML file."""
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
+    dags: Annotated[list[DagSpec], Field(min_length=1)]
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_empty(cls, v):
+        return _none_is_empty(v)
+
+
+# -- error messages ----------------------------------------------------------------------------
+def unknown_key(key, allowed) -> str:
+    msg = f"unknown key {key!r}"
+    close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+    if close:
+        return f"{msg}; did you mean {close[0]!r}?"
+    return f"{msg} (expected one of: {', '.join(allowed)})" if allowed else msg
+
+
+def _show(v) -> str:
+    if v is None or isinstance(v, bool):
+        return {None: "null", True: "true", False: "false"}[v]
+    if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        return str(int(v))
+    return repr(v)
+
+
+def _unwrap(t):
+    while True:
+        origin = typing.get_origin(t)
+        if origin is Annotated:
+            t = typing.get_args(t)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(t) if a is not type(None)]
+            if len(args) != 1:
+                return None
+            t = args[0]
+        else:
+            return t
+
+
+def type_at(root: type[BaseModel], loc) -> Any:
+    """The (unwrapped) type the schema expects at a location, or None if unknown."""
+    t = _unwrap(root)
+    for part in loc:
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            field = t.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return None
+            t = field.annotation
+        elif typing.get_origin(t) in (list, dict):
+            t = typing.get_args(t)[-1]
+        else:
+            return None
+        t = _unwrap(t)
+    return t
+
+
+def allowed_keys(root, loc) -> list[str] | None:
+    """Field names at a location if it is a model (None for mappings with free keys)."""
+    t = type_at(root, loc)
+    if isinstance(t, type) and issubclass(t, BaseModel):
+        return None if t.model_config.get("extra") == "allow" else list(t.model_fields)
+    return None
+
+
+def format_path(loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part != "[key]":          # pydantic marks a bad mapping key this way
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TYPES = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
+          "dict": "a mapping (key: value)", "model": "a mapping (key: value)",
+          "model_attributes": "a mapping (key: value)", "list": "a list"}
+
+
+def _message(err: dict, root) -> tuple[tuple, str]:
+    """(location, message) for one pydantic error."""
+    kind, loc, ctx, got = err["type"], tuple(err["loc"]), err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        return loc[:-1], unknown_key(loc[-1], allowed_keys(root, loc[:-1]) or [])
+    if kind == "missing":
+        return loc[:-1], f"missing required key {loc[-1]!r}"
+    if kind in ("value_error", "assertion_error"):
+        return loc, str(ctx.get("error", err["msg"]))
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", ctx.get("expected", ""))
+        close = difflib.get_close_matches(str(got), options, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return loc, f"must be one of {', '.join(options)} (got {_show(got)}){hint}"
+    for bound, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if bound in ctx and kind.startswith(("greater", "less")):
+            return loc, f"must be {op} {_show(ctx[bound])} (got {_show(got)})"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return loc, "must not be empty" if n == 1 else f"needs at least {n} items"
+    if kind == "finite_number":
+        return loc, f"must be a finite number (got {_show(got)})"
+    base = kind.removesuffix("_type").removesuffix("_parsing").removesuffix("_from_float")
+    if base in _TYPES:
+        return loc, f"expected {_TYPES[base]} (got {_show(got)})"
+    return loc, err["msg"]
+
+
+def _truncate_to_data(loc: tuple, data) -> tuple:
+    """Cut a location where the user's data stops being a container: `duration: -5` is reported
+    at `duration`, not at the `duration.constant` the shorthand expanded to."""
+    node = data
+    for i, part in enumerate(loc):
+        if part == "[key]":
+            return loc
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return loc[:i] if not isinstance(node, (dict, list)) else loc
+    return loc
+
+
+def problems_from(exc: ValidationError, data, root: type[BaseModel]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc, msg = _message(err, root)
+        item = (format_path(_truncate_to_data(loc, data)), msg)
+        if item not in problems:
+            problems.append(item)
+    return problems
+
+
+def validate(root: type[BaseModel], data, file: str | None):
+    """``root.model_validate(data)``, a ValidationError becoming a ScenarioError."""
+    try:
+        return root.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError(file, problems_from(e, data, root)) from None
+
+
+# -- JSON Schema -------------------------------------------------------------------------------
+def json_schema() -> dict:
+    schema = ScenarioFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def write_json_schema(path) -> None:
+    Path(path).write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,115 @@
+"""Wire a scenario into a running model: the SimPy environment, the metadata DB, the hosts, the
+executor(s), the task runner and the scheduler; run it; hand back DataFrames and a summary."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import simpy
+
+from .airflow.metadata_db import MetadataDB
+from .airflow.scheduler import Scheduler
+from .airflow.task_runner import TaskRunner
+from .executors.local import LocalExecutor
+from .infra.host import Host
+from .model.runtime import DagPlan, run_id_of
+from .records import Recorder
+
+#: How long after the horizon a simulation may run to let the last runs finish, before the
+#: runs still alive are reported as stuck.
+DRAIN_LIMIT = 30 * 86400.0
+
+
+@dataclass
+class RunResult:
+    scenario: object
+    executor: str
+    task_instances: pd.DataFrame
+    dag_runs: pd.DataFrame
+    transitions: pd.DataFrame
+    summary: dict
+    stuck: list = field(default_factory=list)
+
+    def write(self, out_dir) -> "object":
+        from .results import write_results
+        return write_results(self, out_dir)
+
+
+class Simulation:
+    def __init__(self, scenario, *, record_transitions: bool = True, progress: bool = False):
+        self.scenario = scenario
+        self.seed = scenario.seed
+        self.horizon = scenario.horizon
+        self.airflow = scenario.airflow
+        self.overheads = scenario.overheads
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.recorder = Recorder(record_transitions)
+        self.db = MetadataDB(self.env, self.overheads.db_query_time, self.overheads.db_connections)
+        self.plans = [DagPlan(d, i, self.airflow.max_active_runs_per_dag,
+                              self.airflow.max_active_tasks_per_dag, self.overheads.dag_file_parse_time)
+                      for i, d in enumerate(scenario.dags)]
+        spec = scenario.executor
+        settings = spec.settings or {}
+        cores = settings.get("host_cores", self.overheads.scheduler_host_cores)
+        self.scheduler_host = Host(self.env, "scheduler", cores)
+        self.executors = self._build_executors(spec)
+        self.task_runner = TaskRunner(self)
+        self.scheduler = Scheduler(self)
+
+    def _build_executors(self, spec) -> dict:
+        if spec.kind == "local":
+            ex = LocalExecutor(self, self.airflow.parallelism, self.scheduler_host)
+            return {ex.name: ex}
+        raise ValueError(f"executor kind {spec.kind!r} is not implemented yet")
+
+    def run(self) -> RunResult:
+        env = self.env
+        self.scheduler.start()
+        limit = self.horizon + DRAIN_LIMIT
+        watchdog = env.timeout(limit)
+        bar = self._progress_bar(limit) if self.progress else None
+        try:
+            env.run(until=self.scheduler.finished | watchdog)
+        finally:
+            if bar is not None:
+                bar.close()
+        stuck = [] if self.scheduler.finished.triggered else self.scheduler.unfinished()
+        return self._result(stuck)
+
+    def _progress_bar(self, limit):
+        from tqdm import tqdm
+        env = self.env
+        total = max(self.horizon, 1.0)
+        bar = tqdm(total=round(total), unit="sim-s", desc=self.scenario.name, leave=False)
+        step = total / 200.0
+
+        def tick(_e=None):
+            bar.n = round(min(env.now, total))
+            bar.refresh()
+            if not self.scheduler.finished.triggered and env.now < limit:
+                env.timeout(step).callbacks.append(tick)
+        tick()
+        return bar
+
+    def _result(self, stuck) -> RunResult:
+        from .metrics import summarize
+        rec = self.recorder
+        run_ids = {}
+        for row in rec.dr_rows:
+            plan = self.plans[row[0]]
+            run_ids[(row[0], row[1])] = run_id_of(plan, row[1], row[2])
+        for run in self.scheduler.unfinished_runs():
+            run_ids[(run.plan.index, run.idx)] = run.run_id
+        tis = rec.task_instances(self.plans, run_ids)
+        runs = rec.dag_runs(self.plans, run_ids)
+        trans = rec.transitions() if rec.record_transitions else pd.DataFrame()
+        executor = self.scenario.executor.kind
+        summary = summarize(self, tis, runs, stuck)
+        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck)
+
+
+def run(scenario, **kwargs) -> RunResult:
+    """Simulate ``scenario`` (a :class:`sim.scenario.Scenario`) and return its results."""
+    return Simulation(scenario, **kwargs).run()
