@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from array import array
 
+import numpy as np
 import pandas as pd
 
 from .model.states import (OCCUPYING, TI_TRANSITIONS, DagRunState, IllegalTransition,
@@ -22,6 +23,13 @@ STATES = list(S)
 STATE_CODE = {s: i for i, s in enumerate(STATES)}
 SCHEDULABLE = frozenset({S.NONE, S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE})
 _NAN = math.nan
+#: Every allowed edge of the transition table, precomputed for the hot path:
+#: (old, new) -> (change in occupied slots, change in schedulable TIs, old code, new code).
+_EDGES = {
+    (old, new): ((new in OCCUPYING) - (old in OCCUPYING), (new in SCHEDULABLE) - (old in SCHEDULABLE),
+                 STATE_CODE[old], STATE_CODE[new])
+    for old, targets in TI_TRANSITIONS.items() for new in targets
+}
 
 
 class Interner:
@@ -77,17 +85,19 @@ class Recorder:
     # -- the one place a task instance changes state -------------------------------------------
     def transition(self, ti, new: S, now: float, cause: str) -> None:
         old = ti.state
-        if new not in TI_TRANSITIONS[old]:
+        edge = _EDGES.get((old, new))
+        if edge is None:
             raise IllegalTransition(f"{ti!r}: {old.value} -> {new.value} ({cause}) is not allowed")
         ti.state = new
-        if (old in OCCUPYING) is not (new in OCCUPYING):
-            (self.on_occupy if new in OCCUPYING else self.on_release)(ti)
-        if (old in SCHEDULABLE) is not (new in SCHEDULABLE):
-            ti.run.n_schedulable += 1 if new in SCHEDULABLE else -1
+        occ, sched, old_code, new_code = edge
+        if occ:
+            (self.on_occupy if occ > 0 else self.on_release)(ti)
+        if sched:
+            ti.run.n_schedulable += sched
         if self.record_transitions:
             self.tr_uid.append(ti.uid)
-            self.tr_from.append(STATE_CODE[old])
-            self.tr_to.append(STATE_CODE[new])
+            self.tr_from.append(old_code)
+            self.tr_to.append(new_code)
             self.tr_time.append(now)
             self.tr_cause.append(self.strings(cause))
 
@@ -126,27 +136,48 @@ class Recorder:
                              run.ended_at, run.state.value))
 
     # -- DataFrames -----------------------------------------------------------------------------
+    # Built straight from the arrays (no per-row Python objects): text columns are categoricals
+    # over the interned strings, so a million rows stay small in memory.
+    def _cat(self, codes, categories) -> pd.Categorical:
+        return pd.Categorical.from_codes(np.frombuffer(codes, dtype=codes.typecode) if len(codes)
+                                          else np.zeros(0, dtype=int), categories=categories)
+
+    def _strings_cat(self, codes) -> pd.Categorical:
+        values = ["" if v is None else str(v) for v in self.strings.values]
+        return _categorical(np.frombuffer(codes, dtype=codes.typecode).astype(np.int64), values)
+
+    def _run_ids(self, dag, run, run_ids) -> pd.Categorical:
+        if not len(dag):
+            return pd.Categorical([])
+        key = dag.astype(np.int64) * (int(run.max()) + 1) + run
+        uniq, inverse = np.unique(key, return_inverse=True)
+        width = int(run.max()) + 1
+        cats = [run_ids[(int(k) // width, int(k) % width)] for k in uniq]
+        return pd.Categorical.from_codes(inverse.reshape(-1), categories=cats)
+
     def task_instances(self, plans, run_ids) -> pd.DataFrame:
-        vals = self.strings.values
-        dag_ids = [p.dag_id for p in plans]
-        task_ids = [[t.task_id for t in p.tasks] for p in plans]
-        dag = list(self.ti_dag)
-        run = list(self.ti_run)
-        df = pd.DataFrame({
-            "dag_id": [dag_ids[d] for d in dag],
-            "run_id": [run_ids[(d, r)] for d, r in zip(dag, run)],
-            "task_id": [task_ids[d][k] for d, k in zip(dag, self.ti_task)],
-            "map_index": list(self.ti_map),
-            "try_number": list(self.ti_try),
-            "state": [STATES[c].value for c in self.ti_state],
-            "executor": [vals[c] for c in self.ti_executor],
-            "queue": [vals[c] for c in self.ti_queue],
-            "pool": [vals[c] for c in self.ti_pool],
-            "worker": [vals[c] for c in self.ti_worker],
-            **{name: pd.array(col, dtype="float64") for name, col in self.ti_times.items()},
-            "ti_uid": list(self.ti_uid),
-        })
-        return df
+        dag = np.frombuffer(self.ti_dag, dtype=self.ti_dag.typecode).astype(np.int64)
+        run = np.frombuffer(self.ti_run, dtype=self.ti_run.typecode).astype(np.int64)
+        offsets = np.cumsum([0] + [p.n for p in plans])[:-1]
+        flat_tasks = [t.task_id for p in plans for t in p.tasks]
+        task = np.frombuffer(self.ti_task, dtype=self.ti_task.typecode) + offsets[dag] \
+            if len(dag) else np.zeros(0, dtype=np.int64)
+        data = {
+            "dag_id": pd.Categorical.from_codes(dag, categories=[p.dag_id for p in plans]),
+            "run_id": self._run_ids(dag, run, run_ids),
+            "task_id": _categorical(task, flat_tasks),
+            "map_index": np.frombuffer(self.ti_map, dtype=self.ti_map.typecode).astype(np.int64),
+            "try_number": np.frombuffer(self.ti_try, dtype=self.ti_try.typecode).astype(np.int64),
+            "state": self._cat(self.ti_state, [st.value for st in STATES]),
+            "executor": self._strings_cat(self.ti_executor),
+            "queue": self._strings_cat(self.ti_queue),
+            "pool": self._strings_cat(self.ti_pool),
+            "worker": self._strings_cat(self.ti_worker),
+        }
+        for name, col in self.ti_times.items():
+            data[name] = np.frombuffer(col, dtype=np.float64).copy()
+        data["ti_uid"] = np.frombuffer(self.ti_uid, dtype=np.int64).copy()
+        return pd.DataFrame(data)
 
     def dag_runs(self, plans, run_ids) -> pd.DataFrame:
         rows = sorted(self.dr_rows, key=lambda r: (r[0], r[1]))
@@ -161,11 +192,17 @@ class Recorder:
         }, columns=["dag_id", "run_id", "due_at", "created_at", "started_at", "ended_at", "state"])
 
     def transitions(self) -> pd.DataFrame:
-        vals = self.strings.values
         return pd.DataFrame({
-            "ti_uid": list(self.tr_uid),
-            "time": pd.array(self.tr_time, dtype="float64"),
-            "from_state": [STATES[c].value for c in self.tr_from],
-            "to_state": [STATES[c].value for c in self.tr_to],
-            "cause": [vals[c] for c in self.tr_cause],
+            "ti_uid": np.frombuffer(self.tr_uid, dtype=np.int64).copy(),
+            "time": np.frombuffer(self.tr_time, dtype=np.float64).copy(),
+            "from_state": self._cat(self.tr_from, [st.value for st in STATES]),
+            "to_state": self._cat(self.tr_to, [st.value for st in STATES]),
+            "cause": self._strings_cat(self.tr_cause),
         })
+
+
+def _categorical(codes: np.ndarray, values: list) -> pd.Categorical:
+    """Categorical of ``values[codes]`` where ``values`` may repeat (task ids across DAGs)."""
+    cats: dict = {}
+    remap = np.asarray([cats.setdefault(v, len(cats)) for v in values], dtype=np.int64)
+    return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=list(cats))

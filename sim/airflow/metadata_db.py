@@ -32,14 +32,19 @@ class MetadataDB:
         if n <= 0 or qt <= 0.0:
             return 0.0
         start = self.env.now if at is None else at
-        t = start
         free = self._free_at
+        self.queries += n
+        self.busy_seconds += n * qt
+        if free[0] <= start:
+            # A connection is free now: the client's queries run back to back on it, each
+            # finding it free again when the previous one ends, so nobody waits.
+            heapq.heapreplace(free, start + n * qt)
+            return n * qt
+        t = start
         for _ in range(n):
             f = heapq.heappop(free)
             begin = f if f > t else t
             self.wait_seconds += begin - t
             t = begin + qt
             heapq.heappush(free, t)
-        self.queries += n
-        self.busy_seconds += n * qt
         return t - start

@@ -266,12 +266,15 @@ class Scheduler:
         n = min(cfg.max_dagruns_per_loop_to_schedule or len(dq), len(dq))
         if n:
             queries += 1 + n                     # select runs to examine, then each run's TIs
+        popleft, append = dq.popleft, dq.append
         for _ in range(n):
-            run = dq.popleft()
+            run = popleft()
             touched += run.n_schedulable
-            self._examine_run(run, now)
-            if run.state is DR.RUNNING:
-                dq.append(run)
+            if run.pending or run.retrying or not run.n_unfinished:   # else nothing can change
+                self._examine_run(run, now)
+                if run.state is not DR.RUNNING:
+                    continue
+            append(run)
         queued = 0
         occupied = 0
         for ex in self.executors.values():

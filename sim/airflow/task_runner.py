@@ -40,7 +40,7 @@ class TaskRunner:
         try_number = ti.try_number
         done = lambda t, state, row: on_exit(t, try_number, worker, state, row)  # noqa: E731
         boot = self.startup + ti.run.plan.parse_time
-        host.work(boot).callbacks.append(lambda _e: self._booted(ti, host, done))
+        host.run(boot, lambda: self._booted(ti, host, done))
 
     def _booted(self, ti, host, on_exit) -> None:
         env = self.env
@@ -52,9 +52,9 @@ class TaskRunner:
             wait = started - env.now
             if wait > 0.0:
                 env.timeout(wait).callbacks.append(
-                    lambda _e: host.work(duration).callbacks.append(lambda _f: self._ended(ti, on_exit)))
+                    lambda _e: host.run(duration, lambda: self._ended(ti, on_exit)))
             else:
-                host.work(duration).callbacks.append(lambda _e: self._ended(ti, on_exit))
+                host.run(duration, lambda: self._ended(ti, on_exit))
         else:
             env.timeout(started - env.now + duration).callbacks.append(lambda _e: self._ended(ti, on_exit))
 

@@ -39,25 +39,37 @@ class Host:
 
     def work(self, seconds: float) -> Event:
         """An event that fires once ``seconds`` of CPU work are done on this host."""
-        env = self.env
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self.busy_core_seconds += seconds
-            return env.timeout(seconds if seconds > 0.0 else 0.0)
-        now = env.now
+            return self.env.timeout(seconds if seconds > 0.0 else 0.0)
+        ev = Event(self.env)
+        self._submit(seconds, ev.succeed)
+        return ev
+
+    def run(self, seconds: float, then) -> None:
+        """Call ``then()`` once ``seconds`` of CPU work are done (one event fewer than ``work``)."""
+        if self.cores is None or seconds <= 0.0:
+            if seconds > 0.0:
+                self.busy_core_seconds += seconds
+            self.env.timeout(seconds if seconds > 0.0 else 0.0).callbacks.append(lambda _e: then())
+            return
+        self._submit(seconds, then)
+
+    def _submit(self, seconds: float, done) -> None:
+        now = self.env.now
         self._advance(now)
         old_rate = self._rate()
-        ev = Event(env)
         self._seq += 1
         finish = self._v + seconds
-        heapq.heappush(self._heap, (finish, self._seq, ev))
+        ev = (finish, self._seq, done)
+        heapq.heappush(self._heap, ev)
         self._n += 1
         if self._n > self.peak_jobs:
             self.peak_jobs = self._n
         # The live timer stays right if the rate did not change and the new job is not first.
-        if self._timer_at is None or self._rate() != old_rate or self._heap[0][2] is ev:
+        if self._timer_at is None or self._rate() != old_rate or self._heap[0] is ev:
             self._arm(now)
-        return ev
 
     def _rate(self) -> float:
         n = self._n
@@ -89,8 +101,10 @@ class Host:
         self._advance(now)
         heap = self._heap
         eps = 1e-9 * (1.0 + abs(self._v))
+        finished = []
         while heap and heap[0][0] <= self._v + eps:
-            _, _, ev = heapq.heappop(heap)
+            finished.append(heapq.heappop(heap)[2])
             self._n -= 1
-            ev.succeed()
         self._arm(now)
+        for done in finished:      # after re-arming: a callback may submit new work here
+            done()
