@@ -35,6 +35,10 @@ def _dist(values, percentiles=(50, 95, 99)) -> dict:
     return out
 
 
+def _counts(series) -> dict:
+    return {str(k): int(v) for k, v in sorted(series.astype(str).value_counts().items()) if v}
+
+
 def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
     end = float(sim.env.now)
     hours = end / 3600.0 if end > 0 else math.nan
@@ -60,15 +64,15 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
         "horizon_seconds": _r(sim.horizon),
         "dag_runs": {
             "count": int(len(runs)),
-            "by_state": {k: int(v) for k, v in sorted(runs["state"].value_counts().items())},
+            "by_state": _counts(runs["state"]),
             "makespan_seconds": _dist(makespan, (50, 95)),
             "due_to_end_seconds": _dist(from_due, (50, 95)),
         },
         "task_instances": {
             "count": int(len(final)),
             "tries": int(len(tis)),
-            "by_state": {k: int(v) for k, v in sorted(final["state"].value_counts().items())},
-            "tries_by_state": {k: int(v) for k, v in sorted(tis["state"].value_counts().items())},
+            "by_state": _counts(final["state"]),
+            "tries_by_state": _counts(tis["state"]),
         },
         "throughput_per_hour": {
             "task_instances_succeeded": _r(success / hours) if hours == hours else None,

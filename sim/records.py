@@ -153,7 +153,7 @@ class Recorder:
         uniq, inverse = np.unique(key, return_inverse=True)
         width = int(run.max()) + 1
         cats = [run_ids[(int(k) // width, int(k) % width)] for k in uniq]
-        return pd.Categorical.from_codes(inverse.reshape(-1), categories=cats)
+        return _categorical(inverse.reshape(-1), cats)   # run ids repeat across DAGs
 
     def task_instances(self, plans, run_ids) -> pd.DataFrame:
         dag = np.frombuffer(self.ti_dag, dtype=self.ti_dag.typecode).astype(np.int64)

@@ -79,15 +79,18 @@ class Simulation:
         return self._result(stuck)
 
     def _progress_bar(self, limit):
+        """A bar over simulated time up to the horizon (tqdm hides itself when not on a terminal)."""
         from tqdm import tqdm
         env = self.env
         total = max(self.horizon, 1.0)
-        bar = tqdm(total=round(total), unit="sim-s", desc=self.scenario.name, leave=False)
+        bar = tqdm(total=round(total), unit="sim-s", desc=self.scenario.name, leave=False,
+                   disable=None, mininterval=0.5)
         step = total / 200.0
 
         def tick(_e=None):
-            bar.n = round(min(env.now, total))
-            bar.refresh()
+            shown = round(min(env.now, total))
+            if shown > bar.n:
+                bar.update(shown - bar.n)
             if not self.scheduler.finished.triggered and env.now < limit:
                 env.timeout(step).callbacks.append(tick)
         tick()

@@ -35,7 +35,8 @@ def _locate(ref: str, base_dir) -> tuple[str, str]:
     raise ValueError(msg + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_sections(base: dict, over: dict) -> dict:
+    """``over``'s airflow/overheads keys on top of ``base``'s (a profile, or a profile it extends)."""
     out = {section: dict(base.get(section, {})) for section in ("airflow", "overheads")}
     for section, values in over.items():
         for key, value in values.items():
@@ -73,4 +74,4 @@ def load_profile(name_or_path: str, base_dir=None, *, _chain: tuple[str, ...] = 
             if e.file is None:                # the profile it names does not exist
                 raise ScenarioError(where, [("extends", msg) for _, msg in e.problems]) from None
             raise
-    return _merge(base, spec.sections())
+    return merge_sections(base, spec.sections())

@@ -35,30 +35,42 @@ SCHEDULE_KINDS = ("every", "cron", "poisson_per_hour", "at", "burst")
 
 
 # -- YAML ---------------------------------------------------------------------------------------
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
 
     def construct_mapping(self, node, deep=False):
-        seen: dict = {}
+        seen = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *anchor` may be overridden
                 continue
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, typing.Hashable) and key in seen:
-                raise yaml.MarkedYAMLError("while constructing a mapping", node.start_mark,
-                                           f"found duplicate key {key!r}", key_node.start_mark)
-            seen[key] = True
+            if isinstance(key, typing.Hashable):
+                if key in seen:
+                    raise _DuplicateKey(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
+                seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _at(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
 def read_yaml(text: str, file: str | None):
     """Parse YAML; a syntax error becomes a ScenarioError naming line and column."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as e:
+        raise ScenarioError(file, f"{e.problem} at {_at(e.problem_mark)}") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ScenarioError(file, f"YAML syntax error at {where}{e.problem or e.context}") from None
+        msg = f"YAML syntax error at {_at(mark)}: {e.problem or e.context}" if mark else str(e)
+        if e.context and e.context_mark and e.problem_mark and e.context_mark.line != mark.line:
+            msg += f" ({e.context} at {_at(e.context_mark)})"
+        raise ScenarioError(file, msg) from None
     except yaml.YAMLError as e:
         raise ScenarioError(file, f"YAML syntax error: {e}") from None
 
@@ -334,8 +346,7 @@ class ExecutorSection(BaseModel):
     @model_validator(mode="after")
     def _local_keys(self):
         if self.kind == "local" and self.model_extra:
-            raise ValueError("; ".join(f"{unknown_key(k, ['kind', 'host_cores'])} "
-                                       "(the local executor takes kind and host_cores)"
+            raise ValueError("; ".join(unknown_key(k, ["kind", "host_cores"], " for the local executor")
                                        for k in self.model_extra))
         return self
 
@@ -392,12 +403,12 @@ class ScenarioFile(_Sections):
 
 
 # -- error messages ----------------------------------------------------------------------------
-def unknown_key(key, allowed) -> str:
-    msg = f"unknown key {key!r}"
+def unknown_key(key, allowed, where: str = "") -> str:
+    msg = f"unknown key {key!r}{where}"
     close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
     if close:
         return f"{msg}; did you mean {close[0]!r}?"
-    return f"{msg} (expected one of: {', '.join(allowed)})" if allowed else msg
+    return f"{msg} (expected one of: {', '.join(sorted(allowed))})" if allowed else msg
 
 
 def _show(v) -> str:

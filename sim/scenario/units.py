@@ -16,7 +16,8 @@ def parse_duration(value) -> float:
     """Seconds as a float; ValueError (naming the accepted forms) for anything else."""
     # bool is an int subclass: `duration: yes` is a mistake, not 1 second.
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a duration, {FORMS} (got {value!r})")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # YAML's spelling
+        raise ValueError(f"expected a duration, {FORMS} (got {shown})")
     if isinstance(value, str):
         m = _PATTERN.match(value)
         if not m:
@@ -30,11 +31,3 @@ def parse_duration(value) -> float:
         raise ValueError(f"must be >= 0 (got {value})")
     return seconds
 
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling (``90`` -> ``90s``, ``7200`` -> ``2h``), for messages."""
-    for unit in ("d", "h", "m", "s"):
-        n = seconds / _UNITS[unit]
-        if n >= 1 and n == int(n):
-            return f"{int(n)}{unit}"
-    return f"{seconds:g}s"

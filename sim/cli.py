@@ -1,0 +1,157 @@
+"""The command line: ``sim run | validate | bench | schema | profile``.
+
+Exit codes: 0 success, 2 bad input (the message names the file, the field and the problem),
+1 internal error (a bug: please report it with the scenario).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import SimError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sim", description="Simulate Apache Airflow executor architectures.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def scenario_args(sp):
+        sp.add_argument("scenario", help="scenario YAML file")
+        sp.add_argument("--executor", help="override executor.kind (local, celery, kubernetes, celery_kubernetes)")
+        sp.add_argument("--seed", type=int, help="override the scenario's seed")
+        sp.add_argument("--profile", help="override the profile (built-in name or a profile YAML file)")
+        sp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting by dotted path, e.g. airflow.parallelism=4 (repeatable)")
+
+    r = sub.add_parser("run", help="simulate a scenario and write its results")
+    scenario_args(r)
+    r.add_argument("--out", help="results folder (default results/<scenario>/<executor>)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-transitions", action="store_true",
+                   help="do not record every state transition (less memory for very long runs)")
+
+    v = sub.add_parser("validate", help="check a scenario file without running it")
+    scenario_args(v)
+
+    b = sub.add_parser("bench", help="the standard speed benchmark (task instances per second, peak memory)")
+    b.add_argument("--task-instances", type=int, default=200_000,
+                   help="size of the workload (default 200000; the issue's target is checked with 1000000)")
+    b.add_argument("--profile", default="airflow-2.10")
+    b.add_argument("--executor", default="local")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    s = sub.add_parser("schema", help="write the JSON Schema of scenario files (for editors)")
+    s.add_argument("--out", default="-", help="file to write (default: standard output)")
+
+    pr = sub.add_parser("profile", help="print a built-in profile, to copy and edit")
+    pr.add_argument("name", nargs="?", help="profile name (omit to list them)")
+    return p
+
+
+def _load(args):
+    from .scenario import load_scenario
+    return load_scenario(args.scenario, sets=args.sets, executor=args.executor, seed=args.seed,
+                         profile=args.profile)
+
+
+def cmd_run(args) -> int:
+    from .simulation import Simulation
+    scenario = _load(args)
+    sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
+    result = sim.run()
+    out = Path(args.out) if args.out else Path("results") / scenario.name / scenario.executor.kind
+    result.write(out)
+    s = result.summary
+    d = s["scheduling_delay_seconds"]
+    print(f"{scenario.name}: {s['dag_runs']['count']} DAG runs, {s['task_instances']['count']} task "
+          f"instances on {scenario.executor.kind} ({s['profile']} profile, seed {s['seed']}), "
+          f"{s['simulated_seconds'] / 3600:.2f} simulated hours")
+    print(f"  DAG-run makespan   mean {_f(s['dag_runs']['makespan_seconds']['mean'])}  "
+          f"p95 {_f(s['dag_runs']['makespan_seconds']['p95'])}")
+    print(f"  ready -> started   p50 {_f(d['ready_to_started']['p50'])}  p95 {_f(d['ready_to_started']['p95'])}  "
+          f"p99 {_f(d['ready_to_started']['p99'])}")
+    for stage in ("ready_to_scheduled", "scheduled_to_queued", "queued_to_launched", "launched_to_started"):
+        print(f"    {stage.replace('_', ' '):22s} mean {_f(d[stage]['mean'])}  p95 {_f(d[stage]['p95'])}")
+    print(f"  executor slots busy {100 * (s['utilisation']['executor_slots'] or 0):.1f}%   "
+          f"states {s['task_instances']['by_state']}")
+    if s["stuck"]["count"]:
+        print(f"  WARNING: {s['stuck']['count']} task instances never finished (see summary.json 'stuck')")
+    print(f"  results in {out}/")
+    return EXIT_OK
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}s"
+
+
+def cmd_validate(args) -> int:
+    scenario = _load(args)
+    n_tasks = sum(len(d) for d in scenario.dags)
+    print(f"{args.scenario}: OK: scenario {scenario.name!r}, {len(scenario.dags)} DAGs, {n_tasks} tasks, "
+          f"executor {scenario.executor.kind}, profile {scenario.profile}, horizon {scenario.horizon:g}s")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+    fig = run_bench(args.task_instances, args.profile, args.executor, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(fig))
+    else:
+        print(f"sim bench ({fig['executor']}, {fig['profile']}): {fig['task_instances']} task instances "
+              f"({fig['simulated_hours']} simulated hours) in {fig['wall_seconds']} s = "
+              f"{fig['task_instances_per_second']} task instances/s; peak memory {fig['peak_memory_mib']} MiB")
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from .scenario import json_schema, write_json_schema
+    if args.out == "-":
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    else:
+        write_json_schema(args.out)
+        print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_profile(args) -> int:
+    from importlib import resources
+    from .scenario import list_profiles
+    if not args.name:
+        print("\n".join(list_profiles()))
+        return EXIT_OK
+    if args.name not in list_profiles():
+        raise SimError(f"unknown profile {args.name!r}; built-in profiles: {', '.join(list_profiles())}")
+    print(resources.files("sim.profiles").joinpath(f"{args.name}.yaml").read_text(), end="")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
+            "profile": cmd_profile}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SimError as e:
+        print(f"error: {e}" if "\n" not in str(e) else f"error:\n{e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input
+        if args.debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e}\n(run with --debug for the traceback, and please "
+              f"report it with the scenario)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

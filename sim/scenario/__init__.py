@@ -1,0 +1,42 @@
+"""Scenario files: what to simulate (DAGs, schedules, Airflow settings, executor, profile).
+
+``load_scenario(path)`` reads, validates and builds a :class:`Scenario`; every problem with the
+file is a :class:`sim.errors.ScenarioError` naming the file, the field and the problem.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..airflow.config import AirflowConfig, Overheads
+from ..model.dag import DAG
+
+
+@dataclass
+class ExecutorSpec:
+    kind: str                                       # local | celery | kubernetes | celery_kubernetes
+    settings: dict = field(default_factory=dict)    # the executor section's other keys, as given
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    horizon: float                  # seconds: runs are created while due at or before it
+    profile: str                    # as named in the file (built-in name or path)
+    airflow: AirflowConfig          # profile, then the scenario's airflow: keys
+    overheads: Overheads            # profile, then the scenario's overheads: keys
+    executor: ExecutorSpec
+    dags: list[DAG]
+    source: str | None = None       # the file it came from
+    #: The scenario as validated (after --executor/--seed/--profile/--set), e.g. to record a run.
+    data: dict = field(default_factory=dict, repr=False)
+
+
+# Imported last: the loader builds the classes above (a circular import, resolved by order).
+from .loader import apply_set, load_scenario, scenario_from_dict  # noqa: E402
+from .profiles import list_profiles, load_profile  # noqa: E402
+from .schema import json_schema, write_json_schema  # noqa: E402
+
+__all__ = ["Scenario", "ExecutorSpec", "load_scenario", "scenario_from_dict", "apply_set",
+           "load_profile", "list_profiles", "json_schema", "write_json_schema"]

@@ -1,0 +1,210 @@
+"""Scenario file -> :class:`Scenario`: read YAML, apply command-line overrides, validate, merge the
+profile, build the model objects. Every problem becomes a :class:`ScenarioError`."""
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from ..airflow.config import AirflowConfig, Overheads
+from ..errors import ScenarioError
+from ..model import durations as dist
+from ..model import schedules as sch
+from ..model.dag import DAG, DEFAULT_POOL, DagError, Task
+from . import ExecutorSpec, Scenario
+from .profiles import load_profile, merge_sections
+from .schema import (IMPLEMENTED_EXECUTORS, DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
+                     read_yaml, type_at, unknown_key, validate)
+
+
+def load_scenario(path, *, sets: Iterable[str] = (), executor: str | None = None,
+                  seed: int | None = None, profile: str | None = None) -> Scenario:
+    """Load, override (``--executor``, ``--seed``, ``--profile``, then each ``--set``), validate."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ScenarioError(file, f"cannot read the file: {e.strerror}") from None
+    return scenario_from_dict(read_yaml(text, file), file=file, sets=sets, executor=executor,
+                              seed=seed, profile=profile, base_dir=Path(path).parent)
+
+
+def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (),
+                       executor: str | None = None, seed: int | None = None,
+                       profile: str | None = None, base_dir=None) -> Scenario:
+    """As :func:`load_scenario`, from already-parsed YAML. ``base_dir`` anchors a profile path."""
+    if data is None:
+        raise ScenarioError(file, "the file is empty")
+    if not isinstance(data, dict):
+        raise ScenarioError(file, "the top level must be a mapping (name:, dags:, ...), "
+                                  f"not a {type(data).__name__}")
+    data = _unshare(data)
+    if executor is not None and executor != (data.get("executor") or {}).get("kind", "local"):
+        data["executor"] = {"kind": executor}   # the file's settings are for another executor
+    if seed is not None:
+        data["seed"] = seed
+    if profile is not None:
+        data["profile"] = profile
+    for assignment in sets:
+        apply_set(data, assignment, file)
+
+    spec: ScenarioFile = validate(ScenarioFile, data, file)
+    try:
+        prof = load_profile(spec.profile, base_dir)
+    except ScenarioError as e:
+        if e.file is None:
+            e.file = file
+        raise
+    problems: list[tuple[str, str]] = []
+    if spec.executor.kind not in IMPLEMENTED_EXECUTORS:
+        problems.append(("executor.kind", f"{spec.executor.kind!r} is not implemented yet "
+                                          f"(available: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"))
+    merged = merge_sections(prof, spec.sections())
+    airflow, overheads = AirflowConfig(**merged["airflow"]), Overheads(**merged["overheads"])
+    dags, first_index = [], {}
+    for i, d in enumerate(spec.dags):
+        if d.dag_id in first_index:
+            problems.append((f"dags[{i}].dag_id", f"duplicate dag_id {d.dag_id!r} "
+                                                  f"(also dags[{first_index[d.dag_id]}])"))
+        first_index.setdefault(d.dag_id, i)
+        dags.append(_build_dag(d, i, spec.executor.kind, airflow, problems))
+    if problems:
+        raise ScenarioError(file, problems)
+    return Scenario(name=spec.name or (Path(file).stem if file else "scenario"),
+                    description=spec.description, seed=spec.seed, horizon=spec.horizon,
+                    profile=spec.profile, airflow=airflow, overheads=overheads,
+                    executor=ExecutorSpec(spec.executor.kind, spec.executor.settings()),
+                    dags=dags, source=file, data=data)
+
+
+# -- model objects -----------------------------------------------------------------------------
+def build_distribution(spec: DurationSpec) -> dist.Distribution:
+    if spec.constant is not None:
+        return dist.Constant(spec.constant)
+    if spec.exponential is not None:
+        return dist.Exponential(spec.exponential.mean)
+    if spec.lognormal is not None:
+        return dist.LogNormal(spec.lognormal.mean, spec.lognormal.cv)
+    if spec.uniform is not None:
+        return dist.Uniform(spec.uniform.low, spec.uniform.high)
+    return dist.Empirical(tuple(spec.empirical))
+
+
+def build_schedule(spec: ScheduleSpec) -> sch.Schedule:
+    kind = spec.kind
+    if kind == "every":
+        return sch.Interval(spec.every)
+    if kind == "cron":
+        return sch.Cron(spec.cron)
+    if kind == "poisson_per_hour":
+        return sch.Poisson(spec.poisson_per_hour)
+    if kind == "at":
+        return sch.At(tuple(spec.at))
+    return sch.Burst(spec.burst.runs, spec.burst.at)
+
+
+def _build_dag(d, i: int, executor_kind: str, airflow: AirflowConfig,
+               problems: list) -> DAG:
+    tasks = []
+    for task_id, t in d.tasks.items():
+        where = f"dags[{i}].tasks.{task_id}"
+        # Only the keys the file sets: the model's defaults are Airflow's.
+        kwargs = t.model_dump(exclude_unset=True, exclude={"duration"})
+        tasks.append(Task(task_id, duration=build_distribution(t.duration), **kwargs))
+        size = airflow.default_pool_task_slot_count if t.pool == DEFAULT_POOL else airflow.pools.get(t.pool)
+        if size is None:
+            known = [DEFAULT_POOL, *airflow.pools]
+            close = difflib.get_close_matches(t.pool, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((f"{where}.pool", f"unknown pool {t.pool!r} (pools: {', '.join(known)}; "
+                             f"add it under airflow.pools){hint}"))
+        elif t.pool_slots > size:
+            problems.append((f"{where}.pool_slots", f"{t.pool_slots} slots can never be free in pool "
+                             f"{t.pool!r} of {size} slots"))
+        if t.executor is not None and t.executor != executor_kind:
+            problems.append((f"{where}.executor", f"{t.executor!r} is not the scenario's executor "
+                             f"{executor_kind!r} (several executors at once are not supported yet)"))
+    dag = DAG(d.dag_id, build_schedule(d.schedule), max_active_runs=d.max_active_runs,
+              max_active_tasks=d.max_active_tasks, parse_time=d.parse_time, tasks=tasks)
+    try:
+        dag.set_dependencies(d.dependencies)
+    except DagError as e:
+        problems.append((f"dags[{i}].dependencies", str(e)))
+    return dag
+
+
+# -- --set overrides ---------------------------------------------------------------------------
+def _unshare(x):
+    """A copy without shared sub-objects: YAML anchors alias one dict, and a --set on one DAG
+    must not change every DAG that uses the anchor."""
+    if isinstance(x, dict):
+        return {k: _unshare(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_unshare(v) for v in x]
+    return x
+
+
+def _parse_value(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text        # e.g. "a: b: c" -- keep it as the string the user typed
+
+
+def apply_set(data: dict, assignment: str, file: str | None = None) -> None:
+    """Apply one ``dotted.key=value`` override in place. Items of ``dags`` are addressed by index
+    or dag_id; keys containing dots (dag ids, task ids) are matched greedily. A key that does
+    not exist yet may be created only where the schema has that field."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    where = f"--set {key}" if key else "--set"
+
+    def fail(msg: str):
+        raise ScenarioError(file, [(where, msg)])
+
+    if not sep or not key:
+        fail(f"expected dotted.key=value (got {assignment!r})")
+    parts, value = key.split("."), _parse_value(text)
+    if "" in parts:
+        fail("empty key between dots")
+    node, loc, i = data, [], 0
+    while True:
+        if isinstance(node, list):
+            name = parts[i]
+            if name.lstrip("-").isdigit():
+                idx, j = int(name), i + 1
+                if not 0 <= idx < len(node):
+                    fail(f"{'.'.join(parts[:i]) or 'list'} has no item {idx} (it has {len(node)})")
+            elif loc == ["dags"]:
+                ids = [d.get("dag_id") if isinstance(d, dict) else None for d in node]
+                j = next((j for j in range(len(parts), i, -1) if ".".join(parts[i:j]) in ids), None)
+                if j is None:
+                    close = difflib.get_close_matches(name, [str(x) for x in ids], n=1)
+                    fail(f"no DAG with dag_id {name!r} (dags: {', '.join(map(str, ids))})"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+                idx = ids.index(".".join(parts[i:j]))
+            else:
+                fail(f"{'.'.join(parts[:i])} is a list: address its items by index")
+            step = idx
+        elif isinstance(node, dict):
+            j = next((j for j in range(len(parts), i, -1) if ".".join(parts[i:j]) in node), i + 1)
+            step = ".".join(parts[i:j])
+            if step not in node:
+                allowed = allowed_keys(ScenarioFile, loc)
+                if allowed is not None and step not in allowed:
+                    fail(unknown_key(step, allowed))
+        else:
+            fail(f"{'.'.join(parts[:i])} is {node!r}, not a mapping or a list")
+        if j == len(parts):
+            node[step] = value
+            return
+        if isinstance(node, dict) and not isinstance(node.get(step), (dict, list)):
+            if step in node and node[step] is not None:
+                fail(f"{'.'.join(parts[:j])} is {node[step]!r}, not a mapping or a list")
+            if typing.get_origin(type_at(ScenarioFile, [*loc, step])) is list:
+                fail(f"{'.'.join(parts[:j])} does not exist")
+            node[step] = {}       # e.g. `airflow.parallelism=8` in a file without `airflow:`
+        node, loc, i = node[step], [*loc, step], j
