@@ -55,6 +55,9 @@ class Simulation:
         cores = settings.get("host_cores", self.overheads.scheduler_host_cores)
         self.scheduler_host = Host(self.env, "scheduler", cores)
         self.executors = self._build_executors(spec)
+        #: A task's ``executor`` may name the executor by kind (``local``) or by class name.
+        self.executor_aliases = {name: name for name in self.executors}
+        self.executor_aliases.setdefault(spec.kind, next(iter(self.executors)))
         self.task_runner = TaskRunner(self)
         self.scheduler = Scheduler(self)
 
@@ -105,7 +108,9 @@ class Simulation:
             run_ids[(row[0], row[1])] = run_id_of(plan, row[1], row[2])
         for run in self.scheduler.unfinished_runs():
             run_ids[(run.plan.index, run.idx)] = run.run_id
-        tis = rec.task_instances(self.plans, run_ids)
+        # Rows in a stable reading order: by DAG run, task, try (uids follow run creation).
+        tis = rec.task_instances(self.plans, run_ids).sort_values(["ti_uid", "try_number"], kind="stable",
+                                                                   ignore_index=True)
         runs = rec.dag_runs(self.plans, run_ids)
         trans = rec.transitions() if rec.record_transitions else pd.DataFrame()
         executor = self.scenario.executor.kind

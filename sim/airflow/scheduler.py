@@ -23,7 +23,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..model.runtime import DagRun
+from ..model.runtime import DagRun, retry_delay
 from ..model.rng import stream
 from ..model.schedules import Cron, Interval
 from ..model.states import DagRunState as DR, TaskInstanceState as S
@@ -42,6 +42,7 @@ class Scheduler:
         self.host = sim.scheduler_host
         self.executors = sim.executors
         self.default_executor = next(iter(self.executors))
+        self.executor_aliases = sim.executor_aliases
         self.plans = sim.plans
         pools = {"default_pool": self.cfg.default_pool_task_slot_count, **self.cfg.pools}
         self.conc = Concurrency(pools, per_run=self.cfg.max_active_tasks_scope == "dag_run")
@@ -198,7 +199,7 @@ class Scheduler:
         self.rec.transition(ti, S.SCHEDULED, now, cause)
         ti.try_number += 1
         ti.scheduled_at = now
-        ti.executor = ti.task.executor or self.default_executor
+        ti.executor = self.executor_aliases[ti.task.executor] if ti.task.executor else self.default_executor
         ti.decision = None
         self._scheduled.append(ti)
         self._sorted = False
@@ -315,7 +316,6 @@ class Scheduler:
                     rec.transition(ti, outcome, now, f"executor reported {state.value}: killed externally")
                     rec.try_ended(ti)
                     if outcome is S.UP_FOR_RETRY:
-                        from ..model.runtime import retry_delay
                         ti.next_retry_at = now + retry_delay(ti)
                         self.retry_at(ti)
                     else:

@@ -32,6 +32,20 @@ class Scenario:
     #: The scenario as validated (after --executor/--seed/--profile/--set), e.g. to record a run.
     data: dict = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def build(cls, dags: list[DAG], *, name: str = "python", description: str = "", seed: int = 0,
+              horizon: float = 86400.0, profile: str = "airflow-2.10", airflow: dict | None = None,
+              overheads: dict | None = None, executor: str = "local",
+              executor_settings: dict | None = None) -> "Scenario":
+        """A scenario from DAGs built in Python: the profile's settings, then ``airflow`` and
+        ``overheads`` key by key (Airflow's config names)."""
+        prof = load_profile(profile)
+        return cls(name=name, description=description, seed=seed, horizon=float(horizon),
+                   profile=profile,
+                   airflow=AirflowConfig(**{**prof.get("airflow", {}), **(airflow or {})}),
+                   overheads=Overheads(**{**prof.get("overheads", {}), **(overheads or {})}),
+                   executor=ExecutorSpec(executor, dict(executor_settings or {})), dags=list(dags))
+
 
 # Imported last: the loader builds the classes above (a circular import, resolved by order).
 from .loader import apply_set, load_scenario, scenario_from_dict  # noqa: E402

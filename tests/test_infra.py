@@ -1,0 +1,65 @@
+"""Hosts (processor sharing) and the metadata DB's connection pool, checked by hand."""
+import simpy
+
+from sim.airflow.metadata_db import MetadataDB
+from sim.infra.host import Host
+
+
+def finish_times(cores, jobs):
+    env = simpy.Environment()
+    host = Host(env, "h", cores)
+    done = {}
+
+    def job(name, start, work):
+        yield env.timeout(start)
+        yield host.work(work)
+        done[name] = env.now
+    for name, (start, work) in enumerate(jobs):
+        env.process(job(name, start, work))
+    env.run()
+    return done, host
+
+
+def test_processor_sharing_by_hand():
+    # three 4 s jobs on 2 cores progress at 2/3; a 1 s job arriving at t=1 slows all to 1/2
+    done, host = finish_times(2, [(0, 4), (0, 4), (0, 4), (1, 1)])
+    assert abs(done[3] - 3.0) < 1e-9
+    assert all(abs(done[i] - 6.5) < 1e-9 for i in range(3))
+    assert abs(host.busy_core_seconds - 13.0) < 1e-9       # all the work, never more than 2 cores
+
+
+def test_more_processes_than_cores_is_not_faster():
+    one, _ = finish_times(2, [(0, 10)] * 2)
+    many, _ = finish_times(2, [(0, 5)] * 4)       # the same 20 s of work split four ways
+    assert max(one.values()) == max(many.values()) == 10.0
+
+
+def test_unlimited_host_is_a_delay():
+    done, _ = finish_times(None, [(0, 3)] * 5)
+    assert set(done.values()) == {3.0}
+
+
+def test_callback_jobs():
+    env = simpy.Environment()
+    host = Host(env, "h", 1)
+    seen = []
+    host.run(2.0, lambda: seen.append(env.now))
+    host.run(2.0, lambda: seen.append(env.now))
+    env.run()
+    assert seen == [4.0, 4.0]
+
+
+def test_db_fifo_connection_pool():
+    env = simpy.Environment()
+    db = MetadataDB(env, query_time=1.0, connections=2)
+    assert db.book(1) == 1.0
+    assert db.book(1) == 1.0
+    assert db.book(1) == 2.0          # both connections busy until t=1
+    assert db.book(3) == 4.0          # waits for t=1, then three queries back to back... on free ones
+    assert db.queries == 6 and db.wait_seconds > 0
+
+
+def test_db_zero_time_is_free():
+    env = simpy.Environment()
+    db = MetadataDB(env, query_time=0.0, connections=1)
+    assert db.book(10) == 0.0

@@ -1,0 +1,117 @@
+"""The scheduler's critical section and its limits, as plain objects (no SimPy environment)."""
+import random
+
+from sim.airflow.critical_section import Concurrency, executable_task_instances
+from sim.model.dag import DAG
+from sim.model.runtime import DagPlan, DagRun
+from sim.model.states import TaskInstanceState as S
+from sim.records import Recorder
+
+
+class Harness:
+    """DAG runs whose task instances are all scheduled, and the counters the scheduler keeps."""
+
+    def __init__(self, dags, pools=None, per_run=False, runs_per_dag=1):
+        self.rec = Recorder()
+        self.conc = Concurrency({"default_pool": 128, **(pools or {})}, per_run=per_run)
+        self.rec.on_occupy, self.rec.on_release = self.conc.occupy, self.conc.release
+        self.scheduled = []
+        uid = 0
+        for i, dag in enumerate(dags):
+            plan = DagPlan(dag, i, 16, 16, 0.0)
+            for r in range(runs_per_dag):
+                run = DagRun(plan, r, due_at=float(r), created_at=0.0)
+                uid = run.create_task_instances(uid, random.Random(0))
+                for ti in run.tis:
+                    self.rec.transition(ti, S.SCHEDULED, 0.0, "test")
+                    ti.try_number = 1
+                    ti.executor = "LocalExecutor"
+                    self.scheduled.append(ti)
+        self.scheduled.sort(key=lambda t: t.sort_key)
+
+    def select(self, max_tis, executor_open=1000):
+        return executable_task_instances(self.scheduled, max_tis, self.conc, {"LocalExecutor": executor_open})
+
+    def queue(self, tis):
+        for ti in tis:
+            self.rec.transition(ti, S.QUEUED, 0.0, "test")
+        self.scheduled = [t for t in self.scheduled if t.state is S.SCHEDULED]
+
+
+def flat_dag(dag_id, n, **task_kwargs):
+    dag = DAG(dag_id, max_active_tasks=task_kwargs.pop("max_active_tasks", None))
+    for i in range(n):
+        dag.task(f"t{i:02d}", **task_kwargs)
+    return dag
+
+
+def test_max_tis_caps_one_loop():
+    h = Harness([flat_dag("a", 40, )])
+    accepted, _ = h.select(max_tis=16)
+    assert len(accepted) == 16
+
+
+def test_priority_order_then_logical_date():
+    dag = flat_dag("a", 3)
+    dag["t02"].priority_weight = 10
+    h = Harness([dag], runs_per_dag=2)
+    accepted, _ = h.select(max_tis=3)
+    names = [(ti.task.task_id, ti.run.idx) for ti in accepted]
+    assert names[0] == ("t02", 0) and names[1] == ("t02", 1)   # higher weight first, older run first
+
+
+def test_pool_limits_and_pool_slots():
+    h = Harness([flat_dag("a", 10, pool="small", pool_slots=2)], pools={"small": 5})
+    accepted, starving = h.select(max_tis=16)
+    assert len(accepted) == 2                     # 2 + 2 slots used, 1 left < pool_slots 2
+    h.queue(accepted)
+    assert h.conc.pool_open("small") == 1
+    accepted, starving = h.select(max_tis=16)
+    assert accepted == [] and any("fewer open slots" in str(v) for v in starving.values())
+
+
+def test_max_active_tasks_counts_queued_and_running_across_runs_in_airflow_2():
+    h = Harness([flat_dag("a", 10, max_active_tasks=3)], runs_per_dag=2)
+    accepted, _ = h.select(max_tis=16)
+    assert len(accepted) == 3
+    h.queue(accepted)
+    assert h.select(max_tis=16)[0] == []           # the DAG is starved over all its runs
+
+
+def test_max_active_tasks_per_dag_run_in_airflow_3():
+    h = Harness([flat_dag("a", 10, max_active_tasks=3)], runs_per_dag=2, per_run=True)
+    accepted, _ = h.select(max_tis=16)
+    assert len(accepted) == 6
+    assert {ti.run.idx for ti in accepted} == {0, 1}
+
+
+def test_executor_slots_bound_the_batch():
+    h = Harness([flat_dag("a", 10)])
+    accepted, _ = h.select(max_tis=16, executor_open=4)
+    assert len(accepted) == 4
+
+
+def test_starved_dag_does_not_block_another_when_requeried():
+    """Airflow re-queries only when a batch accepted nothing and found new starvation: a DAG at its
+    max_active_tasks filling the first batch must not block a second DAG (issue #21951's fix)."""
+    a = flat_dag("a", 20, max_active_tasks=1)
+    for t in a.tasks.values():
+        t.priority_weight = 100
+    h = Harness([a, flat_dag("b", 2)])
+    first, _ = h.select(max_tis=4)
+    h.queue(first)
+    accepted, starving = h.select(max_tis=4)
+    assert [ti.run.plan.dag_id for ti in accepted] == ["b", "b"]
+
+
+def test_occupancy_released_on_terminal_state():
+    h = Harness([flat_dag("a", 2, pool="p")], pools={"p": 2})
+    accepted, _ = h.select(max_tis=2)
+    h.queue(accepted)
+    assert h.conc.pool_open("p") == 0
+    ti = accepted[0]
+    h.rec.transition(ti, S.RUNNING, 1.0, "test")
+    assert h.conc.pool_open("p") == 0               # running still occupies
+    h.rec.transition(ti, S.SUCCESS, 2.0, "test")
+    assert h.conc.pool_open("p") == 1
+    assert h.conc.dag_active[0] == 1
