@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     scenario_args(r)
     r.add_argument("--out", help="results folder (default results/<scenario>/<executor>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-charts", action="store_true", help="do not draw the charts")
     r.add_argument("--no-transitions", action="store_true",
                    help="do not record every state transition (less memory for very long runs)")
 
@@ -65,7 +66,7 @@ def cmd_run(args) -> int:
     sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
     result = sim.run()
     out = Path(args.out) if args.out else Path("results") / scenario.name / scenario.executor.kind
-    result.write(out)
+    result.write(out, charts=not args.no_charts)
     s = result.summary
     d = s["scheduling_delay_seconds"]
     print(f"{scenario.name}: {s['dag_runs']['count']} DAG runs, {s['task_instances']['count']} task "

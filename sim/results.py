@@ -17,7 +17,8 @@ def _to_csv(df, path: Path) -> None:
     df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
 
 
-def write_results(result, out_dir) -> Path:
+def write_results(result, out_dir, charts: bool = True) -> Path:
+    """Write CSVs, summary.json and (unless ``charts=False``) PNG charts into ``out_dir``."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -29,6 +30,9 @@ def write_results(result, out_dir) -> Path:
         with open(tmp / "summary.json", "w") as f:
             json.dump(result.summary, f, indent=2, sort_keys=False)
             f.write("\n")
+        if charts:
+            from .report.charts import write_charts
+            write_charts(result, tmp / "charts")
         os.chmod(tmp, 0o755)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))

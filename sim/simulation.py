@@ -31,9 +31,10 @@ class RunResult:
     summary: dict
     stuck: list = field(default_factory=list)
 
-    def write(self, out_dir) -> "object":
+    def write(self, out_dir, charts: bool = True):
+        """Write the results folder (atomically) and return its path."""
         from .results import write_results
-        return write_results(self, out_dir)
+        return write_results(self, out_dir, charts=charts)
 
 
 class Simulation:
