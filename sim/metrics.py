@@ -91,6 +91,8 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
             "cpu_seconds": _r(sched.cpu_seconds),
             "db_seconds": _r(sched.db_seconds),
         },
+        "dag_processor": {"parse_cycles": sim.dag_processor.cycles,
+                          "cpu_seconds": _r(sim.dag_processor.cpu_seconds)},
         "metadata_db": {
             "queries": db.queries,
             "busy_seconds": _r(db.busy_seconds),
@@ -101,8 +103,8 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
             "count": len(stuck),
             "task_instances": [
                 {"dag_id": ti.run.plan.dag_id, "run_id": ti.run.run_id, "task_id": ti.task.task_id,
-                 "state": ti.state.value}
-                for ti in stuck[:50]
+                 "state": ti.state.value, "why": why} if ti is not None else {"why": why}
+                for ti, why in stuck[:50]
             ],
         },
     }

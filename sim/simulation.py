@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import simpy
 
+from .airflow.dag_processor import DagProcessor
 from .airflow.metadata_db import MetadataDB
 from .airflow.scheduler import Scheduler
 from .airflow.task_runner import TaskRunner
@@ -61,6 +62,7 @@ class Simulation:
         self.executor_aliases.setdefault(spec.kind, next(iter(self.executors)))
         self.task_runner = TaskRunner(self)
         self.scheduler = Scheduler(self)
+        self.dag_processor = DagProcessor(self, self.scheduler_host)
 
     def _build_executors(self, spec) -> dict:
         if spec.kind == "local":
@@ -71,6 +73,7 @@ class Simulation:
     def run(self) -> RunResult:
         env = self.env
         self.scheduler.start()
+        self.dag_processor.start()
         limit = self.horizon + DRAIN_LIMIT
         watchdog = env.timeout(limit)
         bar = self._progress_bar(limit) if self.progress else None
@@ -79,7 +82,8 @@ class Simulation:
         finally:
             if bar is not None:
                 bar.close()
-        stuck = [] if self.scheduler.finished.triggered else self.scheduler.unfinished()
+        finished = self.scheduler.finished.triggered and not self.scheduler.deadlocked
+        stuck = [] if finished else self.scheduler.unfinished()
         return self._result(stuck)
 
     def _progress_bar(self, limit):

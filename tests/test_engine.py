@@ -163,7 +163,9 @@ def test_stuck_runs_are_reported_not_lost():
     dag2.task("t", duration=1, pool="missing")
     r2 = run(Scenario.build([dag2], horizon=10))
     assert r2.summary["stuck"]["count"] == 1
-    assert r2.summary["stuck"]["task_instances"][0]["state"] == "scheduled"
+    stuck = r2.summary["stuck"]["task_instances"][0]
+    assert stuck["state"] == "scheduled" and "pool 'missing' does not exist" in stuck["why"]
+    assert r2.summary["simulated_seconds"] < 60        # detected at once, not after a time-out
 
 
 def test_every_task_instance_ends_terminal():

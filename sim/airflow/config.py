@@ -26,6 +26,9 @@ class AirflowConfig:
     execute_tasks_new_python_interpreter: bool = False
     #: 2.x counts max_active_tasks per DAG over all its runs; 3.x per DAG run (PR #42953).
     max_active_tasks_scope: str = "dag"
+    #: The DAG processor re-parses every DAG file this often, with this many processes.
+    min_file_process_interval: float = 30.0
+    parsing_processes: int = 2
 
     def __post_init__(self):
         if self.pools is None:

@@ -59,6 +59,9 @@ class Scheduler:
         self._scheduled: list = []
         self._sorted = True
         self._sources_left = 0
+        self._triggers_pending = 0           # externally triggered sources with a timer armed
+        self.starving: dict = {}             # ti -> why the last critical section passed it over
+        self.deadlocked = False
         self._live_runs = 0
         self._uid = 0
         self._duration_rngs = [stream(sim.seed, f"durations/{p.dag_id}") for p in self.plans]
@@ -84,6 +87,7 @@ class Scheduler:
             if isinstance(sched, (Interval, Cron)):
                 self._push_creation(plan.index, times)
             else:
+                self._triggers_pending += 1
                 self._arm_trigger(plan, times)
         self.env.process(self._loop())
         if self._done():
@@ -118,6 +122,7 @@ class Scheduler:
         due = next(times, None)
         if due is None:
             self._sources_left -= 1
+            self._triggers_pending -= 1
             return
         delay = due - self.env.now
         self.env.timeout(delay if delay > 0 else 0.0).callbacks.append(
@@ -131,6 +136,7 @@ class Scheduler:
             nxt = next(times, None)
         if nxt is None:
             self._sources_left -= 1
+            self._triggers_pending -= 1
         else:
             delay = nxt - self.env.now
             self.env.timeout(delay).callbacks.append(lambda _e: self._trigger(plan, times, nxt))
@@ -289,7 +295,8 @@ class Scheduler:
                     self._scheduled.sort(key=_sort_key)
                     self._sorted = True
                 executor_open = {name: ex.slots_available for name, ex in self.executors.items()}
-                accepted, _ = executable_task_instances(self._scheduled, max_tis, self.conc, executor_open)
+                accepted, self.starving = executable_task_instances(self._scheduled, max_tis, self.conc,
+                                                                    executor_open)
                 if accepted:
                     rec = self.rec
                     executors = self.executors
@@ -322,34 +329,40 @@ class Scheduler:
                         self.ti_finished(ti, outcome, now)
         return n
 
-    def _spend(self, cpu: float, queries: int):
-        if queries:
-            wait = self.db.book(queries)
-            if wait > 0.0:
-                self.db_seconds += wait
-                yield self.env.timeout(wait)
-        if cpu > 0.0:
-            self.cpu_seconds += cpu
-            yield self.host.work(cpu)
-
     def _loop(self):
         env = self.env
         sleep = self.cfg.scheduler_idle_sleep_time
         per_ti = self.ov.scheduler_per_ti
+        db, host = self.db, self.host
+        executors = list(self.executors.values())
         while True:
             self._rung = False
             start = env.now
+            # A. _do_scheduling, then its cost: DB queries, then CPU on the scheduler's host.
             cpu, queries, queued = self._do_scheduling(start)
-            if cpu > 0.0 or queries:
-                yield from self._spend(cpu, queries)
+            if queries:
+                wait = db.book(queries)
+                if wait > 0.0:
+                    self.db_seconds += wait
+                    yield env.timeout(wait)
+            if cpu > 0.0:
+                self.cpu_seconds += cpu
+                yield host.work(cpu)
+            # B. executor heartbeat, then processing of the executor events.
             cost = 0.0
-            for ex in self.executors.values():
+            for ex in executors:
                 cost += ex.heartbeat()
             if cost > 0.0:
                 yield env.timeout(cost)
             events = self._process_executor_events(env.now)
             if events:
-                yield from self._spend(per_ti * events, 1)
+                wait = db.book(1)
+                if wait > 0.0:
+                    self.db_seconds += wait
+                    yield env.timeout(wait)
+                if per_ti > 0.0:
+                    self.cpu_seconds += per_ti * events
+                    yield host.work(per_ti * events)
             self.loops += 1
             if self._done():
                 if not self.finished.triggered:
@@ -362,6 +375,10 @@ class Scheduler:
                 if sleep > 0.0:
                     yield env.timeout(sleep)
                 continue
+            if self._deadlocked():
+                self.deadlocked = True
+                self.finished.succeed()
+                return
             # Idle and nothing pending: wait for a ring, then rejoin the loop grid.
             end = env.now
             period = sleep + (end - start)
@@ -379,15 +396,33 @@ class Scheduler:
     def _done(self) -> bool:
         return self._sources_left == 0 and self._live_runs == 0
 
+    def _deadlocked(self) -> bool:
+        """Runs are alive but nothing can ever ring again: no run will be created or triggered,
+        no task is with an executor, no retry is waiting. The runs left are stuck for good."""
+        if self._create_heap or self._triggers_pending or not self._live_runs:
+            return False
+        if any(ex.queued_tasks or ex.running or ex.event_buffer for ex in self.executors.values()):
+            return False
+        return not any(run.retrying for run in self._examine)
+
     # -- reporting ------------------------------------------------------------------------------
-    def unfinished(self) -> list:
-        """Task instances of runs still alive (for a stuck-run report)."""
+    def unfinished(self) -> list[tuple]:
+        """(task instance, why it is waiting) for the runs still alive: the stuck-run report."""
         out = []
-        runs = list(self._examine) + self._queued_runs
-        for run in runs:
+        for run in self._examine:
             for ti in run.tis:
-                if ti.state not in (S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED):
-                    out.append(ti)
+                if ti.state in (S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED):
+                    continue
+                if ti.state is S.SCHEDULED:
+                    why = self.starving.get(ti, "not reached by the critical section")
+                elif ti.state is S.NONE:
+                    why = "waiting for upstream tasks"
+                else:
+                    why = f"{ti.state.value} in {ti.executor}"
+                out.append((ti, why))
+        for run in self._queued_runs:
+            out.append((None, f"DAG run {run.plan.dag_id} {run.run_id} never started "
+                              f"(max_active_runs {run.plan.max_active_runs})"))
         return out
 
     def unfinished_runs(self) -> list:

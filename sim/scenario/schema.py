@@ -318,6 +318,9 @@ class AirflowSection(Strict):
     execute_tasks_new_python_interpreter: bool = AirflowConfig.execute_tasks_new_python_interpreter
     max_active_tasks_scope: Literal["dag", "dag_run"] = AirflowConfig.max_active_tasks_scope
     """dag: Airflow 2.x (all runs of a DAG); dag_run: Airflow 3.x (per run)."""
+    min_file_process_interval: Duration = AirflowConfig.min_file_process_interval
+    """Seconds between re-parses of each DAG file by the DAG processor."""
+    parsing_processes: PositiveInt = AirflowConfig.parsing_processes
 
 
 class OverheadsSection(Strict):
