@@ -67,6 +67,7 @@ class Scheduler:
         self._duration_rngs = [stream(sim.seed, f"durations/{p.dag_id}") for p in self.plans]
         self._rung = False
         self._doorbell = None
+        self._idle_end = self._idle_sleep = self._idle_period = 0.0
         self.finished = self.env.event()
         # statistics
         self.loops = 0
@@ -98,8 +99,20 @@ class Scheduler:
         self._rung = True
         bell = self._doorbell
         if bell is not None:
+            # Wake the idle scheduler at the next start of its loop grid (see _loop): scheduling
+            # the wake-up directly saves an event per idle period on the hot path.
             self._doorbell = None
-            bell.succeed()
+            now = self.env.now
+            first = self._idle_end + self._idle_sleep
+            if now < first:
+                delay = first - now
+            elif self._idle_period > 0.0 and now > first:
+                delay = first + math.ceil((now - first) / self._idle_period) * self._idle_period - now
+            else:
+                delay = 0.0
+            bell._ok = True          # what Event.succeed() does, with a delay
+            bell._value = None
+            self.env.schedule(bell, delay=delay if delay > 0.0 else 0.0)
 
     def _ring_at(self, t: float) -> None:
         delay = t - self.env.now
@@ -379,19 +392,13 @@ class Scheduler:
                 self.deadlocked = True
                 self.finished.succeed()
                 return
-            # Idle and nothing pending: wait for a ring, then rejoin the loop grid.
-            end = env.now
-            period = sleep + (end - start)
+            # Idle and nothing pending: idle loops would now repeat identically every
+            # sleep + (loop cost), so wait for a ring and resume on that grid of loop starts.
+            self._idle_end = env.now
+            self._idle_sleep = sleep
+            self._idle_period = sleep + (env.now - start)
             bell = self._doorbell = env.event()
             yield bell
-            first = end + sleep
-            now = env.now
-            if now < first:
-                yield env.timeout(first - now)
-            elif period > 0.0 and now > first:
-                nxt = first + math.ceil((now - first) / period) * period
-                if nxt > now:
-                    yield env.timeout(nxt - now)
 
     def _done(self) -> bool:
         return self._sources_left == 0 and self._live_runs == 0
