@@ -333,7 +333,8 @@ class Scheduler:
                     # Airflow treats it as "killed externally" and fails the try.
                     ti.ended_at = now
                     outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
-                    rec.transition(ti, outcome, now, f"executor reported {state.value}: killed externally")
+                    said = state.value if state is not None else "success"
+                    rec.transition(ti, outcome, now, f"executor reported {said}: killed externally")
                     rec.try_ended(ti)
                     if outcome is S.UP_FOR_RETRY:
                         ti.next_retry_at = now + retry_delay(ti)

@@ -26,9 +26,9 @@ class LocalExecutor(BaseExecutor):
             runner.start(ti, self.host, worker, self._on_process_exit)
         return 0.0  # putting a workload on a multiprocessing queue is negligible
 
-    def _on_process_exit(self, ti, try_number, worker, state, row) -> None:
-        self._free_workers.append(worker)
-        self._result_queue.append((ti, try_number, state, row))
+    def _on_process_exit(self, proc, state, row) -> None:
+        self._free_workers.append(proc.worker)
+        self._result_queue.append((proc.ti, proc.try_number, state, row))
         self.sim.scheduler.ring()
 
     def sync(self) -> float:
