@@ -79,6 +79,12 @@ class Recorder:
         self.tr_to = array("b")
         self.tr_time = array("d")
         self.tr_cause = array("l")
+        # component events (a message published, delivered, a result written, ...)
+        self.ev_time = array("d")
+        self.ev_uid = array("q")
+        self.ev_try = array("l")
+        self.ev_what = array("l")
+        self.ev_who = array("l")
         self.on_occupy = None     # set by the scheduler: callbacks into the concurrency limits
         self.on_release = None
 
@@ -100,6 +106,14 @@ class Recorder:
             self.tr_to.append(new_code)
             self.tr_time.append(now)
             self.tr_cause.append(self.strings(cause))
+
+    def event(self, time: float, what: str, ti, try_number: int, who: str) -> None:
+        """Something a component did (not a state change): for explaining a run."""
+        self.ev_time.append(time)
+        self.ev_uid.append(ti.uid if ti is not None else -1)
+        self.ev_try.append(try_number)
+        self.ev_what.append(self.strings(what))
+        self.ev_who.append(self.strings(who))
 
     # -- rows -----------------------------------------------------------------------------------
     def try_ended(self, ti, released_at: float = _NAN) -> int:
@@ -190,6 +204,15 @@ class Recorder:
             "ended_at": [r[5] for r in rows],
             "state": [r[6] for r in rows],
         }, columns=["dag_id", "run_id", "due_at", "created_at", "started_at", "ended_at", "state"])
+
+    def events(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "time": np.frombuffer(self.ev_time, dtype=np.float64).copy(),
+            "ti_uid": np.frombuffer(self.ev_uid, dtype=np.int64).copy(),
+            "try_number": np.frombuffer(self.ev_try, dtype=self.ev_try.typecode).astype(np.int64),
+            "what": self._strings_cat(self.ev_what),
+            "who": self._strings_cat(self.ev_who),
+        })
 
     def transitions(self) -> pd.DataFrame:
         return pd.DataFrame({

@@ -68,12 +68,18 @@ class Simulation:
         if spec.kind == "local":
             ex = LocalExecutor(self, self.airflow.parallelism, self.scheduler_host)
             return {ex.name: ex}
+        if spec.kind == "celery":
+            from .executors.celery_setup import build_celery
+            ex = build_celery(self, spec.settings or {})
+            return {ex.name: ex}
         raise ValueError(f"executor kind {spec.kind!r} is not implemented yet")
 
     def run(self) -> RunResult:
         env = self.env
         self.scheduler.start()
         self.dag_processor.start()
+        for ex in self.executors.values():
+            ex.start()
         limit = self.horizon + DRAIN_LIMIT
         watchdog = env.timeout(limit)
         bar = self._progress_bar(limit) if self.progress else None

@@ -284,8 +284,11 @@ def test_set_on_one_anchored_dag_leaves_the_others():
 def test_executor_and_seed_flags():
     s = load_scenario(SCENARIOS / "seed-diamond.yaml", seed=99, executor="local")
     assert s.seed == 99 and s.executor.kind == "local"
-    with pytest.raises(ScenarioError, match="executor.kind: 'celery' is not implemented yet"):
-        load_scenario(SCENARIOS / "seed-diamond.yaml", executor="celery")
+    s = load_scenario(SCENARIOS / "seed-diamond.yaml", executor="celery")
+    assert s.executor.kind == "celery"
+    assert s.executor.settings["celery"]["worker_concurrency"] == 16        # from the profile
+    with pytest.raises(ScenarioError, match="executor.kind: 'kubernetes' is not implemented yet"):
+        load_scenario(SCENARIOS / "seed-diamond.yaml", executor="kubernetes")
 
 
 def test_other_executor_settings_are_kept():
@@ -293,9 +296,9 @@ def test_other_executor_settings_are_kept():
     # adding the kind to IMPLEMENTED_EXECUTORS.
     from sim.scenario import schema
     data = minimal()
-    data["executor"] = {"kind": "celery", "workers": 4, "worker_concurrency": 16}
+    data["executor"] = {"kind": "kubernetes", "nodes": 4, "worker_pods_creation_batch_size": 16}
     spec = schema.ScenarioFile.model_validate(data)
-    assert spec.executor.settings() == {"workers": 4, "worker_concurrency": 16}
+    assert spec.executor.settings() == {"nodes": 4, "worker_pods_creation_batch_size": 16}
     data["executor"] = {"kind": "local", "host_cores": 8}
     assert scenario_from_dict(data).executor.settings == {"host_cores": 8.0}
 

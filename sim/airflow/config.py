@@ -29,6 +29,13 @@ class AirflowConfig:
     #: The DAG processor re-parses every DAG file this often, with this many processes.
     min_file_process_interval: float = 30.0
     parsing_processes: int = 2
+    #: How Airflow finds tasks it lost (airflow-mechanics.md §1.14): zombies (no heartbeat) and
+    #: tasks stuck in queued (re-queued up to num_stuck_in_queued_retries times, then failed).
+    task_instance_heartbeat_timeout: float = 300.0
+    task_instance_heartbeat_timeout_detection_interval: float = 10.0
+    task_queued_timeout: float = 600.0
+    task_queued_timeout_check_interval: float = 120.0
+    num_stuck_in_queued_retries: int = 2
 
     def __post_init__(self):
         if self.pools is None:
@@ -58,3 +65,32 @@ class Overheads:
 
 def field_names(cls) -> list[str]:
     return [f.name for f in fields(cls)]
+
+
+@dataclass
+class CeleryConfig:
+    """CeleryExecutor settings by their ``[celery]`` names (airflow-mechanics.md §2.3), plus the
+    broker and result-backend flavours and the simulated timings of their hops."""
+
+    worker_concurrency: int = 16
+    worker_prefetch_multiplier: int = 1
+    task_acks_late: bool = True
+    operation_timeout: float = 1.0
+    sync_parallelism: int = 0
+    task_publish_max_retries: int = 3
+    broker: str = "redis"                  # redis | rabbitmq
+    result_backend: str = "database"       # database (the metadata DB) | redis
+    visibility_timeout: float = 86400.0
+    #: Simulated timings (seconds): one apply_async to the broker; broker -> worker delivery;
+    #: starting the process pool that sends in parallel; a result write to a Redis backend; the
+    #: bulk state fetch of sync() (one round trip plus a cost per running task).
+    publish_time: float = 0.0
+    delivery_time: float = 0.0
+    send_pool_startup: float = 0.0
+    redis_write_time: float = 0.0
+    fetch_base: float = 0.0
+    fetch_per_task: float = 0.0
+    #: A new worker's start-up (pod scheduled, image present, Celery and Airflow imported).
+    worker_startup_time: float = 0.0
+    worker_host_cores: float | None = None
+

@@ -18,7 +18,7 @@ class Concurrency:
     """Counters of occupied slots, updated on every transition into or out of queued/running."""
 
     __slots__ = ("pool_total", "pool_used", "dag_active", "task_active", "run_task_active",
-                 "per_run")
+                 "per_run", "queue_active")
 
     def __init__(self, pools: dict[str, int], per_run: bool):
         self.pool_total = dict(pools)
@@ -27,10 +27,12 @@ class Concurrency:
         self.task_active = defaultdict(int)      # task -> queued+running TIs over all runs
         self.run_task_active = defaultdict(int)  # (run, task) -> queued+running TIs
         self.per_run = per_run                   # max_active_tasks per DAG run (Airflow 3)
+        self.queue_active = defaultdict(int)     # queue -> queued+running TIs (KEDA's query)
 
     def occupy(self, ti) -> None:
         task = ti.task
         self.pool_used[task.pool] += task.pool_slots
+        self.queue_active[task.queue] += 1
         self.dag_active[ti.run.plan.index] += 1
         ti.run.active += 1
         if task.max_active_tis_per_dag is not None:
@@ -41,6 +43,7 @@ class Concurrency:
     def release(self, ti) -> None:
         task = ti.task
         self.pool_used[task.pool] -= task.pool_slots
+        self.queue_active[task.queue] -= 1
         self.dag_active[ti.run.plan.index] -= 1
         ti.run.active -= 1
         if task.max_active_tis_per_dag is not None:

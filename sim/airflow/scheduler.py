@@ -61,6 +61,7 @@ class Scheduler:
         self._sources_left = 0
         self._triggers_pending = 0           # externally triggered sources with a timer armed
         self.starving: dict = {}             # ti -> why the last critical section passed it over
+        self._stuck_requeues: dict = {}      # ti -> times re-queued by task_queued_timeout
         self.deadlocked = False
         self._live_runs = 0
         self._uid = 0
@@ -91,6 +92,9 @@ class Scheduler:
                 self._triggers_pending += 1
                 self._arm_trigger(plan, times)
         self.env.process(self._loop())
+        interval = self.cfg.task_queued_timeout_check_interval
+        if interval > 0.0 and self.cfg.task_queued_timeout > 0.0:
+            self.env.timeout(interval).callbacks.append(self._check_stuck_in_queued)
         if self._done():
             self.finished.succeed()
 
@@ -272,6 +276,68 @@ class Scheduler:
                 self._schedule(d, now, "mini-scheduler")
         self.ring()
 
+    # -- lost tasks (airflow-mechanics.md §1.14) ------------------------------------------------
+    def lost_running(self, ti, died_at: float, why: str) -> None:
+        """A running task's process died without writing its outcome: its heartbeats stop, and
+        zombie detection (every detection interval) fails the try once the last heartbeat is
+        older than task_instance_heartbeat_timeout."""
+        cfg = self.cfg
+        step = cfg.task_instance_heartbeat_timeout_detection_interval
+        due = died_at + cfg.task_instance_heartbeat_timeout
+        at = math.ceil(due / step) * step if step > 0.0 else due
+        try_number = ti.try_number
+        self.env.timeout(max(0.0, at - self.env.now)).callbacks.append(
+            lambda _e: self._zombie(ti, try_number, why))
+
+    def _zombie(self, ti, try_number: int, why: str) -> None:
+        if ti.state is not S.RUNNING or ti.try_number != try_number:
+            return
+        # As in Airflow 2.10, the try fails but the executor keeps counting the slot until it
+        # hears about the key (apache/airflow#43448).
+        self._fail_try(ti, f"zombie: no heartbeat for {self.cfg.task_instance_heartbeat_timeout:g} s ({why})")
+
+    def _fail_try(self, ti, cause: str) -> None:
+        now = self.env.now
+        ti.ended_at = now
+        outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
+        self.rec.transition(ti, outcome, now, cause)
+        self.rec.try_ended(ti)
+        if outcome is S.UP_FOR_RETRY:
+            ti.next_retry_at = now + retry_delay(ti)
+            self.retry_at(ti)
+        else:
+            self.ti_finished(ti, outcome, now)
+        self.ring()
+
+    def _check_stuck_in_queued(self, _e=None) -> None:
+        """_handle_tasks_stuck_in_queued: a task queued longer than task_queued_timeout is
+        re-queued (back to scheduled) up to num_stuck_in_queued_retries times, then failed."""
+        if self.finished.triggered:
+            return
+        cfg = self.cfg
+        now = self.env.now
+        limit = now - cfg.task_queued_timeout
+        for ex in self.executors.values():
+            stuck = [ti for ti, _ in list(ex.running) if ti.state is S.QUEUED and ti.queued_at <= limit]
+            stuck += [ti for ti in list(ex.queued_tasks) if ti.state is S.QUEUED and ti.queued_at <= limit]
+            for ti in stuck:
+                ex.revoke(ti, ti.try_number)
+                self._stuck_requeues[ti] = n = self._stuck_requeues.get(ti, 0) + 1
+                if n <= cfg.num_stuck_in_queued_retries:
+                    self.rec.transition(ti, S.SCHEDULED, now, f"stuck in queued for over "
+                                        f"{cfg.task_queued_timeout:g} s: re-queued ({n} of "
+                                        f"{cfg.num_stuck_in_queued_retries})")
+                    ti.scheduled_at = now
+                    ti.queued_at = math.nan
+                    self._scheduled.append(ti)
+                    self._sorted = False
+                else:
+                    self._stuck_requeues.pop(ti, None)
+                    self._fail_try(ti, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
+                                       f"after {cfg.num_stuck_in_queued_retries} re-queues")
+                self.ring()
+        self.env.timeout(cfg.task_queued_timeout_check_interval).callbacks.append(self._check_stuck_in_queued)
+
     # -- the loop -------------------------------------------------------------------------------
     def _do_scheduling(self, now: float) -> tuple[float, int, int]:
         """Part A. Returns (CPU seconds, DB queries, task instances queued)."""
@@ -385,7 +451,8 @@ class Scheduler:
             if queued or events:
                 self.busy_loops += 1
                 continue
-            if self._rung:
+            if self._rung or any(ex.queued_tasks for ex in executors):
+                # Something may have changed, or an executor has work to retry: loop again.
                 if sleep > 0.0:
                     yield env.timeout(sleep)
                 continue

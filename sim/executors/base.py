@@ -73,6 +73,15 @@ class BaseExecutor:
         self.event_buffer = []
         return buf
 
+    def revoke(self, ti, try_number: int) -> None:
+        """``cleanup_stuck_queued_tasks``: forget a try the scheduler gave up on (for Celery its
+        message may still be delivered, and then finds the try no longer queued)."""
+        self.running.discard((ti, try_number))
+        self.queued_tasks.pop(ti, None)
+
+    def start(self) -> None:
+        """Called once before the simulation runs (start workers, ...)."""
+
     def end(self) -> None:
         """Called when the simulation ends (nothing to clean up by default)."""
 

@@ -64,6 +64,11 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
                                           f"(available: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"))
     merged = merge_sections(prof, spec.sections())
     airflow, overheads = AirflowConfig(**merged["airflow"]), Overheads(**merged["overheads"])
+    settings = spec.executor.settings()
+    if spec.executor.kind == "celery":
+        # the profile's celery: section, then the scenario's executor.celery keys
+        settings["celery"] = {**merged.get("celery", {}), **(settings.get("celery") or {})}
+        problems += _celery_warnings(spec, settings)
     dags, first_index = [], {}
     for i, d in enumerate(spec.dags):
         if d.dag_id in first_index:
@@ -76,7 +81,7 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
     return Scenario(name=spec.name or (Path(file).stem if file else "scenario"),
                     description=spec.description, seed=spec.seed, horizon=spec.horizon,
                     profile=spec.profile, airflow=airflow, overheads=overheads,
-                    executor=ExecutorSpec(spec.executor.kind, spec.executor.settings()),
+                    executor=ExecutorSpec(spec.executor.kind, settings),
                     dags=dags, source=file, data=data)
 
 
@@ -104,6 +109,29 @@ def build_schedule(spec: ScheduleSpec) -> sch.Schedule:
     if kind == "at":
         return sch.At(tuple(spec.at))
     return sch.Burst(spec.burst.runs, spec.burst.at)
+
+
+def _celery_warnings(spec, settings) -> list:
+    """Celery checks that need the whole file. A queue no worker listens to is legal in Airflow
+    (its tasks wait until task_queued_timeout), so it is only a warning (``sim validate``)."""
+    return []
+
+
+def celery_queue_warnings(scenario) -> list[str]:
+    """Queues used by tasks that no worker pool listens to (Airflow accepts them; their tasks
+    then wait in the broker until task_queued_timeout)."""
+    if scenario.executor.kind != "celery":
+        return []
+    pools = scenario.executor.settings.get("worker_pools") or [{"queues": ["default"]}]
+    listened = {q for p in pools for q in (p.get("queues") or ["default"])}
+    out = []
+    for d in scenario.dags:
+        for t in d.tasks.values():
+            if t.queue not in listened:
+                out.append(f"dag {d.dag_id!r} task {t.task_id!r}: queue {t.queue!r} has no worker "
+                           f"listening (workers listen to: {', '.join(sorted(listened))}); its tasks will "
+                           f"wait until task_queued_timeout")
+    return out
 
 
 def _build_dag(d, i: int, executor_kind: str, airflow: AirflowConfig,

@@ -20,7 +20,7 @@ from croniter import croniter
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       WithJsonSchema, field_validator, model_validator)
 
-from ..airflow.config import AirflowConfig, Overheads
+from ..airflow.config import AirflowConfig, CeleryConfig, Overheads
 from ..errors import ScenarioError
 from ..model.dag import TRIGGER_RULES, WEIGHT_RULES
 from .units import FORMS, JSON_PATTERN, parse_duration
@@ -29,7 +29,7 @@ DEFAULT_PROFILE = "airflow-2.10"
 EXECUTOR_KINDS = ("local", "celery", "kubernetes", "celery_kubernetes")
 #: Executors the engine can run. The others validate (their settings are a free mapping for now)
 #: but loading reports them as not implemented: lifting that is adding the kind here.
-IMPLEMENTED_EXECUTORS = frozenset({"local"})
+IMPLEMENTED_EXECUTORS = frozenset({"local", "celery"})
 DURATION_KINDS = ("constant", "exponential", "lognormal", "uniform", "empirical")
 SCHEDULE_KINDS = ("every", "cron", "poisson_per_hour", "at", "burst")
 
@@ -321,6 +321,14 @@ class AirflowSection(Strict):
     min_file_process_interval: Duration = AirflowConfig.min_file_process_interval
     """Seconds between re-parses of each DAG file by the DAG processor."""
     parsing_processes: PositiveInt = AirflowConfig.parsing_processes
+    task_instance_heartbeat_timeout: PositiveDuration = AirflowConfig.task_instance_heartbeat_timeout
+    """A running task without a heartbeat this long is a zombie (2.x: scheduler_zombie_task_threshold)."""
+    task_instance_heartbeat_timeout_detection_interval: PositiveDuration = \
+        AirflowConfig.task_instance_heartbeat_timeout_detection_interval
+    task_queued_timeout: Duration = AirflowConfig.task_queued_timeout
+    """A task queued longer is re-queued, then failed; 0 = never."""
+    task_queued_timeout_check_interval: PositiveDuration = AirflowConfig.task_queued_timeout_check_interval
+    num_stuck_in_queued_retries: NonNegInt = AirflowConfig.num_stuck_in_queued_retries
 
 
 class OverheadsSection(Strict):
@@ -338,19 +346,120 @@ class OverheadsSection(Strict):
     """null = unlimited."""
 
 
+class CelerySection(Strict):
+    """CeleryExecutor settings by their [celery] names, the broker and result-backend flavours and
+    the timings of their hops; unset keys come from the profile's celery: section."""
+
+    worker_concurrency: PositiveInt = CeleryConfig.worker_concurrency
+    worker_prefetch_multiplier: NonNegInt = CeleryConfig.worker_prefetch_multiplier
+    """0 = no limit (Celery's meaning)."""
+    task_acks_late: bool = CeleryConfig.task_acks_late
+    operation_timeout: PositiveDuration = CeleryConfig.operation_timeout
+    sync_parallelism: NonNegInt = CeleryConfig.sync_parallelism
+    """0 = max(1, scheduler host cores - 1)."""
+    task_publish_max_retries: NonNegInt = CeleryConfig.task_publish_max_retries
+    broker: Literal["redis", "rabbitmq"] = CeleryConfig.broker
+    result_backend: Literal["database", "redis"] = CeleryConfig.result_backend
+    """database = the metadata DB (Airflow's default), sharing its connections."""
+    visibility_timeout: PositiveDuration = CeleryConfig.visibility_timeout
+    publish_time: Duration = CeleryConfig.publish_time
+    delivery_time: Duration = CeleryConfig.delivery_time
+    send_pool_startup: Duration = CeleryConfig.send_pool_startup
+    redis_write_time: Duration = CeleryConfig.redis_write_time
+    fetch_base: Duration = CeleryConfig.fetch_base
+    fetch_per_task: Duration = CeleryConfig.fetch_per_task
+    worker_startup_time: Duration = CeleryConfig.worker_startup_time
+    worker_host_cores: PositiveFloat | None = CeleryConfig.worker_host_cores
+    """Cores of each worker's host; null = unlimited."""
+
+
+class KedaSpec(Strict):
+    """KEDA autoscaling of a worker pool, as the official Helm chart configures it."""
+
+    min_replicas: NonNegInt = 0
+    max_replicas: PositiveInt = 10
+    polling_interval: PositiveDuration = 5.0
+    cooldown_period: Duration = 30.0
+    """Only for scaling to zero (KEDA)."""
+    scale_down_stabilization: Duration = 300.0
+    """HPA: scale down to the highest recommendation of this window."""
+    scale_down: Literal["warm", "kill"] = "warm"
+    """warm: Celery warm shutdown within the grace period; kill: running tasks die."""
+    termination_grace_period: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} exceeds max_replicas {self.max_replicas}")
+        return self
+
+
+class CrashSpec(Strict):
+    at: Duration
+    worker: NonNegInt = 0
+    """Index of the worker in its pool (pool-0, pool-1, ...)."""
+
+
+class WorkerPoolSpec(Strict):
+    """Celery workers started alike: `airflow celery worker -q QUEUES` with the same host."""
+
+    name: DagId
+    queues: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["default"])
+    replicas: NonNegInt | None = None
+    """Workers at the start (default 1, or autoscaling.min_replicas)."""
+    concurrency: PositiveInt | None = None
+    """Default: celery.worker_concurrency."""
+    prefetch_multiplier: NonNegInt | None = None
+    """Default: celery.worker_prefetch_multiplier."""
+    host_cores: PositiveFloat | None = None
+    """Default: celery.worker_host_cores."""
+    autoscaling: KedaSpec | None = None
+    crash_rate_per_hour: NonNegFloat = 0.0
+    """Crashes per worker per hour (Poisson); a fixed-size pool replaces a crashed worker."""
+    crash_at: list[CrashSpec] = Field(default_factory=list)
+
+
+class OutageSpec(Strict):
+    start: Duration
+    end: Duration
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.end > self.start:
+            raise ValueError(f"an outage must end after it starts (start {self.start:g}, end {self.end:g})")
+        return self
+
+
 class ExecutorSection(BaseModel):
-    """The executor; `local` takes only host_cores, other kinds take a free mapping for now."""
+    """The executor: `kind` and its settings."""
 
     model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
     kind: Literal[EXECUTOR_KINDS] = "local"
     host_cores: PositiveFloat | None = None
     """LocalExecutor: cores of its host; null = the scheduler host's (overheads.scheduler_host_cores)."""
+    celery: CelerySection | None = None
+    """CeleryExecutor settings; unset keys come from the profile."""
+    worker_pools: list[WorkerPoolSpec] | None = None
+    """CeleryExecutor: the worker pools (default: one worker listening to `default`)."""
+    broker_outages: list[OutageSpec] | None = None
+    """CeleryExecutor: windows when the broker is unreachable."""
 
     @model_validator(mode="after")
-    def _local_keys(self):
-        if self.kind == "local" and self.model_extra:
-            raise ValueError("; ".join(unknown_key(k, ["kind", "host_cores"], " for the local executor")
-                                       for k in self.model_extra))
+    def _kind_keys(self):
+        own = {"local": ["kind", "host_cores"],
+               "celery": ["kind", "celery", "worker_pools", "broker_outages"]}.get(self.kind)
+        if own is None:
+            return self                      # later executors: a free mapping for now
+        wrong = [k for k in (self.model_extra or {})]
+        wrong += [k for k in ("host_cores", "celery", "worker_pools", "broker_outages")
+                  if k not in own and getattr(self, k) is not None]
+        if wrong:
+            raise ValueError("; ".join(unknown_key(k, own, f" for the {self.kind} executor") for k in wrong))
+        if self.worker_pools:
+            names = [p.name for p in self.worker_pools]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"duplicate worker pool name(s): {', '.join(dup)}")
         return self
 
     def settings(self) -> dict:
@@ -377,7 +486,17 @@ class _Sections(Strict):
 
 
 class ProfileFile(_Sections):
-    """A calibration profile: Airflow settings and overhead timings."""
+    """A calibration profile: Airflow settings, overhead timings, Celery settings."""
+
+    celery: CelerySection = Field(default_factory=CelerySection)
+
+    @field_validator("celery", mode="before")
+    @classmethod
+    def _celery_empty(cls, v):
+        return _none_is_empty(v)
+
+    def sections(self) -> dict[str, dict]:
+        return {**super().sections(), "celery": self.celery.model_dump(exclude_unset=True)}
 
     description: str = ""
     extends: str | None = None

@@ -1,0 +1,169 @@
+"""CeleryExecutor (airflow-mechanics.md §2.3), inside the scheduler process.
+
+``trigger_tasks`` publishes each queued task instance to the broker queue named by its ``queue``
+(``apply_async``), in parallel over ``sync_parallelism`` processes when there are several: the
+scheduler waits for the sends. A send during a broker outage times out after
+``operation_timeout``; the task instance stays queued to the executor and is sent again at the
+next heartbeat, up to ``task_publish_max_retries`` times, after which it fails (as in CE).
+``sync`` fetches the state of every running task from the result backend in one bulk round trip;
+only then does the scheduler learn that a task ended and free its slot.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..infra.autoscaler import KedaAutoscaler, KedaSettings
+from ..infra.broker import Broker, Message
+from ..infra.celery_worker import CeleryWorker
+from ..infra.result_backend import ResultBackend
+from ..model.rng import stream
+from ..model.states import TaskInstanceState as S
+from .base import BaseExecutor
+
+
+@dataclass
+class WorkerPool:
+    """Workers started alike (one ``celery worker`` Deployment): queues, size, host, autoscaling."""
+
+    name: str
+    queues: list = field(default_factory=lambda: ["default"])
+    replicas: int = 1
+    concurrency: int = 16
+    prefetch_multiplier: int = 1
+    host_cores: float | None = None
+    autoscaling: dict | None = None          # KEDA settings, see sim.infra.autoscaler
+    crash_rate_per_hour: float = 0.0         # per worker, Poisson
+    crash_at: tuple = ()                     # (time, worker index) pairs
+
+
+class CeleryExecutor(BaseExecutor):
+    name = "CeleryExecutor"
+
+    def __init__(self, sim, parallelism: int, cfg, pools: list[WorkerPool], outages=()):
+        super().__init__(sim, parallelism)
+        self.cfg = cfg
+        self.broker = Broker(sim, cfg.broker, cfg.delivery_time, cfg.visibility_timeout,
+                             cfg.task_acks_late, outages)
+        self.backend = ResultBackend(sim, cfg.result_backend, cfg.redis_write_time, cfg.fetch_base,
+                                     cfg.fetch_per_task)
+        self.pools = pools
+        self.workers: dict[str, list[CeleryWorker]] = {p.name: [] for p in pools}
+        self._next_index = {p.name: 0 for p in pools}
+        self._publish_tries: dict = {}
+        cores = sim.scheduler_host.cores
+        self.send_processes = cfg.sync_parallelism or max(1, int(cores or 2) - 1)
+        self.worker_count_log: list = []     # (time, pool, workers online or starting)
+        self.publish_failures = 0
+
+    # -- workers --------------------------------------------------------------------------------
+    def start(self) -> None:
+        for pool in self.pools:
+            for _ in range(pool.replicas):
+                self.add_worker(pool, startup=0.0)
+            if pool.autoscaling is not None:
+                KedaAutoscaler(self.sim, self, pool, KedaSettings(**pool.autoscaling)).start()
+            if pool.crash_rate_per_hour > 0.0 or pool.crash_at:
+                self.env.process(self._crashes(pool))
+
+    def _crashes(self, pool):
+        """Worker crashes: at set times (``crash_at``: [{at, worker}]) and at a Poisson rate per
+        worker. A crashed worker of a fixed-size pool is replaced (its Deployment recreates the
+        pod); an autoscaled pool gets it back from its autoscaler."""
+        env = self.env
+        finished = self.sim.scheduler.finished
+        rng = stream(self.sim.seed, f"failures/{pool.name}")
+        planned = sorted((float(c["at"]), int(c.get("worker", 0))) for c in pool.crash_at)
+        rate = pool.crash_rate_per_hour / 3600.0
+        next_random = env.now + rng.expovariate(rate) if rate > 0 else math.inf
+        while not finished.triggered:
+            t = min(planned[0][0] if planned else math.inf, next_random)
+            if t == math.inf:
+                return
+            yield env.timeout(max(0.0, t - env.now))
+            live = [w for w in self.live_workers(pool.name) if w.state == "online"]
+            if planned and planned[0][0] <= env.now:
+                _, index = planned.pop(0)
+                victim = next((w for w in live if w.name == f"{pool.name}-{index}"), None)
+            else:
+                victim = live[int(rng.random() * len(live))] if live else None
+                # the pool's crashes: one Poisson stream per live worker, merged
+                next_random = env.now + rng.expovariate(rate * max(1, len(live)))
+            if victim is None:
+                continue
+            victim.crash("crashed")
+            if pool.autoscaling is None:
+                self.add_worker(pool)
+
+    def add_worker(self, pool: WorkerPool, startup: float | None = None) -> CeleryWorker:
+        index = self._next_index[pool.name]
+        self._next_index[pool.name] += 1
+        cores = pool.host_cores if pool.host_cores is not None else self.cfg.worker_host_cores
+        w = CeleryWorker(self.sim, self, pool, index, cores)
+        self.workers[pool.name].append(w)
+        delay = self.cfg.worker_startup_time if startup is None else startup
+        if delay > 0.0:
+            self.env.timeout(delay).callbacks.append(lambda _e: w.go_online())
+        else:
+            w.go_online()
+        self._log_count(pool)
+        return w
+
+    def worker_gone(self, worker: CeleryWorker) -> None:
+        pool = worker.pool
+        if worker in self.workers[pool.name]:
+            self.workers[pool.name].remove(worker)
+        self._log_count(pool)
+
+    def live_workers(self, pool_name: str) -> list[CeleryWorker]:
+        return [w for w in self.workers[pool_name] if w.state in ("starting", "online")]
+
+    def _log_count(self, pool) -> None:
+        self.worker_count_log.append((self.env.now, pool.name, len(self.live_workers(pool.name))))
+
+    # -- the executor contract --------------------------------------------------------------------
+    def trigger_tasks(self, tis: list) -> float:
+        env = self.env
+        now = env.now
+        n = len(tis)
+        parallel = n > 1 and self.send_processes > 1
+        rounds = math.ceil(n / min(n, self.send_processes)) if parallel else n
+        down = self.broker.down_until(now) is not None
+        per_send = self.cfg.operation_timeout if down else self.cfg.publish_time
+        cost = (self.cfg.send_pool_startup if parallel else 0.0) + rounds * per_send
+        if down:
+            for ti in tis:
+                tries = self._publish_tries.get(ti, 0) + 1
+                self.running.discard((ti, ti.try_number))
+                self.sim.recorder.event(now, "publish timed out (broker down)", ti, ti.try_number, "scheduler")
+                if tries <= self.cfg.task_publish_max_retries:
+                    self._publish_tries[ti] = tries
+                    self.queued_tasks[ti] = None     # sent again at the next heartbeat
+                else:
+                    self._publish_tries.pop(ti, None)
+                    self.publish_failures += 1
+                    self.event_buffer.append((ti, ti.try_number, S.FAILED))
+            return cost
+        msgs = []
+        for ti in tis:
+            self._publish_tries.pop(ti, None)
+            msgs.append(Message(ti, ti.try_number, ti.task.queue, now + cost))
+        if cost > 0.0:
+            env.timeout(cost).callbacks.append(lambda _e: [self.broker.publish(m) for m in msgs])
+        else:
+            for m in msgs:
+                self.broker.publish(m)
+        return cost
+
+    def sync(self) -> float:
+        ready, cost = self.backend.fetch_all(len(self.running))
+        now = self.env.now
+        for proc, celery_state, row in ready:
+            key = (proc.ti, proc.try_number)
+            if key not in self.running:
+                continue                         # not ours any more (a duplicate's result)
+            state = S.FAILED if celery_state == "FAILURE" else S.SUCCESS
+            self.sim.recorder.event(now, f"scheduler saw {celery_state} in the result backend",
+                                    proc.ti, proc.try_number, "scheduler")
+            self.change_state(proc.ti, proc.try_number, state, row)
+        return cost

@@ -1,0 +1,31 @@
+"""Build a CeleryExecutor deployment from a scenario's ``executor:`` section: the Celery
+settings (profile's ``celery:`` section, then the scenario's), the worker pools, their KEDA
+autoscalers, crash schedules and broker outages."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..airflow.config import CeleryConfig
+from .celery import CeleryExecutor, WorkerPool
+
+
+def celery_config(settings: dict) -> CeleryConfig:
+    names = {f.name for f in fields(CeleryConfig)}
+    return CeleryConfig(**{k: v for k, v in (settings.get("celery") or {}).items() if k in names})
+
+
+def build_celery(sim, settings: dict) -> CeleryExecutor:
+    cfg = celery_config(settings)
+    pools = []
+    for p in settings.get("worker_pools") or [{"name": "worker", "replicas": 1}]:
+        auto = p.get("autoscaling")
+        pools.append(WorkerPool(
+            name=p["name"], queues=list(p.get("queues") or ["default"]),
+            replicas=int(p.get("replicas", auto.get("min_replicas", 0) if auto else 1)),
+            concurrency=int(p.get("concurrency") or cfg.worker_concurrency),
+            prefetch_multiplier=int(p.get("prefetch_multiplier", cfg.worker_prefetch_multiplier)),
+            host_cores=p.get("host_cores"), autoscaling=auto,
+            crash_rate_per_hour=float(p.get("crash_rate_per_hour", 0.0)),
+            crash_at=tuple(p.get("crash_at") or ())))
+    outages = [(o["start"], o["end"]) for o in settings.get("broker_outages") or []]
+    return CeleryExecutor(sim, sim.airflow.parallelism, cfg, pools, outages)

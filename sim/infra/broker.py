@@ -1,0 +1,181 @@
+"""Celery's message broker (airflow-mechanics.md §2.3): named queues between the scheduler's
+CeleryExecutor and the workers subscribed to them.
+
+* Delivery: a message goes to a subscribed worker with room under its prefetch limit
+  (``worker_prefetch_multiplier`` × concurrency), round robin among them, after ``delivery_time``.
+* Acks: with ``task_acks_late`` a message stays unacknowledged until its task ends, and counts
+  against the worker's prefetch limit all that time; otherwise it is acknowledged when its task
+  starts.
+* Redelivery: an unacknowledged message comes back when its worker is lost (RabbitMQ at once,
+  when the connection drops; Redis once ``visibility_timeout`` has passed since delivery, which
+  also re-delivers a task that simply runs longer than the timeout, PR #62869).
+* Outages: during an outage window nothing is published or delivered.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+
+class Message:
+    __slots__ = ("ti", "try_number", "queue", "published_at", "worker", "delivered_at", "acked",
+                 "redelivered")
+
+    def __init__(self, ti, try_number: int, queue: str, published_at: float, redelivered: bool = False):
+        self.ti = ti
+        self.try_number = try_number
+        self.queue = queue
+        self.published_at = published_at
+        self.worker = None
+        self.delivered_at = None
+        self.acked = False
+        self.redelivered = redelivered
+
+    def copy(self, now: float) -> "Message":
+        return Message(self.ti, self.try_number, self.queue, now, redelivered=True)
+
+
+class Broker:
+    def __init__(self, sim, flavour: str, delivery_time: float, visibility_timeout: float,
+                 acks_late: bool, outages=()):
+        if flavour not in ("redis", "rabbitmq"):
+            raise ValueError(f"broker flavour must be redis or rabbitmq, got {flavour!r}")
+        self.sim = sim
+        self.env = sim.env
+        self.flavour = flavour
+        self.delivery_time = delivery_time
+        self.visibility_timeout = visibility_timeout
+        self.acks_late = acks_late
+        self.outages = sorted((float(a), float(b)) for a, b in outages)
+        self.queues: dict[str, deque] = {}
+        self.subscribers: dict[str, list] = {}
+        self._rr: dict[str, int] = {}
+        self._visibility: deque = deque()        # (deadline, message), Redis + acks_late
+        self._visibility_armed = False
+        self._resume_armed = False
+        self.published = 0
+        self.redeliveries = 0
+
+    # -- outages --------------------------------------------------------------------------------
+    def down_until(self, t: float) -> float | None:
+        """End of the outage covering ``t``, or None if the broker is up."""
+        for start, end in self.outages:
+            if start <= t < end:
+                return end
+        return None
+
+    # -- queues ---------------------------------------------------------------------------------
+    def queue(self, name: str) -> deque:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = deque()
+        return q
+
+    def depth(self, name: str) -> int:
+        q = self.queues.get(name)
+        return len(q) if q else 0
+
+    def publish(self, msg: Message) -> None:
+        self.queue(msg.queue).append(msg)
+        self.published += 1
+        self.sim.recorder.event(self.env.now, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
+        self.dispatch(msg.queue)
+
+    def subscribe(self, worker) -> None:
+        for name in worker.queues:
+            self.subscribers.setdefault(name, []).append(worker)
+        for name in worker.queues:
+            self.dispatch(name)
+
+    def unsubscribe(self, worker) -> None:
+        for name in worker.queues:
+            subs = self.subscribers.get(name)
+            if subs and worker in subs:
+                subs.remove(worker)
+
+    def dispatch(self, name: str) -> None:
+        """Hand queued messages of ``name`` to subscribed workers with room, round robin."""
+        q = self.queues.get(name)
+        subs = self.subscribers.get(name)
+        if not q or not subs:
+            return
+        now = self.env.now
+        end = self.down_until(now)
+        if end is not None:
+            self._resume_at(end)
+            return
+        n = len(subs)
+        i = self._rr.get(name, 0)
+        tried = 0
+        while q and tried < n:
+            w = subs[i % n]
+            i += 1
+            if w.room() <= 0:
+                tried += 1
+                continue
+            tried = 0
+            msg = q.popleft()
+            w.hold(msg)
+            msg.worker = w
+            msg.delivered_at = now
+            if self.delivery_time > 0.0:
+                self.env.timeout(self.delivery_time).callbacks.append(lambda _e, w=w, m=msg: w.receive(m))
+            else:
+                w.receive(msg)
+            if self.flavour == "redis":         # every unacked delivery has a visibility deadline
+                self._visibility.append((now + self.visibility_timeout, msg))
+                self._arm_visibility()
+        self._rr[name] = i % n
+
+    def _resume_at(self, end: float) -> None:
+        if self._resume_armed:
+            return
+        self._resume_armed = True
+
+        def resume(_e):
+            self._resume_armed = False
+            for name in list(self.queues):
+                self.dispatch(name)
+        self.env.timeout(end - self.env.now).callbacks.append(resume)
+
+    # -- acknowledgements and redelivery ---------------------------------------------------------
+    def ack(self, msg: Message) -> None:
+        msg.acked = True
+
+    def requeue(self, msg: Message) -> None:
+        """A message goes back to the head of its queue (a warm shutdown returns what it reserved)."""
+        new = msg.copy(self.env.now)
+        msg.acked = True                      # the old delivery is settled
+        self.queue(new.queue).appendleft(new)
+        self.redeliveries += 1
+        self.dispatch(new.queue)
+
+    def worker_lost(self, held: list) -> None:
+        """The connection of a dead worker is gone: its unacknowledged messages come back."""
+        pending = [m for m in held if not m.acked]
+        if not pending:
+            return
+        if self.flavour == "rabbitmq":
+            for m in pending:
+                self.requeue(m)
+        # Redis: restored by the visibility timeout (already armed for every delivery).
+
+    def _arm_visibility(self) -> None:
+        if self._visibility_armed or not self._visibility:
+            return
+        self._visibility_armed = True
+        delay = max(0.0, self._visibility[0][0] - self.env.now)
+        self.env.timeout(delay).callbacks.append(self._visibility_expired)
+
+    def _visibility_expired(self, _e) -> None:
+        self._visibility_armed = False
+        now = self.env.now
+        vis = self._visibility
+        while vis and vis[0][0] <= now:
+            _, msg = vis.popleft()
+            if not msg.acked:
+                # kombu restores an unacknowledged message once its visibility timeout passes,
+                # whether its worker died or is still running it (duplicate delivery).
+                self.sim.recorder.event(now, "visibility timeout: redelivered", msg.ti, msg.try_number,
+                                        f"broker queue {msg.queue}")
+                self.requeue(msg)
+        self._arm_visibility()

@@ -1,0 +1,145 @@
+"""A Celery worker (``airflow celery worker -q QUEUES``): ``concurrency`` prefork children on a
+host of its own, subscribed to some queues, holding at most ``prefetch_multiplier × concurrency``
+messages (reserved behind its running tasks, which is how a short task can wait behind a long
+one while another worker idles, P23). Each message runs ``airflow tasks run`` in a child
+(process start-up and DAG parsing on the worker's host); its Celery state goes to the result
+backend; with ``task_acks_late`` the message is acknowledged only then.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from ..model.states import TaskInstanceState as S
+from .host import Host
+
+STARTING, ONLINE, DRAINING, GONE = "starting", "online", "draining", "gone"
+
+
+class CeleryWorker:
+    def __init__(self, sim, executor, pool, index: int, cores):
+        self.sim = sim
+        self.env = sim.env
+        self.executor = executor
+        self.broker = executor.broker
+        self.pool = pool
+        self.name = f"{pool.name}-{index}"
+        self.queues = list(pool.queues)
+        self.concurrency = pool.concurrency
+        mult = pool.prefetch_multiplier
+        self.limit = mult * pool.concurrency if mult > 0 else 10 ** 9
+        self.host = Host(self.env, self.name, cores)
+        self.state = STARTING
+        self.started_at = self.env.now
+        self.stopped_at = None
+        self.reserved: deque = deque()      # delivered, waiting for a free child
+        self.held: list = []                # messages counted against the prefetch limit
+        self.procs: dict = {}               # process -> message
+        self.busy_seconds = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def go_online(self) -> None:
+        if self.state is not STARTING:
+            return
+        self.state = ONLINE
+        self.broker.subscribe(self)
+
+    def room(self) -> int:
+        return self.limit - len(self.held) if self.state is ONLINE else 0
+
+    def hold(self, msg) -> None:
+        self.held.append(msg)
+
+    def _release(self, msg) -> None:
+        try:
+            self.held.remove(msg)
+        except ValueError:
+            pass
+
+    # -- messages -------------------------------------------------------------------------------
+    def receive(self, msg) -> None:
+        if self.state is GONE:
+            return                           # lost with the worker; the broker restores it
+        self.sim.recorder.event(self.env.now, "delivered", msg.ti, msg.try_number, self.name)
+        self.reserved.append(msg)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        runner = self.sim.task_runner
+        while self.reserved and len(self.procs) < self.concurrency and self.state is not GONE:
+            msg = self.reserved.popleft()
+            if not self.broker.acks_late:
+                self.broker.ack(msg)         # early ack: acknowledged as the task starts
+                self._release(msg)
+            proc = runner.start(msg.ti, self.host, self.name, self._on_exit)
+            self.procs[proc] = msg
+            self.sim.recorder.event(self.env.now, "child process started", msg.ti, msg.try_number, self.name)
+
+    def _on_exit(self, proc, state, row) -> None:
+        msg = self.procs.pop(proc, None)
+        if msg is None or self.state is GONE:
+            return
+        # The Celery task ends: its state goes to the result backend, then (acks_late) the ack.
+        write = self.executor.backend.write_time()
+        celery_state = "FAILURE" if state in (S.FAILED, S.UP_FOR_RETRY) else "SUCCESS"
+
+        def stored(_e=None):
+            if self.state is GONE and not proc.alive:
+                return
+            self.executor.backend.store((proc, celery_state, row))
+            self.sim.recorder.event(self.env.now, f"result {celery_state} written", proc.ti,
+                                    proc.try_number, "result backend")
+            self.sim.scheduler.ring()            # the next sync() will see it
+            if self.broker.acks_late:
+                self.broker.ack(msg)
+                self._release(msg)
+            self._start_next()
+            for q in self.queues:
+                self.broker.dispatch(q)
+            if self.state is DRAINING and not self.procs:
+                self._gone()
+        if write > 0.0:
+            self.env.timeout(write).callbacks.append(stored)
+        else:
+            stored()
+
+    # -- endings --------------------------------------------------------------------------------
+    def crash(self, why: str) -> None:
+        """The worker dies at once (crash, OOM, kill on scale-down): its children die with it,
+        running task instances become zombies, unacknowledged messages go back to the broker."""
+        if self.state is GONE:
+            return
+        now = self.env.now
+        for proc, msg in list(self.procs.items()):
+            proc.alive = False
+            ti = proc.ti
+            if ti.state is S.RUNNING and ti.try_number == proc.try_number:
+                self.sim.scheduler.lost_running(ti, now, f"{self.name} {why}")
+        self.procs.clear()
+        self.reserved.clear()
+        self.sim.recorder.event(now, f"worker {why}", None, 0, self.name)
+        self._gone()
+        self.broker.worker_lost(list(self.held))
+        self.held.clear()
+
+    def warm_shutdown(self, grace: float) -> None:
+        """Celery's warm shutdown: stop consuming, give back reserved messages, let running tasks
+        finish within ``grace`` seconds, then kill what is left."""
+        if self.state is GONE:
+            return
+        self.state = DRAINING
+        self.broker.unsubscribe(self)
+        for msg in list(self.reserved):
+            self._release(msg)
+            self.broker.requeue(msg)
+        self.reserved.clear()
+        if not self.procs:
+            self._gone()
+            return
+        self.env.timeout(grace).callbacks.append(
+            lambda _e: self.crash("killed after the termination grace period") if self.state is DRAINING else None)
+
+    def _gone(self) -> None:
+        self.state = GONE
+        self.stopped_at = self.env.now
+        self.broker.unsubscribe(self)
+        self.executor.worker_gone(self)
