@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-transitions", action="store_true",
                    help="do not record every state transition (less memory for very long runs)")
 
+    e = sub.add_parser("explain", help="tell the story of one DAG run, step by step")
+    scenario_args(e)
+    e.add_argument("--dag-run", type=int, default=0, help="which DAG run (0 = the first, default)")
+    e.add_argument("--dag", help="dag_id, when the scenario has several DAGs")
+    e.add_argument("--task", help="say why this task instance waited, stage by stage")
+
     v = sub.add_parser("validate", help="check a scenario file without running it")
     scenario_args(v)
 
@@ -90,8 +96,23 @@ def _f(x) -> str:
     return "n/a" if x is None else f"{x:.3f}s"
 
 
-def cmd_validate(args) -> int:
+def cmd_explain(args) -> int:
+    from .explain import explain
+    from .simulation import Simulation
     scenario = _load(args)
+    result = Simulation(scenario, progress=False).run()
+    try:
+        print(explain(result, args.dag_run, args.dag, args.task))
+    except ValueError as e:
+        raise SimError(str(e)) from None
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from .scenario.loader import celery_queue_warnings
+    scenario = _load(args)
+    for w in celery_queue_warnings(scenario):
+        print(f"{args.scenario}: warning: {w}", file=sys.stderr)
     n_tasks = sum(len(d) for d in scenario.dags)
     print(f"{args.scenario}: OK: scenario {scenario.name!r}, {len(scenario.dags)} DAGs, {n_tasks} tasks, "
           f"executor {scenario.executor.kind}, profile {scenario.profile}, horizon {scenario.horizon:g}s")
@@ -132,7 +153,7 @@ def cmd_profile(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
+COMMANDS = {"run": cmd_run, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
             "profile": cmd_profile}
 
 

@@ -27,6 +27,10 @@ def write_results(result, out_dir, charts: bool = True) -> Path:
         _to_csv(result.dag_runs, tmp / "dag_runs.csv")
         if len(result.transitions):
             _to_csv(result.transitions, tmp / "transitions.csv")
+        if len(result.events):
+            _to_csv(result.events, tmp / "events.csv")
+        if len(result.workers):
+            _to_csv(result.workers, tmp / "workers.csv")
         with open(tmp / "summary.json", "w") as f:
             json.dump(result.summary, f, indent=2, sort_keys=False)
             f.write("\n")

@@ -31,6 +31,10 @@ class RunResult:
     transitions: pd.DataFrame
     summary: dict
     stuck: list = field(default_factory=list)
+    #: What components did besides state changes (published, delivered, result written, ...).
+    events: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Workers alive over time, per pool (Celery): time, pool, workers.
+    workers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def write(self, out_dir, charts: bool = True):
         """Write the results folder (atomically) and return its path."""
@@ -126,7 +130,10 @@ class Simulation:
         trans = rec.transitions() if rec.record_transitions else pd.DataFrame()
         executor = self.scenario.executor.kind
         summary = summarize(self, tis, runs, stuck)
-        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck)
+        events = rec.events() if len(rec.ev_time) else pd.DataFrame()
+        log = [row for ex in self.executors.values() for row in getattr(ex, "worker_count_log", [])]
+        workers = pd.DataFrame(log, columns=["time", "pool", "workers"])
+        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck, events, workers)
 
 
 def run(scenario, **kwargs) -> RunResult:

@@ -51,6 +51,8 @@ class CeleryExecutor(BaseExecutor):
         self.workers: dict[str, list[CeleryWorker]] = {p.name: [] for p in pools}
         self._next_index = {p.name: 0 for p in pools}
         self._publish_tries: dict = {}
+        self._task_ids: dict = {}            # (ti, try) -> Celery task id of its latest publish
+        self._next_task_id = 0
         cores = sim.scheduler_host.cores
         self.send_processes = cfg.sync_parallelism or max(1, int(cores or 2) - 1)
         self.worker_count_log: list = []     # (time, pool, workers online or starting)
@@ -147,7 +149,9 @@ class CeleryExecutor(BaseExecutor):
         msgs = []
         for ti in tis:
             self._publish_tries.pop(ti, None)
-            msgs.append(Message(ti, ti.try_number, ti.task.queue, now + cost))
+            self._next_task_id += 1
+            self._task_ids[(ti, ti.try_number)] = self._next_task_id
+            msgs.append(Message(self._next_task_id, ti, ti.try_number, ti.task.queue, now + cost))
         if cost > 0.0:
             env.timeout(cost).callbacks.append(lambda _e: [self.broker.publish(m) for m in msgs])
         else:
@@ -155,13 +159,22 @@ class CeleryExecutor(BaseExecutor):
                 self.broker.publish(m)
         return cost
 
+    def revoke(self, ti, try_number: int) -> None:
+        """``cleanup_stuck_queued_tasks``: revoke the Celery task (a worker receiving it discards
+        it) and forget the key."""
+        super().revoke(ti, try_number)
+        task_id = self._task_ids.pop((ti, try_number), None)
+        if task_id is not None:
+            self.broker.revoked.add(task_id)
+
     def sync(self) -> float:
         ready, cost = self.backend.fetch_all(len(self.running))
         now = self.env.now
-        for proc, celery_state, row in ready:
+        for proc, celery_state, row, task_id in ready:
             key = (proc.ti, proc.try_number)
-            if key not in self.running:
-                continue                         # not ours any more (a duplicate's result)
+            if key not in self.running or self._task_ids.get(key) != task_id:
+                continue                         # sync() only asks about each key's latest task id
+            del self._task_ids[key]
             state = S.FAILED if celery_state == "FAILURE" else S.SUCCESS
             self.sim.recorder.event(now, f"scheduler saw {celery_state} in the result backend",
                                     proc.ti, proc.try_number, "scheduler")

@@ -17,10 +17,15 @@ from collections import deque
 
 
 class Message:
-    __slots__ = ("ti", "try_number", "queue", "published_at", "worker", "delivered_at", "acked",
-                 "redelivered")
+    """One Celery task message. ``task_id`` is the Celery task id (Airflow's
+    external_executor_id): a redelivered message keeps it, a new publish gets a new one."""
 
-    def __init__(self, ti, try_number: int, queue: str, published_at: float, redelivered: bool = False):
+    __slots__ = ("task_id", "ti", "try_number", "queue", "published_at", "worker", "delivered_at",
+                 "acked", "redelivered")
+
+    def __init__(self, task_id: int, ti, try_number: int, queue: str, published_at: float,
+                 redelivered: bool = False):
+        self.task_id = task_id
         self.ti = ti
         self.try_number = try_number
         self.queue = queue
@@ -31,7 +36,7 @@ class Message:
         self.redelivered = redelivered
 
     def copy(self, now: float) -> "Message":
-        return Message(self.ti, self.try_number, self.queue, now, redelivered=True)
+        return Message(self.task_id, self.ti, self.try_number, self.queue, now, redelivered=True)
 
 
 class Broker:
@@ -54,6 +59,7 @@ class Broker:
         self._resume_armed = False
         self.published = 0
         self.redeliveries = 0
+        self.revoked: set = set()                # Celery task ids revoked by the executor
 
     # -- outages --------------------------------------------------------------------------------
     def down_until(self, t: float) -> float | None:

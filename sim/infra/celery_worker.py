@@ -59,6 +59,14 @@ class CeleryWorker:
     def receive(self, msg) -> None:
         if self.state is GONE:
             return                           # lost with the worker; the broker restores it
+        if msg.task_id in self.broker.revoked:
+            # A revoked task is discarded when it arrives (Celery keeps the revoked ids).
+            self.broker.ack(msg)
+            self._release(msg)
+            self.sim.recorder.event(self.env.now, "revoked message discarded", msg.ti, msg.try_number, self.name)
+            for q in self.queues:
+                self.broker.dispatch(q)
+            return
         self.sim.recorder.event(self.env.now, "delivered", msg.ti, msg.try_number, self.name)
         self.reserved.append(msg)
         self._start_next()
@@ -85,7 +93,7 @@ class CeleryWorker:
         def stored(_e=None):
             if self.state is GONE and not proc.alive:
                 return
-            self.executor.backend.store((proc, celery_state, row))
+            self.executor.backend.store((proc, celery_state, row, msg.task_id))
             self.sim.recorder.event(self.env.now, f"result {celery_state} written", proc.ti,
                                     proc.try_number, "result backend")
             self.sim.scheduler.ring()            # the next sync() will see it

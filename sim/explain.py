@@ -1,0 +1,194 @@
+"""``sim explain``: the story of one DAG run, in numbered steps and plain words.
+
+Built from what a run records: each try's times (``task_instances``), every state change with
+its cause (``transitions``) and what the components did (``events``: a message published,
+delivered, a result written and seen). Steps follow the architecture note's walk-through (the
+scheduler sends tasks to the broker; a worker takes one, runs it and records completion in the
+result backend; ...) and add the delays that walk-through leaves out.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _fmt(t: float) -> str:
+    return f"{t:9.3f} s"
+
+
+def _d(x: float) -> str:
+    if x != x:
+        return "n/a"
+    return f"{x:.3f} s" if x < 60 else f"{x / 60:.1f} min"
+
+
+def _names(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+class RunStory:
+    def __init__(self, result, run_index: int = 0, dag_id: str | None = None):
+        runs = result.dag_runs
+        if dag_id is not None:
+            runs = runs[runs["dag_id"] == dag_id]
+            if not len(runs):
+                raise ValueError(f"no DAG run of dag_id {dag_id!r}")
+        if not 0 <= run_index < len(runs):
+            raise ValueError(f"--dag-run {run_index}: the run has {len(runs)} DAG runs (0 to {len(runs) - 1})")
+        self.run = runs.iloc[run_index]
+        self.result = result
+        tis = result.task_instances
+        self.tis = tis[(tis["dag_id"] == self.run["dag_id"]) & (tis["run_id"] == self.run["run_id"])]
+        uids = set(self.tis["ti_uid"])
+        ev = result.events
+        self.events = ev[ev["ti_uid"].isin(uids)] if len(ev) else ev
+        tr = result.transitions
+        self.transitions = tr[tr["ti_uid"].isin(uids)] if len(tr) else tr
+        self.name = dict(zip(self.tis["ti_uid"], self.tis["task_id"].astype(str)))
+
+    # -- per-try facts -------------------------------------------------------------------------
+    def _event(self, uid, try_number, what) -> float:
+        ev = self.events
+        if not len(ev):
+            return math.nan
+        m = ev[(ev["ti_uid"] == uid) & (ev["try_number"] == try_number) & (ev["what"].astype(str).str.startswith(what))]
+        return float(m["time"].iloc[0]) if len(m) else math.nan
+
+    def _cause(self, uid, to_state, after: float) -> str:
+        tr = self.transitions
+        m = tr[(tr["ti_uid"] == uid) & (tr["to_state"] == to_state) & (tr["time"] >= after - 1e-9)]
+        return str(m["cause"].iloc[0]) if len(m) else ""
+
+    def tries(self) -> list[dict]:
+        out = []
+        for r in self.tis.itertuples():
+            uid, k = r.ti_uid, r.try_number
+            out.append({
+                "task": str(r.task_id), "uid": uid, "try": k, "state": str(r.state), "worker": str(r.worker),
+                "queue": str(r.queue), "ready": r.ready_at, "scheduled": r.scheduled_at, "queued": r.queued_at,
+                "launched": r.launched_at, "started": r.started_at, "ended": r.ended_at, "released": r.released_at,
+                "published": self._event(uid, k, "published"), "delivered": self._event(uid, k, "delivered"),
+                "written": self._event(uid, k, "result"), "seen": self._event(uid, k, "scheduler saw"),
+                "scheduled_by": self._cause(uid, "scheduled", r.scheduled_at),
+            })
+        return out
+
+    # -- the story -----------------------------------------------------------------------------
+    def story(self) -> str:
+        run = self.run
+        executor = self.result.executor
+        lines = [f"DAG run {run['dag_id']} {run['run_id']} on the {executor} executor "
+                 f"({self.result.summary['profile']} profile): {run['state']}, "
+                 f"makespan {_d(run['ended_at'] - run['started_at'])}",
+                 f"(times are simulated seconds since the start; the run was due at {run['due_at']:.3f} s "
+                 f"and started at {run['started_at']:.3f} s)", ""]
+        tries = [t for t in self.tries() if t["started"] == t["started"]]
+        steps: list[tuple[float, str, list[str]]] = []
+        celery = executor == "celery"
+        # 1. the scheduler hands tasks over: grouped by the moment they left the scheduler
+        key = "published" if celery else "launched"
+        groups: dict = {}
+        for t in tries:
+            groups.setdefault(round(t[key], 6), []).append(t)
+        for at, group in groups.items():
+            names = _names([t["task"] for t in group])
+            if celery:
+                queues = sorted({t["queue"] for t in group})
+                head = f"the scheduler sends {names} to the broker (queue {', '.join(queues)})"
+            else:
+                head = f"the scheduler hands {names} to LocalExecutor worker processes"
+            notes = []
+            for t in group:
+                by = "the mini-scheduler of the upstream task" if "mini" in t["scheduled_by"] else "a scheduler loop"
+                notes.append(f"{t['task']}: ready at {t['ready']:.3f}, scheduled by {by} after "
+                             f"{_d(t['scheduled'] - t['ready'])}, queued by the critical section after "
+                             f"{_d(t['queued'] - t['scheduled'])}, "
+                             + (f"published {_d(t['published'] - t['queued'])} later (executor heartbeat)"
+                                if celery else f"launched {_d(t['launched'] - t['queued'])} later (executor heartbeat)"))
+            steps.append((at, head, notes))
+        # 2. workers take, run and record: grouped by the moment they took the tasks
+        key = "delivered" if celery else "launched"
+        groups = {}
+        for t in tries:
+            groups.setdefault(round(t[key], 6), []).append(t)
+        for at, group in groups.items():
+            if celery:
+                takes = _names([f"{t['worker']} takes {t['task']}" for t in group])
+                each = "each runs its task and records completion" if len(group) > 1 else \
+                    f"runs it and writes its completion"
+                head = f"{takes} from the broker; {each} in the result backend"
+            else:
+                head = _names([f"{t['worker']} runs {t['task']}" for t in group])
+            notes = []
+            for t in group:
+                parts = []
+                if celery:
+                    parts.append(f"broker hop {_d(t['delivered'] - t['published'])}")
+                    wait = t["launched"] - t["delivered"]
+                    if wait > 1e-9:
+                        parts.append(f"prefetched behind another task on {t['worker']} for {_d(wait)}")
+                parts.append(f"process start-up and DAG parsing {_d(t['started'] - t['launched'])}")
+                parts.append(f"runs {_d(t['ended'] - t['started'])} until {t['ended']:.3f} ({t['state']})")
+                if celery:
+                    parts.append(f"{t['state'].upper() if t['state'] != 'success' else 'SUCCESS'} written to the "
+                                 f"result backend at {t['written']:.3f}")
+                    parts.append(f"the scheduler sees it {_d(t['seen'] - t['written'])} later, on its next "
+                                 f"loop's sync (slot free at {t['released']:.3f})")
+                else:
+                    parts.append(f"the scheduler's next heartbeat frees the slot at {t['released']:.3f}")
+                notes.append(f"{t['task']}: " + "; ".join(parts))
+            steps.append((at + 1e-9, head, notes))
+        steps.sort(key=lambda s: s[0])
+        for i, (at, head, notes) in enumerate(steps, 1):
+            head = head[0].upper() + head[1:] if head.startswith("the ") else head   # worker names stay as named
+            lines.append(f"{i:2d}. [{_fmt(at)}] {head}.")
+            for n in notes:
+                lines.append(f"      - {n}")
+        lines.append("")
+        lines.append(f"The run ends at {run['ended_at']:.3f} s, when a scheduler loop examines it and finds "
+                     f"every task done ({_d(run['ended_at'] - max(t['ended'] for t in tries))} after the last task ended).")
+        return "\n".join(lines)
+
+    def why(self, task_id: str) -> str:
+        """Why one task instance waited between 'dependencies met' and 'code starts', stage by stage."""
+        rows = [t for t in self.tries() if t["task"] == task_id]
+        if not rows:
+            raise ValueError(f"no task {task_id!r} in this DAG run (tasks: {', '.join(sorted(set(self.name.values())))})")
+        out = []
+        celery = self.result.executor == "celery"
+        parallelism = self.result.scenario.airflow.parallelism
+        tis = self.result.task_instances
+        for t in rows:
+            out.append(f"{task_id} try {t['try']} ({t['state']}): ready at {t['ready']:.3f} s, "
+                       f"started at {t['started']:.3f} s, waited {_d(t['started'] - t['ready'])}:")
+            if t["scheduled"] == t["scheduled"]:
+                by = "the mini-scheduler (right after its upstream task)" if "mini" in t["scheduled_by"] else \
+                    "waiting for the next scheduler loop to examine its DAG run"
+                out.append(f"  - {_d(t['scheduled'] - t['ready'])} ready -> scheduled: {by}")
+            if t["queued"] == t["queued"]:
+                busy = ((tis["queued_at"] <= t["scheduled"]) & (tis["released_at"] > t["scheduled"])).sum()
+                reason = (f"no free slot: {busy} of parallelism {parallelism} occupied when it was scheduled"
+                          if busy >= parallelism else "waiting for the next scheduler loop's critical section")
+                out.append(f"  - {_d(t['queued'] - t['scheduled'])} scheduled -> queued: {reason}")
+            if celery and t["published"] == t["published"]:
+                out.append(f"  - {_d(t['published'] - t['queued'])} queued -> in the broker: the executor "
+                           f"heartbeat sends it (apply_async)")
+                hop = t["delivered"] - t["published"]
+                why = "broker hop" if hop < 1.0 else \
+                    f"queue {t['queue']!r} had no listening worker with room (no worker, or all at their prefetch limit)"
+                out.append(f"  - {_d(hop)} in the broker -> delivered to {t['worker']}: {why}")
+                wait = t["launched"] - t["delivered"]
+                if wait > 1e-9:
+                    out.append(f"  - {_d(wait)} delivered -> a child process starts it: prefetched behind another "
+                               f"task on {t['worker']}")
+            elif t["launched"] == t["launched"]:
+                out.append(f"  - {_d(t['launched'] - t['queued'])} queued -> launched: the executor heartbeat")
+            out.append(f"  - {_d(t['started'] - t['launched'])} launched -> started: process start-up and DAG parsing")
+        return "\n".join(out)
+
+
+def explain(result, run_index: int = 0, dag_id: str | None = None, task_id: str | None = None) -> str:
+    story = RunStory(result, run_index, dag_id)
+    return story.why(task_id) if task_id else story.story()
