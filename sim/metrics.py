@@ -91,6 +91,7 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
             "cpu_seconds": _r(sched.cpu_seconds),
             "db_seconds": _r(sched.db_seconds),
         },
+        "executors": {name: ex.stats() for name, ex in sim.executors.items() if ex.stats()},
         "dag_processor": {"parse_cycles": sim.dag_processor.cycles,
                           "cpu_seconds": _r(sim.dag_processor.cpu_seconds)},
         "metadata_db": {

@@ -82,6 +82,10 @@ class BaseExecutor:
     def start(self) -> None:
         """Called once before the simulation runs (start workers, ...)."""
 
+    def stats(self) -> dict:
+        """Executor-specific figures for summary.json."""
+        return {}
+
     def end(self) -> None:
         """Called when the simulation ends (nothing to clean up by default)."""
 

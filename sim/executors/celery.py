@@ -50,6 +50,7 @@ class CeleryExecutor(BaseExecutor):
         self.pools = pools
         self.workers: dict[str, list[CeleryWorker]] = {p.name: [] for p in pools}
         self._next_index = {p.name: 0 for p in pools}
+        self._all_workers: dict[str, list[CeleryWorker]] = {}
         self._publish_tries: dict = {}
         self._task_ids: dict = {}            # (ti, try) -> Celery task id of its latest publish
         self._next_task_id = 0
@@ -103,6 +104,7 @@ class CeleryExecutor(BaseExecutor):
         cores = pool.host_cores if pool.host_cores is not None else self.cfg.worker_host_cores
         w = CeleryWorker(self.sim, self, pool, index, cores)
         self.workers[pool.name].append(w)
+        self._all_workers.setdefault(pool.name, []).append(w)
         delay = self.cfg.worker_startup_time if startup is None else startup
         if delay > 0.0:
             self.env.timeout(delay).callbacks.append(lambda _e: w.go_online())
@@ -116,6 +118,29 @@ class CeleryExecutor(BaseExecutor):
         if worker in self.workers[pool.name]:
             self.workers[pool.name].remove(worker)
         self._log_count(pool)
+
+    def stats(self) -> dict:
+        peak: dict = {}
+        for _, pool, n in self.worker_count_log:
+            peak[pool] = max(peak.get(pool, 0), n)
+        return {
+            "messages_published": self.broker.published,
+            "messages_redelivered": self.broker.redeliveries,
+            "publish_failures": self.publish_failures,
+            "result_backend_writes": self.backend.writes,
+            "result_backend_fetches": self.backend.fetches,
+            "peak_workers": peak,
+            "worker_seconds": {p.name: round(self._worker_seconds(p.name), 3) for p in self.pools},
+        }
+
+    def _worker_seconds(self, pool_name: str) -> float:
+        """Worker lifetime summed over the pool's workers (what a fixed or autoscaled pool costs)."""
+        now = self.env.now
+        total = 0.0
+        for w in self._all_workers.get(pool_name, []):
+            end = w.stopped_at if w.stopped_at is not None else now
+            total += end - w.started_at
+        return total
 
     def live_workers(self, pool_name: str) -> list[CeleryWorker]:
         return [w for w in self.workers[pool_name] if w.state in ("starting", "online")]

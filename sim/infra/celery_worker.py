@@ -73,14 +73,19 @@ class CeleryWorker:
 
     def _start_next(self) -> None:
         runner = self.sim.task_runner
+        early_acks = False
         while self.reserved and len(self.procs) < self.concurrency and self.state is not GONE:
             msg = self.reserved.popleft()
             if not self.broker.acks_late:
                 self.broker.ack(msg)         # early ack: acknowledged as the task starts
                 self._release(msg)
+                early_acks = True
             proc = runner.start(msg.ti, self.host, self.name, self._on_exit)
             self.procs[proc] = msg
             self.sim.recorder.event(self.env.now, "child process started", msg.ti, msg.try_number, self.name)
+        if early_acks:                        # room under the prefetch limit again
+            for q in self.queues:
+                self.broker.dispatch(q)
 
     def _on_exit(self, proc, state, row) -> None:
         msg = self.procs.pop(proc, None)

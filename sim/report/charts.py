@@ -89,6 +89,24 @@ def gantt(tis, run_id: str | None = None, title: str | None = None):
     return fig
 
 
+def workers_over_time(workers, title: str = "Workers over time"):
+    """Celery workers alive (starting or online) per pool, as the autoscaler and crashes change them."""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for i, (pool, g) in enumerate(workers.groupby("pool", sort=True)):
+        t = np.append(g["time"].to_numpy(), g["time"].max())
+        ax.step(t / 60.0, np.append(g["workers"].to_numpy(), g["workers"].iloc[-1]) + 0.04 * i, where="post",
+                label=f"pool {pool}", color=COLORS[i % len(COLORS)], lw=1.5, ls=("-", "--", ":")[i % 3])
+    ax.set_xlabel("simulated time (minutes)")
+    ax.set_ylabel("workers (starting or online)")
+    ax.set_ylim(0, workers["workers"].max() + 1)
+    from matplotlib.ticker import MaxNLocator
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def write_charts(result, out_dir) -> list[Path]:
     """The run's charts as PNG files in ``out_dir``."""
     out = Path(out_dir)
@@ -104,6 +122,8 @@ def write_charts(result, out_dir) -> list[Path]:
                                      f"{name}: executor slots over time ({result.executor})"),
         "gantt_first_run.png": gantt(tis, title=f"{name}: Gantt of the first DAG run ({result.executor})"),
     }
+    if len(getattr(result, "workers", [])):
+        charts["workers.png"] = workers_over_time(result.workers, f"{name}: Celery workers over time")
     for fname, fig in charts.items():
         fig.savefig(out / fname, dpi=110, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
