@@ -164,6 +164,9 @@ def main(argv=None) -> int:
     except SimError as e:
         print(f"error: {e}" if "\n" not in str(e) else f"error:\n{e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:                  # `sim schema | head`: the reader left, not an error
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -88,6 +88,7 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
         "scheduler": {
             "loops": sched.loops,
             "busy_loops": sched.busy_loops,
+            "idle_loops_skipped": sched.skipped_loops,
             "cpu_seconds": _r(sched.cpu_seconds),
             "db_seconds": _r(sched.db_seconds),
         },

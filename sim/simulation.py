@@ -43,7 +43,8 @@ class RunResult:
 
 
 class Simulation:
-    def __init__(self, scenario, *, record_transitions: bool = True, progress: bool = False):
+    def __init__(self, scenario, *, record_transitions: bool = True, progress: bool = False,
+                 skip_idle_loops: bool = True):
         self.scenario = scenario
         self.seed = scenario.seed
         self.horizon = scenario.horizon
@@ -58,7 +59,7 @@ class Simulation:
                       for i, d in enumerate(scenario.dags)]
         spec = scenario.executor
         settings = spec.settings or {}
-        cores = settings.get("host_cores", self.overheads.scheduler_host_cores)
+        cores = settings.get("host_cores") or self.overheads.scheduler_host_cores
         self.scheduler_host = Host(self.env, "scheduler", cores)
         self.executors = self._build_executors(spec)
         #: A task's ``executor`` may name the executor by kind (``local``) or by class name.
@@ -66,6 +67,7 @@ class Simulation:
         self.executor_aliases.setdefault(spec.kind, next(iter(self.executors)))
         self.task_runner = TaskRunner(self)
         self.scheduler = Scheduler(self)
+        self.scheduler.skip_idle_loops = skip_idle_loops
         self.dag_processor = DagProcessor(self, self.scheduler_host)
 
     def _build_executors(self, spec) -> dict:
@@ -120,7 +122,8 @@ class Simulation:
         run_ids = {}
         for row in rec.dr_rows:
             plan = self.plans[row[0]]
-            run_ids[(row[0], row[1])] = run_id_of(plan, row[1], row[2])
+            sched = plan.dag.schedule
+            run_ids[(row[0], row[1])] = run_id_of(plan, row[1], sched.logical_date(row[2]) if sched else row[2])
         for run in self.scheduler.unfinished_runs():
             run_ids[(run.plan.index, run.idx)] = run.run_id
         # Rows in a stable reading order: by DAG run, task, try (uids follow run creation).

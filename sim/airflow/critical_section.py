@@ -134,6 +134,7 @@ def executable_task_instances(scheduled: list, max_tis: int, conc: Concurrency,
                     continue
                 run_task_extra[rk] += 1
             if executor_open.get(ti.executor, 0) <= 0:
+                starved_tasks.add(task)
                 starving[ti] = f"no open slot in {ti.executor}"
                 continue
             pool_open[pool] -= task.pool_slots

@@ -68,7 +68,14 @@ class Scheduler:
         self._duration_rngs = [stream(sim.seed, f"durations/{p.dag_id}") for p in self.plans]
         self._rung = False
         self._doorbell = None
-        self._idle_end = self._idle_sleep = self._idle_period = 0.0
+        self._idle_end = self._idle_sleep = self._idle_period = self._idle_phase_a = self._idle_cpu = 0.0
+        self._resume_heartbeat = False
+        self._skipped = 0
+        #: Skip idle loops while nothing can change (exact up to CPU and DB contention that
+        #: changes during an idle stretch); False simulates every loop, for checking that.
+        self.skip_idle_loops = True
+        self.skipped_loops = 0
+        self._quiet = True
         self.finished = self.env.event()
         # statistics
         self.loops = 0
@@ -103,20 +110,36 @@ class Scheduler:
         self._rung = True
         bell = self._doorbell
         if bell is not None:
-            # Wake the idle scheduler at the next start of its loop grid (see _loop): scheduling
-            # the wake-up directly saves an event per idle period on the hot path.
             self._doorbell = None
-            now = self.env.now
-            first = self._idle_end + self._idle_sleep
-            if now < first:
-                delay = first - now
-            elif self._idle_period > 0.0 and now > first:
-                delay = first + math.ceil((now - first) / self._idle_period) * self._idle_period - now
-            else:
-                delay = 0.0
-            bell._ok = True          # what Event.succeed() does, with a delay
+            delay = self._wake_delay(self.env.now)
+            bell._ok = True          # what Event.succeed() does, with a delay: one event fewer
             bell._value = None
-            self.env.schedule(bell, delay=delay if delay > 0.0 else 0.0)
+            self.env.schedule(bell, delay=delay)
+
+    def _wake_delay(self, now: float) -> float:
+        """Where the idle scheduler would be when something changes at ``now``.
+
+        Idle loops start at ``first + k * period``; each runs its scheduling part (A) for
+        ``phase_a`` seconds, then the executor heartbeat. A change at ``now`` is first seen by the
+        heartbeat of the loop running then, if that loop has not reached its heartbeat yet (part A
+        of that loop saw nothing new, so it need not be simulated), else by the next loop."""
+        first = self._idle_end + self._idle_sleep
+        period = self._idle_period
+        self._resume_heartbeat = False
+        self._skipped = 0
+        if now <= first or period <= 0.0:
+            return max(0.0, first - now)
+        k = math.floor((now - first) / period)
+        loop_start = first + k * period
+        if now - loop_start <= 1e-12:
+            self._skipped = k
+            return 0.0
+        if now - loop_start <= self._idle_phase_a:
+            self._skipped = k
+            self._resume_heartbeat = True
+            return loop_start + self._idle_phase_a - now
+        self._skipped = k + 1
+        return loop_start + period - now
 
     def _ring_at(self, t: float) -> None:
         delay = t - self.env.now
@@ -227,10 +250,14 @@ class Scheduler:
         self._scheduled.append(ti)
         self._sorted = False
 
-    def _examine_run(self, run: DagRun, now: float) -> None:
+    def _examine_run(self, run: DagRun, now: float) -> bool:
+        """Schedule what is ready, apply trigger-rule verdicts, finish the run when all is done.
+        Returns whether anything changed."""
+        changed = bool(run.pending)
         if run.retrying:
             due = [ti for ti in run.retrying if ti.next_retry_at <= now]
             if due:
+                changed = True
                 run.retrying = [ti for ti in run.retrying if ti.next_retry_at > now]
                 for ti in due:
                     ti.reset_try_times()
@@ -252,6 +279,8 @@ class Scheduler:
                     self.ti_finished(ti, ti.state, now)
         if run.n_unfinished == 0:
             self._finish_run(run, now)
+            changed = True
+        return changed
 
     def ti_finished(self, ti, state, at: float) -> None:
         """A task instance reached a final state in the DB: count it into its downstream."""
@@ -353,11 +382,12 @@ class Scheduler:
         if n:
             queries += 1 + n                     # select runs to examine, then each run's TIs
         popleft, append = dq.popleft, dq.append
+        changed = bool(created or started)
         for _ in range(n):
             run = popleft()
             touched += run.n_schedulable
             if run.pending or run.retrying or not run.n_unfinished:   # else nothing can change
-                self._examine_run(run, now)
+                changed |= self._examine_run(run, now)
                 if run.state is not DR.RUNNING:
                     continue
             append(run)
@@ -386,6 +416,9 @@ class Scheduler:
                     self._scheduled = [t for t in self._scheduled if t.state is S.SCHEDULED]
                     queued = len(accepted)
                     touched += queued
+        # A loop that changed nothing can be repeated identically; one that did (runs created,
+        # started, examined with news) costs differently from the idle loops after it.
+        self._quiet = not changed
         return self.ov.scheduler_loop_base + self.ov.scheduler_per_ti * touched, queries, queued
 
     def _process_executor_events(self, now: float) -> int:
@@ -415,19 +448,29 @@ class Scheduler:
         per_ti = self.ov.scheduler_per_ti
         db, host = self.db, self.host
         executors = list(self.executors.values())
+        at_heartbeat = False
         while True:
-            self._rung = False
-            start = env.now
-            # A. _do_scheduling, then its cost: DB queries, then CPU on the scheduler's host.
-            cpu, queries, queued = self._do_scheduling(start)
-            if queries:
-                wait = db.book(queries)
-                if wait > 0.0:
-                    self.db_seconds += wait
-                    yield env.timeout(wait)
-            if cpu > 0.0:
-                self.cpu_seconds += cpu
-                yield host.work(cpu)
+            if at_heartbeat:
+                # Resumed in the middle of an idle loop (see _wake_delay): its part A found
+                # nothing; the change that woke us is seen from the heartbeat on.
+                at_heartbeat = False
+                start = env.now - self._idle_phase_a
+                queued = 0
+                self.cpu_seconds += self._idle_cpu
+            else:
+                self._rung = False
+                start = env.now
+                # A. _do_scheduling, then its cost: DB queries, then CPU on the scheduler's host.
+                cpu, queries, queued = self._do_scheduling(start)
+                if queries:
+                    wait = db.book(queries)
+                    if wait > 0.0:
+                        self.db_seconds += wait
+                        yield env.timeout(wait)
+                if cpu > 0.0:
+                    self.cpu_seconds += cpu
+                    yield host.work(cpu)
+                phase_a = env.now - start
             # B. executor heartbeat, then processing of the executor events.
             cost = 0.0
             for ex in executors:
@@ -451,22 +494,32 @@ class Scheduler:
             if queued or events:
                 self.busy_loops += 1
                 continue
-            if self._rung or any(ex.queued_tasks for ex in executors):
-                # Something may have changed, or an executor has work to retry: loop again.
-                if sleep > 0.0:
-                    yield env.timeout(sleep)
-                continue
-            if self._deadlocked():
+            # An idle loop that saw everything and changed nothing would repeat identically.
+            repeatable = not (self._rung or not self._quiet or any(ex.queued_tasks for ex in executors))
+            if repeatable and self._deadlocked():
                 self.deadlocked = True
                 self.finished.succeed()
                 return
+            if not repeatable or not self.skip_idle_loops:
+                if sleep > 0.0:
+                    yield env.timeout(sleep)
+                elif repeatable and env.now == start:
+                    self.skip_idle_loops = True      # a zero-cost loop cannot be stepped through
+                continue
             # Idle and nothing pending: idle loops would now repeat identically every
             # sleep + (loop cost), so wait for a ring and resume on that grid of loop starts.
             self._idle_end = env.now
             self._idle_sleep = sleep
             self._idle_period = sleep + (env.now - start)
+            self._idle_phase_a = phase_a
+            self._idle_cpu = cpu
             bell = self._doorbell = env.event()
             yield bell
+            # The loops skipped meanwhile count as loops (and their CPU as scheduler CPU).
+            self.loops += self._skipped
+            self.skipped_loops += self._skipped
+            self.cpu_seconds += self._skipped * cpu
+            at_heartbeat = self._resume_heartbeat
 
     def _done(self) -> bool:
         return self._sources_left == 0 and self._live_runs == 0

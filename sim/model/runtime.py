@@ -67,7 +67,7 @@ class TaskInstance:
         self.worker = None
         self.priority = priority
         # The critical section's ORDER BY: -priority_weight, logical date, map_index (§1.2).
-        self.sort_key = (-priority, run.due_at, run.idx, -1, ti_index)
+        self.sort_key = (-priority, run.logical_date, run.idx, -1, ti_index)
         self.ready_at = self.scheduled_at = self.queued_at = math.nan
         self.launched_at = self.started_at = self.ended_at = math.nan
         self.next_retry_at = math.nan
@@ -97,13 +97,15 @@ class TaskInstance:
 
 
 class DagRun:
-    __slots__ = ("plan", "idx", "due_at", "created_at", "started_at", "ended_at", "state", "tis",
+    __slots__ = ("plan", "idx", "due_at", "logical_date", "created_at", "started_at", "ended_at", "state", "tis",
                  "n_unfinished", "n_schedulable", "pending", "retrying", "active")
 
     def __init__(self, plan: DagPlan, idx: int, due_at: float, created_at: float):
         self.plan = plan
         self.idx = idx
         self.due_at = due_at
+        sched = plan.dag.schedule
+        self.logical_date = sched.logical_date(due_at) if sched is not None else due_at
         self.created_at = created_at
         self.started_at = math.nan
         self.ended_at = math.nan
@@ -117,7 +119,7 @@ class DagRun:
 
     @property
     def run_id(self) -> str:
-        return run_id_of(self.plan, self.idx, self.due_at)
+        return run_id_of(self.plan, self.idx, self.logical_date)
 
     def create_task_instances(self, next_uid: int, rng: random.Random) -> int:
         """Create every TI (Airflow's verify_integrity) and draw each try's duration and failure
@@ -170,8 +172,15 @@ class DagRun:
         return DagRunState.SUCCESS
 
 
-def run_id_of(plan: DagPlan, idx: int, due_at: float) -> str:
-    iso = datetime.fromtimestamp(round(EPOCH.timestamp() + due_at, 6), tz=timezone.utc).isoformat()
+def iso_of(t: float) -> datetime:
+    """Simulated seconds as the wall-clock datetime they stand for (from the DAGs' start_date)."""
+    return datetime.fromtimestamp(round(EPOCH.timestamp() + t, 6), tz=timezone.utc)
+
+
+def run_id_of(plan: DagPlan, idx: int, logical_date: float) -> str:
+    """Airflow's run_id: ``scheduled__<logical date>`` or ``manual__<logical date>`` (with the
+    run's index, since simulated triggers can share a time)."""
+    iso = iso_of(logical_date).isoformat()
     if plan.run_prefix == "scheduled":
         return f"scheduled__{iso}"
     return f"manual__{iso}__{idx}"
@@ -184,7 +193,8 @@ def retry_delay(ti: TaskInstance) -> float:
     delay = task.retry_delay
     if task.retry_exponential_backoff:
         min_backoff = max(1, math.ceil(delay * 2 ** (ti.try_number - 1)))
-        h = int(sha1(f"{ti.run.plan.dag_id}#{task.task_id}#{ti.run.run_id}#{ti.try_number}".encode()).hexdigest(), 16)
+        key = f"{ti.run.plan.dag_id}#{task.task_id}#{iso_of(ti.run.logical_date)}#{ti.try_number}"
+        h = int(sha1(key.encode()).hexdigest(), 16)
         delay = min_backoff + h % min_backoff
         delay = min(delay, task.max_retry_delay or MAX_TASK_RETRY_DELAY)
     return float(delay)

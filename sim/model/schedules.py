@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from croniter import croniter
@@ -22,6 +22,11 @@ class Schedule:
     def times(self, horizon: float, rng: random.Random) -> Iterator[float]:  # pragma: no cover
         raise NotImplementedError
 
+    def logical_date(self, due: float) -> float:
+        """Airflow's logical date of the run due at ``due``: the start of its data interval for a
+        fixed interval or cron schedule, the trigger time otherwise."""
+        return due
+
 
 @dataclass(frozen=True)
 class Interval(Schedule):
@@ -30,6 +35,9 @@ class Interval(Schedule):
     def __post_init__(self):
         if not self.every > 0:
             raise ValueError(f"schedule interval must be > 0, got {self.every}")
+
+    def logical_date(self, due: float) -> float:
+        return due - self.every
 
     def times(self, horizon, rng):
         k = 1
@@ -46,6 +54,10 @@ class Cron(Schedule):
     def __post_init__(self):
         if not croniter.is_valid(self.expression):
             raise ValueError(f"not a valid cron expression: {self.expression!r}")
+
+    def logical_date(self, due: float) -> float:
+        at = self.start_date + timedelta(seconds=due)
+        return (croniter(self.expression, at).get_prev(datetime) - self.start_date).total_seconds()
 
     def times(self, horizon, rng):
         it = croniter(self.expression, self.start_date)
