@@ -85,6 +85,8 @@ class Recorder:
         self.ev_try = array("l")
         self.ev_what = array("l")
         self.ev_who = array("l")
+        self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
+        self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
         self.on_occupy = None     # set by the scheduler: callbacks into the concurrency limits
         self.on_release = None
 
@@ -139,11 +141,22 @@ class Recorder:
         t["launched_at"].append(ti.launched_at)
         t["started_at"].append(ti.started_at)
         t["ended_at"].append(ti.ended_at)
-        t["released_at"].append(released_at)
-        return len(self.ti_uid) - 1
+        early = self._released_early.pop((ti.uid, ti.try_number), None) if self._released_early else None
+        t["released_at"].append(released_at if early is None else early)
+        row = len(self.ti_uid) - 1
+        if early is not None:
+            return row
+        self._unreleased[(ti.uid, ti.try_number)] = row
+        return row
 
-    def set_released(self, row: int, at: float) -> None:
-        self.ti_times["released_at"][row] = at
+    def release(self, ti, try_number: int, at: float) -> None:
+        """Stamp when the executor freed the slot of a try (its row may be written already, or
+        later: a zombie's row is written when it is detected)."""
+        row = self._unreleased.pop((ti.uid, try_number), None)
+        if row is not None:
+            self.ti_times["released_at"][row] = at
+        else:
+            self._released_early[(ti.uid, try_number)] = at
 
     def dag_run_ended(self, run) -> None:
         self.dr_rows.append((run.plan.index, run.idx, run.due_at, run.created_at, run.started_at,

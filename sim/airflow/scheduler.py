@@ -62,6 +62,7 @@ class Scheduler:
         self._triggers_pending = 0           # externally triggered sources with a timer armed
         self.starving: dict = {}             # ti -> why the last critical section passed it over
         self._stuck_requeues: dict = {}      # ti -> times re-queued by task_queued_timeout
+        self._zombies_pending = 0            # lost running tries not yet found by zombie detection
         self.deadlocked = False
         self._live_runs = 0
         self._uid = 0
@@ -315,10 +316,12 @@ class Scheduler:
         due = died_at + cfg.task_instance_heartbeat_timeout
         at = math.ceil(due / step) * step if step > 0.0 else due
         try_number = ti.try_number
+        self._zombies_pending += 1
         self.env.timeout(max(0.0, at - self.env.now)).callbacks.append(
             lambda _e: self._zombie(ti, try_number, why))
 
     def _zombie(self, ti, try_number: int, why: str) -> None:
+        self._zombies_pending -= 1
         if ti.state is not S.RUNNING or ti.try_number != try_number:
             return
         # As in Airflow 2.10, the try fails but the executor keeps counting the slot until it
@@ -327,6 +330,8 @@ class Scheduler:
 
     def _fail_try(self, ti, cause: str) -> None:
         now = self.env.now
+        if ti.state is S.RUNNING:
+            self.sim.task_runner.terminate(ti, ti.try_number)
         ti.ended_at = now
         outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
         self.rec.transition(ti, outcome, now, cause)
@@ -427,9 +432,10 @@ class Scheduler:
         for ex in self.executors.values():
             for ti, try_number, state in ex.get_event_buffer():
                 n += 1
-                if ti.try_number == try_number and ti.state in (S.QUEUED, S.RUNNING):
-                    # The executor says the task ended but the task never wrote its outcome:
-                    # Airflow treats it as "killed externally" and fails the try.
+                if ti.try_number == try_number and ti.state is S.QUEUED:
+                    # The executor says the task ended but it never even started: Airflow 2
+                    # treats it as "killed externally" and fails the try. (A running try is left
+                    # to zombie detection in 2.x; Airflow 3 fails it here too, PR #64052.)
                     ti.ended_at = now
                     outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
                     said = state.value if state is not None else "success"
@@ -527,7 +533,9 @@ class Scheduler:
     def _deadlocked(self) -> bool:
         """Runs are alive but nothing can ever ring again: no run will be created or triggered,
         no task is with an executor, no retry is waiting. The runs left are stuck for good."""
-        if self._create_heap or self._triggers_pending or not self._live_runs:
+        if self._create_heap or self._triggers_pending or self._zombies_pending or not self._live_runs:
+            return False
+        if self.sim.task_runner.any_alive():     # a task process is still running somewhere
             return False
         if any(ex.queued_tasks or ex.running or ex.event_buffer for ex in self.executors.values()):
             return False

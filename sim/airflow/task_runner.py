@@ -24,9 +24,9 @@ class Process:
 
     __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive")
 
-    def __init__(self, ti, host, worker, on_exit):
+    def __init__(self, ti, host, worker, on_exit, try_number=None):
         self.ti = ti
-        self.try_number = ti.try_number
+        self.try_number = ti.try_number if try_number is None else try_number
         self.host = host
         self.worker = worker
         self.on_exit = on_exit
@@ -34,7 +34,8 @@ class Process:
 
 
 class TaskRunner:
-    __slots__ = ("sim", "env", "db", "rec", "startup", "mini_scheduler", "mini_queries")
+    __slots__ = ("sim", "env", "db", "rec", "startup", "mini_scheduler", "mini_queries", "live", "running",
+                 "job_heartbeat")
 
     def __init__(self, sim):
         self.sim = sim
@@ -45,13 +46,19 @@ class TaskRunner:
         self.startup = ov.process_start_interpreter if cfg.execute_tasks_new_python_interpreter else ov.process_start_fork
         self.mini_scheduler = cfg.schedule_after_task_execution
         self.mini_queries = ov.mini_scheduler_queries
+        self.live: dict = {}             # every process started and not exited (a set, ordered)
+        self.running: dict = {}          # (ti, try) -> the process running that try
+        #: [scheduler] job_heartbeat_sec (C2, 5 s): how soon a task job notices an external change
+        self.job_heartbeat = 5.0
 
-    def start(self, ti, host, worker: str, on_exit) -> Process:
-        """Launch ``ti`` as a process on ``host``. When it exits, ``on_exit(proc, state, row)`` is
-        called with the outcome it wrote (``None`` if it found nothing to run) and the row of its
-        try; a retry may already be scheduled by then, so the process keeps its own try number."""
-        proc = Process(ti, host, worker, on_exit)
-        if ti.state is S.QUEUED:
+    def start(self, ti, host, worker: str, on_exit, try_number: int | None = None) -> Process:
+        """Launch ``ti`` (the try ``try_number``, default its current one) as a process on
+        ``host``. When it exits, ``on_exit(proc, state)`` is called with the outcome it wrote
+        (``None`` if it found nothing to run, or was terminated); a retry may already be
+        scheduled by then, so the process keeps its own try number."""
+        proc = Process(ti, host, worker, on_exit, try_number)
+        self.live[proc] = None
+        if ti.state is S.QUEUED and ti.try_number == proc.try_number:
             ti.launched_at = self.env.now
             ti.worker = worker
         host.run(self.startup + ti.run.plan.parse_time, lambda: self._booted(proc))
@@ -65,10 +72,11 @@ class TaskRunner:
         if ti.state is not S.QUEUED or ti.try_number != proc.try_number:
             # Airflow's dependency check in `tasks run`: this try is no longer queued (a duplicate
             # delivery, or the scheduler already gave up on it), so the process exits at once.
-            proc.on_exit(proc, None, None)
+            self._exit(proc, None)
             return
         started = env.now + self.db.book(1)        # UPDATE task_instance SET state='running'
         ti.started_at = started
+        self.running[(ti, proc.try_number)] = proc
         self.rec.transition(ti, S.RUNNING, started, f"task process started on {proc.worker}")
         duration = ti.duration_of_try()
         if ti.task.cpu_bound and duration > 0.0:
@@ -84,6 +92,8 @@ class TaskRunner:
     def _ended(self, proc) -> None:
         if not proc.alive:
             return
+        if proc.ti.state is not S.RUNNING or proc.ti.try_number != proc.try_number:
+            return           # the try was ended from outside; terminate() already ended us
         env = self.env
         ti = proc.ti
         ti.ended_at = env.now
@@ -101,9 +111,11 @@ class TaskRunner:
         if not proc.alive:
             return
         ti = proc.ti
+        if ti.state is not S.RUNNING or ti.try_number != proc.try_number:
+            return           # ended from outside while writing; terminate() ends the process
         sim = self.sim
         self.rec.transition(ti, outcome, self.env.now, "task process wrote its outcome")
-        row = self.rec.try_ended(ti)
+        self.rec.try_ended(ti)
         if outcome is S.UP_FOR_RETRY:
             ti.next_retry_at = ti.ended_at + retry_delay(ti)
             sim.scheduler.retry_at(ti)
@@ -113,14 +125,40 @@ class TaskRunner:
         if outcome is S.SUCCESS and self.mini_scheduler and ti.run.plan.downstream[ti.ti_index]:
             cost = self.db.book(self.mini_queries)
             if cost > 0.0:
-                self.env.timeout(cost).callbacks.append(lambda _e: self._mini_schedule(proc, outcome, row))
+                self.env.timeout(cost).callbacks.append(lambda _e: self._mini_schedule(proc, outcome))
                 return
-            self._mini_schedule(proc, outcome, row)
+            self._mini_schedule(proc, outcome)
             return
-        proc.on_exit(proc, outcome, row)
+        self._exit(proc, outcome)
 
-    def _mini_schedule(self, proc, outcome, row) -> None:
+    def _mini_schedule(self, proc, outcome) -> None:
         if not proc.alive:
             return
         self.sim.scheduler.mini_schedule(proc.ti)
-        proc.on_exit(proc, outcome, row)
+        self._exit(proc, outcome)
+
+    def _exit(self, proc, outcome) -> None:
+        self.live.pop(proc, None)
+        key = (proc.ti, proc.try_number)
+        if self.running.get(key) is proc:
+            del self.running[key]
+        proc.on_exit(proc, outcome)
+
+    def any_alive(self) -> bool:
+        """Is some task process still running? (Processes killed with their worker are dropped.)"""
+        for proc in [p for p in self.live if not p.alive]:
+            del self.live[proc]
+        return bool(self.live)
+
+    def terminate(self, ti, try_number: int) -> None:
+        """The try was failed from outside (a zombie, a timeout) while its process may still be
+        alive: Airflow 2's task job notices at its next heartbeat and terminates the task."""
+        proc = self.running.get((ti, try_number))
+        if proc is None or not proc.alive:
+            return
+
+        def kill(_e):
+            if proc.alive:
+                proc.alive = False
+                self._exit(proc, None)
+        self.env.timeout(self.job_heartbeat).callbacks.append(kill)

@@ -23,7 +23,6 @@ class BaseExecutor:
         self.queued_tasks: dict = {}          # ti -> None, in queueing order
         self.running: set = set()             # (ti, try_number): a new try is a new key, as in Airflow
         self.event_buffer: list = []
-        self._rows: dict = {}                 # ti -> row of its finished try (to stamp released_at)
 
     # -- slots ----------------------------------------------------------------------------------
     @property
@@ -61,11 +60,10 @@ class BaseExecutor:
         """Collect finished work via ``change_state``. Returns scheduler time spent."""
         raise NotImplementedError
 
-    def change_state(self, ti, try_number: int, state, row: int | None) -> None:
+    def change_state(self, ti, try_number: int, state) -> None:
         """A task's process reported its end: free the slot and leave an event for the scheduler."""
         self.running.discard((ti, try_number))
-        if row is not None:
-            self.sim.recorder.set_released(row, self.env.now)
+        self.sim.recorder.release(ti, try_number, self.env.now)
         self.event_buffer.append((ti, try_number, state))
 
     def get_event_buffer(self) -> list:

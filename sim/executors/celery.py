@@ -113,6 +113,9 @@ class CeleryExecutor(BaseExecutor):
         self._log_count(pool)
         return w
 
+    def worker_draining(self, worker: CeleryWorker) -> None:
+        self._log_count(worker.pool)          # a draining worker no longer counts as a replica
+
     def worker_gone(self, worker: CeleryWorker) -> None:
         pool = worker.pool
         if worker in self.workers[pool.name]:
@@ -195,7 +198,7 @@ class CeleryExecutor(BaseExecutor):
     def sync(self) -> float:
         ready, cost = self.backend.fetch_all(len(self.running))
         now = self.env.now
-        for proc, celery_state, row, task_id in ready:
+        for proc, celery_state, task_id in ready:
             key = (proc.ti, proc.try_number)
             if key not in self.running or self._task_ids.get(key) != task_id:
                 continue                         # sync() only asks about each key's latest task id
@@ -203,5 +206,5 @@ class CeleryExecutor(BaseExecutor):
             state = S.FAILED if celery_state == "FAILURE" else S.SUCCESS
             self.sim.recorder.event(now, f"scheduler saw {celery_state} in the result backend",
                                     proc.ti, proc.try_number, "scheduler")
-            self.change_state(proc.ti, proc.try_number, state, row)
+            self.change_state(proc.ti, proc.try_number, state)
         return cost

@@ -26,14 +26,14 @@ class LocalExecutor(BaseExecutor):
             runner.start(ti, self.host, worker, self._on_process_exit)
         return 0.0  # putting a workload on a multiprocessing queue is negligible
 
-    def _on_process_exit(self, proc, state, row) -> None:
+    def _on_process_exit(self, proc, state) -> None:
         self._free_workers.append(proc.worker)
-        self._result_queue.append((proc.ti, proc.try_number, state, row))
+        self._result_queue.append((proc.ti, proc.try_number, state))
         self.sim.scheduler.ring()
 
     def sync(self) -> float:
         if self._result_queue:
             results, self._result_queue = self._result_queue, []
-            for ti, try_number, state, row in results:
-                self.change_state(ti, try_number, state, row)
+            for ti, try_number, state in results:
+                self.change_state(ti, try_number, state)
         return 0.0

@@ -80,7 +80,9 @@ class KedaAutoscaler:
             if want > current:
                 target = want
             else:
-                target = max(w for _, w in recent)       # HPA scale-down stabilization
+                # HPA scale-down stabilization: no lower than the highest recommendation of the
+                # window, and never a scale-up from an old recommendation.
+                target = min(current, max(w for _, w in recent))
                 if target == 0 and now - self._last_active < self.s.cooldown_period:
                     target = max(1, min(current, self.s.min_replicas or 1))
             if target > current:

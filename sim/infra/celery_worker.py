@@ -76,18 +76,25 @@ class CeleryWorker:
         early_acks = False
         while self.reserved and len(self.procs) < self.concurrency and self.state is not GONE:
             msg = self.reserved.popleft()
+            if msg.task_id in self.broker.revoked:
+                # Celery discards a revoked request when its turn comes.
+                self.broker.ack(msg)
+                self._release(msg)
+                self.sim.recorder.event(self.env.now, "revoked message discarded", msg.ti, msg.try_number, self.name)
+                early_acks = True
+                continue
             if not self.broker.acks_late:
                 self.broker.ack(msg)         # early ack: acknowledged as the task starts
                 self._release(msg)
                 early_acks = True
-            proc = runner.start(msg.ti, self.host, self.name, self._on_exit)
+            proc = runner.start(msg.ti, self.host, self.name, self._on_exit, try_number=msg.try_number)
             self.procs[proc] = msg
             self.sim.recorder.event(self.env.now, "child process started", msg.ti, msg.try_number, self.name)
         if early_acks:                        # room under the prefetch limit again
             for q in self.queues:
                 self.broker.dispatch(q)
 
-    def _on_exit(self, proc, state, row) -> None:
+    def _on_exit(self, proc, state) -> None:
         msg = self.procs.pop(proc, None)
         if msg is None or self.state is GONE:
             return
@@ -98,7 +105,7 @@ class CeleryWorker:
         def stored(_e=None):
             if self.state is GONE and not proc.alive:
                 return
-            self.executor.backend.store((proc, celery_state, row, msg.task_id))
+            self.executor.backend.store((proc, celery_state, msg.task_id))
             self.sim.recorder.event(self.env.now, f"result {celery_state} written", proc.ti,
                                     proc.try_number, "result backend")
             self.sim.scheduler.ring()            # the next sync() will see it
@@ -141,6 +148,7 @@ class CeleryWorker:
             return
         self.state = DRAINING
         self.broker.unsubscribe(self)
+        self.executor.worker_draining(self)
         for msg in list(self.reserved):
             self._release(msg)
             self.broker.requeue(msg)
