@@ -71,6 +71,9 @@ class Recorder:
         self.ti_pool = array("l")
         self.ti_worker = array("l")
         self.ti_times = {name: array("d") for name in self.TI_TIMES}
+        (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
+         self.t_ended) = (self.ti_times[n] for n in self.TI_TIMES[:6])
+        self._codes = self.strings.codes       # for interning without a call on the hot path
         # dag runs
         self.dr_rows: list[tuple] = []
         # transitions
@@ -85,6 +88,7 @@ class Recorder:
         self.ev_try = array("l")
         self.ev_what = array("l")
         self.ev_who = array("l")
+        self.schedulable_total = 0       # TIs in none/up_for_retry/up_for_reschedule, running runs
         self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
         self.on_occupy = None     # set by the scheduler: callbacks into the concurrency limits
@@ -102,12 +106,14 @@ class Recorder:
             (self.on_occupy if occ > 0 else self.on_release)(ti)
         if sched:
             ti.run.n_schedulable += sched
+            self.schedulable_total += sched
         if self.record_transitions:
             self.tr_uid.append(ti.uid)
             self.tr_from.append(old_code)
             self.tr_to.append(new_code)
             self.tr_time.append(now)
-            self.tr_cause.append(self.strings(cause))
+            code = self._codes.get(cause)
+            self.tr_cause.append(code if code is not None else self.strings(cause))
 
     def event(self, time: float, what: str, ti, try_number: int, who: str) -> None:
         """Something a component did (not a state change): for explaining a run."""
@@ -121,8 +127,10 @@ class Recorder:
     def try_ended(self, ti, released_at: float = _NAN) -> int:
         """Append the row of the try ``ti`` just finished (or of a TI that never ran); returns
         the row number, so the executor slot's release can be filled in later."""
+        codes = self._codes
         s = self.strings
         run = ti.run
+        task = ti.task
         self.ti_uid.append(ti.uid)
         self.ti_dag.append(run.plan.index)
         self.ti_run.append(run.idx)
@@ -130,17 +138,17 @@ class Recorder:
         self.ti_map.append(ti.map_index)
         self.ti_try.append(ti.try_number)
         self.ti_state.append(STATE_CODE[ti.state])
-        self.ti_executor.append(s(ti.executor))
-        self.ti_queue.append(s(ti.task.queue))
-        self.ti_pool.append(s(ti.task.pool))
-        self.ti_worker.append(s(ti.worker))
+        for col, value in ((self.ti_executor, ti.executor), (self.ti_queue, task.queue),
+                           (self.ti_pool, task.pool), (self.ti_worker, ti.worker)):
+            code = codes.get(value)
+            col.append(code if code is not None else s(value))
+        self.t_ready.append(ti.ready_at)
+        self.t_scheduled.append(ti.scheduled_at)
+        self.t_queued.append(ti.queued_at)
+        self.t_launched.append(ti.launched_at)
+        self.t_started.append(ti.started_at)
+        self.t_ended.append(ti.ended_at)
         t = self.ti_times
-        t["ready_at"].append(ti.ready_at)
-        t["scheduled_at"].append(ti.scheduled_at)
-        t["queued_at"].append(ti.queued_at)
-        t["launched_at"].append(ti.launched_at)
-        t["started_at"].append(ti.started_at)
-        t["ended_at"].append(ti.ended_at)
         early = self._released_early.pop((ti.uid, ti.try_number), None) if self._released_early else None
         t["released_at"].append(released_at if early is None else early)
         row = len(self.ti_uid) - 1

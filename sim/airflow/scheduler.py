@@ -56,6 +56,7 @@ class Scheduler:
         self._blocked: dict = {}             # dag index -> (due, iterator) paused by max_active_runs
         self._queued_runs: list = []
         self._examine: deque = deque()
+        self._dirty: dict = {}               # running runs with news (pending, retrying, all done), in order
         self._scheduled: list = []
         self._sorted = True
         self._sources_left = 0
@@ -220,6 +221,8 @@ class Scheduler:
                 run.started_at = now
                 self._uid = run.create_task_instances(self._uid, self._duration_rngs[i])
                 run.mark_roots_ready()
+                self.rec.schedulable_total += run.n_schedulable
+                self._dirty[run] = None
                 self._examine.appendleft(run)   # never examined: first in line
                 started += 1
             else:
@@ -255,6 +258,8 @@ class Scheduler:
         """Schedule what is ready, apply trigger-rule verdicts, finish the run when all is done.
         Returns whether anything changed."""
         changed = bool(run.pending)
+        if not run.retrying:
+            self._dirty.pop(run, None)             # done with its news (a retry keeps it in)
         if run.retrying:
             due = [ti for ti in run.retrying if ti.next_retry_at <= now]
             if due:
@@ -280,6 +285,7 @@ class Scheduler:
                     self.ti_finished(ti, ti.state, now)
         if run.n_unfinished == 0:
             self._finish_run(run, now)
+            self._dirty.pop(run, None)
             changed = True
         return changed
 
@@ -288,9 +294,11 @@ class Scheduler:
         run = ti.run
         run.n_unfinished -= 1
         run.upstream_finished(ti, state, at)
+        self._dirty[run] = None
 
     def retry_at(self, ti) -> None:
         ti.run.retrying.append(ti)
+        self._dirty[ti.run] = None
         self._ring_at(ti.next_retry_at)
 
     def mini_schedule(self, ti) -> None:
@@ -386,16 +394,26 @@ class Scheduler:
         n = min(cfg.max_dagruns_per_loop_to_schedule or len(dq), len(dq))
         if n:
             queries += 1 + n                     # select runs to examine, then each run's TIs
-        popleft, append = dq.popleft, dq.append
         changed = bool(created or started)
-        for _ in range(n):
-            run = popleft()
-            touched += run.n_schedulable
-            if run.pending or run.retrying or not run.n_unfinished:   # else nothing can change
-                changed |= self._examine_run(run, now)
-                if run.state is not DR.RUNNING:
-                    continue
-            append(run)
+        if n == len(dq):
+            # Every running run is examined this loop: the cost is the sum over all of them,
+            # and only runs with news need the work (the same outcome, without the rotation).
+            touched = self.rec.schedulable_total
+            if self._dirty:
+                for run in list(self._dirty):
+                    changed |= self._examine_run(run, now)
+                    if run.state is not DR.RUNNING:
+                        dq.remove(run)
+        else:
+            popleft, append = dq.popleft, dq.append
+            for _ in range(n):
+                run = popleft()
+                touched += run.n_schedulable
+                if run.pending or run.retrying or not run.n_unfinished:   # else nothing can change
+                    changed |= self._examine_run(run, now)
+                    if run.state is not DR.RUNNING:
+                        continue
+                append(run)
         queued = 0
         occupied = 0
         for ex in self.executors.values():
@@ -468,14 +486,11 @@ class Scheduler:
                 start = env.now
                 # A. _do_scheduling, then its cost: DB queries, then CPU on the scheduler's host.
                 cpu, queries, queued = self._do_scheduling(start)
-                if queries:
-                    wait = db.book(queries)
-                    if wait > 0.0:
-                        self.db_seconds += wait
-                        yield env.timeout(wait)
-                if cpu > 0.0:
+                wait = db.book(queries) if queries else 0.0
+                if cpu > 0.0 or wait > 0.0:
+                    self.db_seconds += wait
                     self.cpu_seconds += cpu
-                    yield host.work(cpu)
+                    yield host.work(cpu, after=wait)
                 phase_a = env.now - start
             # B. executor heartbeat, then processing of the executor events.
             cost = 0.0
@@ -486,12 +501,10 @@ class Scheduler:
             events = self._process_executor_events(env.now)
             if events:
                 wait = db.book(1)
-                if wait > 0.0:
+                if per_ti > 0.0 or wait > 0.0:
                     self.db_seconds += wait
-                    yield env.timeout(wait)
-                if per_ti > 0.0:
                     self.cpu_seconds += per_ti * events
-                    yield host.work(per_ti * events)
+                    yield host.work(per_ti * events, after=wait)
             self.loops += 1
             if self._done():
                 if not self.finished.triggered:

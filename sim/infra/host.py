@@ -14,8 +14,8 @@ from simpy import Event
 
 
 class Host:
-    __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_version",
-                 "_timer_at", "busy_core_seconds", "peak_jobs")
+    __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
+                 "busy_core_seconds", "peak_jobs")
 
     def __init__(self, env, name: str, cores: float | None):
         if cores is not None and not cores > 0:
@@ -28,8 +28,7 @@ class Host:
         self._t = 0.0
         self._heap: list = []
         self._seq = 0
-        self._version = 0
-        self._timer_at = None
+        self._timer = None          # the one live wake-up timer (older ones are ignored)
         self.busy_core_seconds = 0.0
         self.peak_jobs = 0
 
@@ -37,14 +36,19 @@ class Host:
     def jobs(self) -> int:
         return self._n
 
-    def work(self, seconds: float) -> Event:
-        """An event that fires once ``seconds`` of CPU work are done on this host."""
+    def work(self, seconds: float, after: float = 0.0) -> Event:
+        """An event that fires once ``seconds`` of CPU work are done on this host, the work
+        starting ``after`` seconds from now (a wait that uses no CPU, e.g. for the database)."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self.busy_core_seconds += seconds
-            return self.env.timeout(seconds if seconds > 0.0 else 0.0)
+            total = (seconds if seconds > 0.0 else 0.0) + after
+            return self.env.timeout(total)
         ev = Event(self.env)
-        self._submit(seconds, ev.succeed)
+        if after > 0.0:
+            self.env.timeout(after).callbacks.append(lambda _e: self._submit(seconds, ev.succeed))
+        else:
+            self._submit(seconds, ev.succeed)
         return ev
 
     def run(self, seconds: float, then) -> None:
@@ -58,17 +62,24 @@ class Host:
 
     def _submit(self, seconds: float, done) -> None:
         now = self.env.now
-        self._advance(now)
-        old_rate = self._rate()
+        n = self._n
+        cores = self.cores
+        old_rate = 1.0 if n <= cores else cores / n
+        dt = now - self._t
+        if dt > 0.0 and n:
+            self._v += dt * old_rate
+            self.busy_core_seconds += dt * (n if n < cores else cores)
+        self._t = now
         self._seq += 1
-        finish = self._v + seconds
-        ev = (finish, self._seq, done)
-        heapq.heappush(self._heap, ev)
-        self._n += 1
-        if self._n > self.peak_jobs:
-            self.peak_jobs = self._n
+        job = (self._v + seconds, self._seq, done)
+        heap = self._heap
+        heapq.heappush(heap, job)
+        n += 1
+        self._n = n
+        if n > self.peak_jobs:
+            self.peak_jobs = n
         # The live timer stays right if the rate did not change and the new job is not first.
-        if self._timer_at is None or self._rate() != old_rate or self._heap[0] is ev:
+        if self._timer is None or (n > cores) or heap[0] is job:
             self._arm(now)
 
     def _rate(self) -> float:
@@ -83,26 +94,23 @@ class Host:
         self._t = now
 
     def _arm(self, now: float) -> None:
-        self._version += 1
-        if not self._heap:
-            self._timer_at = None
+        heap = self._heap
+        if not heap:
+            self._timer = None
             return
-        delay = (self._heap[0][0] - self._v) / self._rate()
-        if delay < 0.0:
-            delay = 0.0
-        self._timer_at = now + delay
-        version = self._version
-        self.env.timeout(delay).callbacks.append(lambda _e: self._on_timer(version))
+        delay = (heap[0][0] - self._v) / self._rate()
+        timer = self._timer = self.env.timeout(delay if delay > 0.0 else 0.0)
+        timer.callbacks.append(self._on_timer)
 
-    def _on_timer(self, version: int) -> None:
-        if version != self._version:
+    def _on_timer(self, timer) -> None:
+        if timer is not self._timer:
             return  # superseded by a later arrival or departure
         now = self.env.now
         self._advance(now)
         heap = self._heap
-        eps = 1e-9 * (1.0 + abs(self._v))
+        limit = self._v + 1e-9 * (1.0 + abs(self._v))
         finished = []
-        while heap and heap[0][0] <= self._v + eps:
+        while heap and heap[0][0] <= limit:
             finished.append(heapq.heappop(heap)[2])
             self._n -= 1
         self._arm(now)
