@@ -30,9 +30,10 @@ def bench_scenario(task_instances: int, profile: str = "airflow-2.10", executor:
         dag.task(name, duration=Exponential(10.0))
     dag.set_dependencies("T1 >> [T2, T3] >> T4")
     runs = max(1, task_instances // 4)
+    settings = {"celery": dict(prof.get("celery", {})), "kubernetes": dict(prof.get("kubernetes", {}))}
     return Scenario(name="bench", description="sim bench standard workload", seed=1,
                     horizon=3.0 * runs, profile=profile, airflow=airflow, overheads=overheads,
-                    executor=ExecutorSpec(executor), dags=[dag])
+                    executor=ExecutorSpec(executor, settings), dags=[dag])
 
 
 def peak_rss_mib() -> float:

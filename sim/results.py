@@ -31,6 +31,10 @@ def write_results(result, out_dir, charts: bool = True) -> Path:
             _to_csv(result.events, tmp / "events.csv")
         if len(result.workers):
             _to_csv(result.workers, tmp / "workers.csv")
+        if len(result.pods):
+            _to_csv(result.pods, tmp / "pods.csv")
+        if len(result.nodes):
+            _to_csv(result.nodes, tmp / "nodes.csv")
         with open(tmp / "summary.json", "w") as f:
             json.dump(result.summary, f, indent=2, sort_keys=False)
             f.write("\n")

@@ -35,6 +35,10 @@ class RunResult:
     events: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Workers alive over time, per pool (Celery): time, pool, workers.
     workers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: One row per pod, with its start-up stages (Kubernetes).
+    pods: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Nodes over time, per node pool (Kubernetes): time, pool, nodes.
+    nodes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def write(self, out_dir, charts: bool = True):
         """Write the results folder (atomically) and return its path."""
@@ -77,6 +81,18 @@ class Simulation:
         if spec.kind == "celery":
             from .executors.celery_setup import build_celery
             ex = build_celery(self, spec.settings or {})
+            return {ex.name: ex}
+        if spec.kind == "kubernetes":
+            from .executors.kubernetes_setup import build_kubernetes
+            ex = build_kubernetes(self, spec.settings or {})
+            return {ex.name: ex}
+        if spec.kind == "celery_kubernetes":
+            from .executors.celery_setup import build_celery
+            from .executors.hybrid import CeleryKubernetesExecutor
+            from .executors.kubernetes_setup import build_kubernetes
+            settings = spec.settings or {}
+            ex = CeleryKubernetesExecutor(self, build_celery(self, settings), build_kubernetes(self, settings),
+                                          settings.get("kubernetes_queue", "kubernetes"))
             return {ex.name: ex}
         raise ValueError(f"executor kind {spec.kind!r} is not implemented yet")
 
@@ -136,7 +152,11 @@ class Simulation:
         events = rec.events() if len(rec.ev_time) else pd.DataFrame()
         log = [row for ex in self.executors.values() for row in getattr(ex, "worker_count_log", [])]
         workers = pd.DataFrame(log, columns=["time", "pool", "workers"])
-        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck, events, workers)
+        kube = [k for ex in self.executors.values() for k in ex.kubernetes_executors()]
+        pods = pd.concat([k.pods_frame(self.plans, run_ids) for k in kube], ignore_index=True) \
+            if kube else pd.DataFrame()
+        nodes = pd.DataFrame([r for k in kube for r in k.cluster.node_log], columns=["time", "pool", "nodes"])
+        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck, events, workers, pods, nodes)
 
 
 def run(scenario, **kwargs) -> RunResult:

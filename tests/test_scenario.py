@@ -287,18 +287,19 @@ def test_executor_and_seed_flags():
     s = load_scenario(SCENARIOS / "seed-diamond.yaml", executor="celery")
     assert s.executor.kind == "celery"
     assert s.executor.settings["celery"]["worker_concurrency"] == 16        # from the profile
-    with pytest.raises(ScenarioError, match="executor.kind: 'kubernetes' is not implemented yet"):
-        load_scenario(SCENARIOS / "seed-diamond.yaml", executor="kubernetes")
+    k = load_scenario(SCENARIOS / "seed-diamond.yaml", executor="kubernetes")
+    assert k.executor.settings["kubernetes"]["worker_pods_creation_batch_size"] == 1   # the profile's
+    with pytest.raises(ScenarioError, match="executor.kind"):
+        load_scenario(SCENARIOS / "seed-diamond.yaml", executor="nomad")
 
 
-def test_other_executor_settings_are_kept():
-    # Not runnable yet, but validation sees the settings mapping: lifting the restriction is
-    # adding the kind to IMPLEMENTED_EXECUTORS.
+def test_executor_settings_are_kept():
     from sim.scenario import schema
     data = minimal()
-    data["executor"] = {"kind": "kubernetes", "nodes": 4, "worker_pods_creation_batch_size": 16}
+    data["executor"] = {"kind": "kubernetes", "kubernetes": {"worker_pods_creation_batch_size": 16}}
     spec = schema.ScenarioFile.model_validate(data)
-    assert spec.executor.settings() == {"nodes": 4, "worker_pods_creation_batch_size": 16}
+    assert spec.executor.settings() == {"kubernetes": {"worker_pods_creation_batch_size": 16}}
+    assert scenario_from_dict(data).executor.settings["kubernetes"]["worker_pods_creation_batch_size"] == 16
     data["executor"] = {"kind": "local", "host_cores": 8}
     assert scenario_from_dict(data).executor.settings == {"host_cores": 8.0}
 

@@ -94,3 +94,28 @@ class CeleryConfig:
     worker_startup_time: float = 0.0
     worker_host_cores: float | None = None
 
+
+
+@dataclass
+class KubernetesConfig:
+    """KubernetesExecutor settings by their ``[kubernetes_executor]`` names (airflow-mechanics.md
+    §2.4) and the simulated timings of the pod start-up path (profile ``kubernetes:`` section)."""
+
+    worker_pods_creation_batch_size: int = 1
+    async_pod_creation: bool = False
+    pod_creation_max_concurrency: int = 0
+    delete_worker_pods: bool = True
+    delete_worker_pods_on_failure: bool = False
+    pod_launch_failure_retries: int = 1
+    #: Start-up path timings (seconds) and the worker image.
+    api_create_time: float = 0.0
+    bind_time: float = 0.0
+    image_size_mb: float = 0.0
+    pull_bandwidth_mb_s: float = 0.0
+    init_container_time: float = 0.0
+    container_start_time: float = 0.0
+    airflow_boot_time: float = 0.0
+    watcher_delay: float = 0.0
+    #: Pod requests when a task sets none (cores, MiB).
+    default_cpu: float = 1.0
+    default_memory: float = 512.0

@@ -51,7 +51,8 @@ class TaskRunner:
         #: [scheduler] job_heartbeat_sec (C2, 5 s): how soon a task job notices an external change
         self.job_heartbeat = 5.0
 
-    def start(self, ti, host, worker: str, on_exit, try_number: int | None = None) -> Process:
+    def start(self, ti, host, worker: str, on_exit, try_number: int | None = None,
+              startup: float | None = None) -> Process:
         """Launch ``ti`` (the try ``try_number``, default its current one) as a process on
         ``host``. When it exits, ``on_exit(proc, state)`` is called with the outcome it wrote
         (``None`` if it found nothing to run, or was terminated); a retry may already be
@@ -59,9 +60,11 @@ class TaskRunner:
         proc = Process(ti, host, worker, on_exit, try_number)
         self.live[proc] = None
         if ti.state is S.QUEUED and ti.try_number == proc.try_number:
-            ti.launched_at = self.env.now
+            if ti.launched_at != ti.launched_at:     # not already handed to a pod by its executor
+                ti.launched_at = self.env.now
             ti.worker = worker
-        host.run(self.startup + ti.run.plan.parse_time, lambda: self._booted(proc))
+        boot = self.startup if startup is None else startup
+        host.run(boot + ti.run.plan.parse_time, lambda: self._booted(proc))
         return proc
 
     def _booted(self, proc) -> None:

@@ -84,6 +84,10 @@ class BaseExecutor:
         """Executor-specific figures for summary.json."""
         return {}
 
+    def kubernetes_executors(self) -> list:
+        """The KubernetesExecutors inside this one (itself, or a hybrid's part)."""
+        return [self] if hasattr(self, "pods_frame") else []
+
     def end(self) -> None:
         """Called when the simulation ends (nothing to clean up by default)."""
 

@@ -65,10 +65,11 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
     merged = merge_sections(prof, spec.sections())
     airflow, overheads = AirflowConfig(**merged["airflow"]), Overheads(**merged["overheads"])
     settings = spec.executor.settings()
-    if spec.executor.kind == "celery":
+    if spec.executor.kind in ("celery", "celery_kubernetes"):
         # the profile's celery: section, then the scenario's executor.celery keys
         settings["celery"] = {**merged.get("celery", {}), **(settings.get("celery") or {})}
-        problems += _celery_warnings(spec, settings)
+    if spec.executor.kind in ("kubernetes", "celery_kubernetes"):
+        settings["kubernetes"] = {**merged.get("kubernetes", {}), **(settings.get("kubernetes") or {})}
     dags, first_index = [], {}
     for i, d in enumerate(spec.dags):
         if d.dag_id in first_index:

@@ -37,7 +37,7 @@ def _locate(ref: str, base_dir) -> tuple[str, str]:
 
 def merge_sections(base: dict, over: dict) -> dict:
     """``over``'s airflow/overheads keys on top of ``base``'s (a profile, or a profile it extends)."""
-    out = {section: dict(base.get(section, {})) for section in ("airflow", "overheads", "celery")}
+    out = {section: dict(base.get(section, {})) for section in ("airflow", "overheads", "celery", "kubernetes")}
     for section, values in over.items():
         for key, value in values.items():
             if key == "pools" and value is not None:      # pools merge name by name
@@ -66,7 +66,7 @@ def load_profile(name_or_path: str, base_dir=None, *, _chain: tuple[str, ...] = 
     if not isinstance(data, dict):
         raise ScenarioError(where, "a profile must be a mapping with airflow: and overheads: sections")
     spec = validate(ProfileFile, data, where)
-    base: dict = {"airflow": {}, "overheads": {}, "celery": {}}
+    base: dict = {"airflow": {}, "overheads": {}, "celery": {}, "kubernetes": {}}
     if spec.extends:
         try:
             base = load_profile(spec.extends, Path(where).parent, _chain=(*_chain, where))

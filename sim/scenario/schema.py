@@ -20,7 +20,7 @@ from croniter import croniter
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       WithJsonSchema, field_validator, model_validator)
 
-from ..airflow.config import AirflowConfig, CeleryConfig, Overheads
+from ..airflow.config import AirflowConfig, CeleryConfig, KubernetesConfig, Overheads
 from ..errors import ScenarioError
 from ..model.dag import TRIGGER_RULES, WEIGHT_RULES
 from .units import FORMS, JSON_PATTERN, parse_duration
@@ -29,7 +29,7 @@ DEFAULT_PROFILE = "airflow-2.10"
 EXECUTOR_KINDS = ("local", "celery", "kubernetes", "celery_kubernetes")
 #: Executors the engine can run. The others validate (their settings are a free mapping for now)
 #: but loading reports them as not implemented: lifting that is adding the kind here.
-IMPLEMENTED_EXECUTORS = frozenset({"local", "celery"})
+IMPLEMENTED_EXECUTORS = frozenset({"local", "celery", "kubernetes", "celery_kubernetes"})
 DURATION_KINDS = ("constant", "exponential", "lognormal", "uniform", "empirical")
 SCHEDULE_KINDS = ("every", "cron", "poisson_per_hour", "at", "burst")
 
@@ -430,6 +430,64 @@ class OutageSpec(Strict):
         return self
 
 
+class KubernetesSection(Strict):
+    """KubernetesExecutor settings by their [kubernetes_executor] names and the timings of the pod
+    start-up path; unset keys come from the profile's kubernetes: section."""
+
+    worker_pods_creation_batch_size: PositiveInt = KubernetesConfig.worker_pods_creation_batch_size
+    async_pod_creation: bool = KubernetesConfig.async_pod_creation
+    pod_creation_max_concurrency: NonNegInt = KubernetesConfig.pod_creation_max_concurrency
+    delete_worker_pods: bool = KubernetesConfig.delete_worker_pods
+    delete_worker_pods_on_failure: bool = KubernetesConfig.delete_worker_pods_on_failure
+    pod_launch_failure_retries: NonNegInt = KubernetesConfig.pod_launch_failure_retries
+    api_create_time: Duration = KubernetesConfig.api_create_time
+    bind_time: Duration = KubernetesConfig.bind_time
+    image_size_mb: NonNegFloat = KubernetesConfig.image_size_mb
+    pull_bandwidth_mb_s: NonNegFloat = KubernetesConfig.pull_bandwidth_mb_s
+    """0 = pulls take no time."""
+    init_container_time: Duration = KubernetesConfig.init_container_time
+    container_start_time: Duration = KubernetesConfig.container_start_time
+    airflow_boot_time: Duration = KubernetesConfig.airflow_boot_time
+    watcher_delay: Duration = KubernetesConfig.watcher_delay
+    default_cpu: PositiveFloat = KubernetesConfig.default_cpu
+    default_memory: PositiveFloat = KubernetesConfig.default_memory
+
+
+class NodePoolSpec(Strict):
+    """Nodes of one instance type."""
+
+    name: DagId
+    instance_type: str = "m5.xlarge"
+    cores: PositiveFloat = 4.0
+    memory: PositiveFloat = 16384.0
+    """Allocatable MiB."""
+    price_per_hour: NonNegFloat = 0.192
+    spot: bool = False
+    min_nodes: NonNegInt = 0
+    max_nodes: PositiveInt = 10
+    initial_nodes: NonNegInt = 0
+    interruptions_per_hour: NonNegFloat = 0.0
+    """Spot interruptions per node-hour (two-minute notice)."""
+
+
+class AutoscalerSettings(Strict):
+    scan_interval: Duration | None = None
+    provision_min: Duration | None = None
+    provision_max: Duration | None = None
+    scale_down_unneeded_time: Duration | None = None
+    scale_down_delay_after_add: Duration | None = None
+
+
+class ClusterSpec(Strict):
+    node_pools: Annotated[list[NodePoolSpec], Field(min_length=1)] = Field(
+        default_factory=lambda: [NodePoolSpec(name="default")])
+    autoscaler: Literal["cluster-autoscaler", "karpenter", "none"] = "cluster-autoscaler"
+    autoscaler_settings: AutoscalerSettings | None = None
+    """Override the chosen autoscaler profile key by key."""
+    scoring: Literal["least_allocated", "most_allocated"] = "least_allocated"
+    """kube-scheduler's NodeResourcesFit strategy (least_allocated is Kubernetes' default)."""
+
+
 class ExecutorSection(BaseModel):
     """The executor: `kind` and its settings."""
 
@@ -443,15 +501,21 @@ class ExecutorSection(BaseModel):
     """CeleryExecutor: the worker pools (default: one worker listening to `default`)."""
     broker_outages: list[OutageSpec] | None = None
     """CeleryExecutor: windows when the broker is unreachable."""
+    kubernetes: KubernetesSection | None = None
+    """KubernetesExecutor settings; unset keys come from the profile."""
+    cluster: ClusterSpec | None = None
+    """KubernetesExecutor: node pools, autoscaler, scheduling strategy."""
+    kubernetes_queue: str | None = None
+    """CeleryKubernetesExecutor: tasks of this queue go to Kubernetes (default `kubernetes`)."""
 
     @model_validator(mode="after")
     def _kind_keys(self):
-        own = {"local": ["kind", "host_cores"],
-               "celery": ["kind", "celery", "worker_pools", "broker_outages"]}.get(self.kind)
-        if own is None:
-            return self                      # later executors: a free mapping for now
+        celery = ["celery", "worker_pools", "broker_outages"]
+        kube = ["kubernetes", "cluster"]
+        own = {"local": ["kind", "host_cores"], "celery": ["kind", *celery], "kubernetes": ["kind", *kube],
+               "celery_kubernetes": ["kind", *celery, *kube, "kubernetes_queue"]}[self.kind]
         wrong = [k for k in (self.model_extra or {})]
-        wrong += [k for k in ("host_cores", "celery", "worker_pools", "broker_outages")
+        wrong += [k for k in ("host_cores", *celery, *kube, "kubernetes_queue")
                   if k not in own and getattr(self, k) is not None]
         if wrong:
             raise ValueError("; ".join(unknown_key(k, own, f" for the {self.kind} executor") for k in wrong))
@@ -489,14 +553,16 @@ class ProfileFile(_Sections):
     """A calibration profile: Airflow settings, overhead timings, Celery settings."""
 
     celery: CelerySection = Field(default_factory=CelerySection)
+    kubernetes: KubernetesSection = Field(default_factory=KubernetesSection)
 
-    @field_validator("celery", mode="before")
+    @field_validator("celery", "kubernetes", mode="before")
     @classmethod
     def _celery_empty(cls, v):
         return _none_is_empty(v)
 
     def sections(self) -> dict[str, dict]:
-        return {**super().sections(), "celery": self.celery.model_dump(exclude_unset=True)}
+        return {**super().sections(), "celery": self.celery.model_dump(exclude_unset=True),
+                "kubernetes": self.kubernetes.model_dump(exclude_unset=True)}
 
     description: str = ""
     extends: str | None = None

@@ -1,0 +1,216 @@
+"""KubernetesExecutor (airflow-mechanics.md §2.4): a pod per task instance.
+
+Queued task instances wait in the executor's own ``task_queue``; each ``sync()`` (once per
+scheduler loop) first drains the watcher's results, then creates at most
+``worker_pods_creation_batch_size`` pods, one API call each (serially, the scheduler waiting for
+each, or concurrently with ``async_pod_creation``). A pod then goes through the start-up path, each
+stage timed and recorded: API create -> kube-scheduler bind (a node with room for its requests,
+or the cluster autoscaler adds one) -> image pull (skipped when the node has the image) -> init
+containers (git-sync) -> container start -> Python and Airflow import plus DAG parsing -> the
+task runs -> exit. The watcher reports the pod's end; the scheduler sees it on its next loop.
+Requested pods occupy parallelism from the moment they are queued, as in Airflow.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from ..model.states import TaskInstanceState as S
+from .base import BaseExecutor
+
+IMAGE = "apache/airflow"
+
+
+class Pod:
+    __slots__ = ("ex", "name", "ti", "try_number", "cpu", "memory", "node", "proc", "cancelled",
+                 "created_at", "bound_at", "image_at", "pulled", "initialized_at", "container_at",
+                 "ended_at", "phase", "launch_failures", "row")
+
+    def __init__(self, ex, name, ti, try_number, cpu, memory, launch_failures=0):
+        self.ex = ex
+        self.name = name
+        self.ti = ti
+        self.try_number = try_number
+        self.cpu = cpu
+        self.memory = memory
+        self.node = None
+        self.proc = None
+        self.cancelled = False
+        self.created_at = self.bound_at = self.image_at = self.initialized_at = None
+        self.container_at = self.ended_at = None
+        self.pulled = False
+        self.phase = "Pending"
+        self.launch_failures = launch_failures
+
+    # -- the start-up path ------------------------------------------------------------------------
+    def created(self) -> None:
+        self.created_at = self.ex.env.now
+        self.ex.cluster.submit(self)
+
+    def bind(self, node) -> None:
+        ex = self.ex
+        env = ex.env
+        self.node = node
+        self.bound_at = env.now + ex.cfg.bind_time
+        ready, self.pulled = ex.cluster.image_ready_at(node, IMAGE, ex.cfg.image_size_mb, ex.cfg.pull_bandwidth_mb_s)
+        self.image_at = max(self.bound_at, ready)
+        self.initialized_at = self.image_at + ex.cfg.init_container_time
+        self.container_at = self.initialized_at + ex.cfg.container_start_time
+        ex.sim.recorder.event(self.bound_at, f"pod {self.name} bound to {node.name}", self.ti, self.try_number,
+                              "kube-scheduler")
+        env.timeout(self.container_at - env.now).callbacks.append(self._container_started)
+
+    def _container_started(self, _e) -> None:
+        if self.cancelled or self.node is None or self.node.gone_at is not None:
+            return
+        ex = self.ex
+        self.phase = "Running"
+        self.proc = ex.sim.task_runner.start(self.ti, self.node.host, self.name, self._exited,
+                                             try_number=self.try_number, startup=ex.cfg.airflow_boot_time)
+
+    def _exited(self, proc, outcome) -> None:
+        ex = self.ex
+        self.ended_at = ex.env.now
+        self.phase = "Failed" if outcome in (S.FAILED, S.UP_FOR_RETRY) else "Succeeded"
+        ex.cluster.release(self)
+        ex.pod_finished(self, S.FAILED if self.phase == "Failed" else S.SUCCESS)
+
+    def node_lost(self, why: str) -> None:
+        """The node went away (spot interruption): the pod fails with it."""
+        ex = self.ex
+        now = ex.env.now
+        started = (self.proc is not None and self.proc.alive and self.ti.state is S.RUNNING
+                   and self.ti.try_number == self.try_number)
+        if self.proc is not None:
+            self.proc.alive = False
+        self.cancelled = True
+        self.ended_at = now
+        self.phase = "Failed"
+        ex.cluster.release(self)
+        ex.sim.recorder.event(now, f"pod {self.name} lost: {why}", self.ti, self.try_number, "kubelet")
+        if started:
+            ex.sim.scheduler.lost_running(self.ti, now, why)
+        ex.pod_finished(self, S.FAILED, launch_failed=not started)
+
+
+class KubernetesExecutor(BaseExecutor):
+    name = "KubernetesExecutor"
+
+    def __init__(self, sim, parallelism: int, cfg, cluster):
+        super().__init__(sim, parallelism)
+        self.cfg = cfg
+        self.cluster = cluster
+        self.task_queue: deque = deque()      # (ti, try, launch failures) waiting for a pod
+        self._results: list = []              # (pod, state) reported by the watcher
+        self._pods: dict = {}                 # (ti, try) -> its live pod
+        self._rows: list = []                 # one tuple per finished pod (the pods table)
+        self._n = 0
+        self.cold_pulls = 0
+
+    def start(self) -> None:
+        self.cluster.start()
+
+    def trigger_tasks(self, tis: list) -> float:
+        for ti in tis:
+            self.task_queue.append((ti, ti.try_number, 0))
+        return 0.0
+
+    def sync(self) -> float:
+        # 1. the watcher's results
+        if self._results:
+            results, self._results = self._results, []
+            for pod, state in results:
+                key = (pod.ti, pod.try_number)
+                if key in self.running and self._pods.get(key) is pod:
+                    del self._pods[key]
+                    self.change_state(pod.ti, pod.try_number, state)
+        # 2. create at most worker_pods_creation_batch_size pods
+        cfg = self.cfg
+        n = min(cfg.worker_pods_creation_batch_size, len(self.task_queue))
+        if n <= 0:
+            return 0.0
+        env = self.env
+        latency = cfg.api_create_time
+        if cfg.async_pod_creation:
+            width = cfg.pod_creation_max_concurrency or n
+            rounds = -(-n // width)
+            done = [latency * (i // width + 1) for i in range(n)]
+            cost = rounds * latency
+        else:
+            done = [latency * (i + 1) for i in range(n)]
+            cost = n * latency
+        for i in range(n):
+            ti, try_number, failures = self.task_queue.popleft()
+            if ti.state is not S.QUEUED or ti.try_number != try_number:
+                continue                     # revoked meanwhile (task_queued_timeout)
+            self._n += 1
+            task = ti.task
+            pod = Pod(self, f"{ti.run.plan.dag_id}-{task.task_id}-{self._n}".lower().replace("_", "-"),
+                      ti, try_number, task.cpu or cfg.default_cpu, task.memory or cfg.default_memory, failures)
+            ti.launched_at = env.now + done[i]
+            ti.worker = pod.name
+            self._pods[(ti, try_number)] = pod
+            self.sim.recorder.event(env.now + done[i], f"pod {pod.name} created", ti, try_number, "scheduler")
+            env.timeout(done[i]).callbacks.append(lambda _e, p=pod: p.created())
+        return cost
+
+    def _record(self, pod: Pod) -> None:
+        """Keep the pod's row, not the pod: a long run must not hold every pod in memory."""
+        ti = pod.ti
+        self.cold_pulls += pod.pulled
+        self._rows.append((pod.name, ti.run.plan.index, ti.run.idx, ti.task.task_id, pod.try_number,
+                           pod.node.name if pod.node else "", pod.phase, bool(pod.pulled), pod.created_at,
+                           pod.bound_at, pod.image_at, pod.initialized_at, pod.container_at, pod.ended_at))
+
+    def pod_finished(self, pod: Pod, state, launch_failed: bool = False) -> None:
+        """The watcher reports a pod's end after ``watcher_delay``; a pod that died before its
+        task started is launched again (pod_launch_failure_retries) without using a task retry."""
+        self._record(pod)
+        cfg = self.cfg
+        key = (pod.ti, pod.try_number)
+        if launch_failed and pod.launch_failures < cfg.pod_launch_failure_retries and key in self.running \
+                and pod.ti.state is S.QUEUED:
+            self._pods.pop(key, None)
+            self.task_queue.append((pod.ti, pod.try_number, pod.launch_failures + 1))
+            self.sim.scheduler.ring()
+            return
+
+        def report(_e=None):
+            self._results.append((pod, state))
+            self.sim.scheduler.ring()
+        if cfg.watcher_delay > 0:
+            self.env.timeout(cfg.watcher_delay).callbacks.append(report)
+        else:
+            report()
+
+    def revoke(self, ti, try_number: int) -> None:
+        super().revoke(ti, try_number)
+        pod = self._pods.pop((ti, try_number), None)
+        if pod is not None and pod.phase == "Pending":
+            pod.cancelled = True
+            pod.phase = "Deleted"
+            self.cluster.release(pod)
+            self._record(pod)
+        self.task_queue = deque(e for e in self.task_queue if not (e[0] is ti and e[1] == try_number))
+
+    def pods_frame(self, plans, run_ids):
+        """One row per pod: where it ran and the time spent in each start-up stage."""
+        import pandas as pd
+        cols = ["pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "created_at",
+                "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at"]
+        df = pd.DataFrame(self._rows, columns=cols)
+        df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
+        df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])
+        df = df.drop(columns=["dag", "run"])
+        df["scheduling_s"] = df["bound_at"] - df["created_at"]
+        df["image_pull_s"] = df["image_ready_at"] - df["bound_at"]
+        df["init_containers_s"] = df["initialized_at"] - df["image_ready_at"]
+        df["container_start_s"] = df["container_started_at"] - df["initialized_at"]
+        return df
+
+    def stats(self) -> dict:
+        peak: dict = {}
+        for _, pool, n in self.cluster.node_log:
+            peak[pool] = max(peak.get(pool, 0), n)
+        return {"pods_created": self._n, "cold_image_pulls": self.cold_pulls,
+                "nodes_added": self.cluster.scale_ups, "nodes_removed": self.cluster.scale_downs,
+                "peak_nodes": peak}

@@ -1,0 +1,24 @@
+"""Build a KubernetesExecutor and its cluster from a scenario's ``executor:`` section: the
+profile's ``kubernetes:`` settings then the scenario's, the node pools and the autoscaler."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..airflow.config import KubernetesConfig
+from ..infra.cluster import AUTOSCALERS, Cluster, NodePool
+from .kubernetes import KubernetesExecutor
+
+
+def kubernetes_config(settings: dict) -> KubernetesConfig:
+    names = {f.name for f in fields(KubernetesConfig)}
+    return KubernetesConfig(**{k: v for k, v in (settings.get("kubernetes") or {}).items() if k in names})
+
+
+def build_kubernetes(sim, settings: dict) -> KubernetesExecutor:
+    cfg = kubernetes_config(settings)
+    cl = settings.get("cluster") or {}
+    pools = [NodePool(**p) for p in cl.get("node_pools") or [{"name": "default", "max_nodes": 10}]]
+    auto = dict(AUTOSCALERS[cl.get("autoscaler", "cluster-autoscaler")])
+    auto.update(cl.get("autoscaler_settings") or {})
+    cluster = Cluster(sim, pools, auto, cl.get("scoring", "least_allocated"))
+    return KubernetesExecutor(sim, sim.airflow.parallelism, cfg, cluster)
