@@ -68,6 +68,11 @@ class Simulation:
         self.executors = self._build_executors(spec)
         #: A task's ``executor`` may name the executor by kind (``local``) or by class name.
         self.executor_aliases = {name: name for name in self.executors}
+        classes = {"local": "LocalExecutor", "celery": "CeleryExecutor", "kubernetes": "KubernetesExecutor",
+                   "celery_kubernetes": "CeleryKubernetesExecutor"}
+        for kind, cls in classes.items():
+            if cls in self.executors:
+                self.executor_aliases[kind] = cls
         self.executor_aliases.setdefault(spec.kind, next(iter(self.executors)))
         self.task_runner = TaskRunner(self)
         self.scheduler = Scheduler(self)
@@ -75,6 +80,14 @@ class Simulation:
         self.dag_processor = DagProcessor(self, self.scheduler_host)
 
     def _build_executors(self, spec) -> dict:
+        kinds = (spec.settings or {}).get("kinds")
+        if kinds:
+            # Airflow 2.10+ several executors: each its own, in order (the first is the default)
+            out: dict = {}
+            one = {k: v for k, v in spec.settings.items() if k != "kinds"}
+            for k in kinds:
+                out.update(self._build_executors(type(spec)(k, one)))
+            return out
         if spec.kind == "local":
             ex = LocalExecutor(self, self.airflow.parallelism, self.scheduler_host)
             return {ex.name: ex}

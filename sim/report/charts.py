@@ -107,6 +107,47 @@ def workers_over_time(workers, title: str = "Workers over time"):
     return fig
 
 
+def pod_startup(pods, title: str = "Where pod start-up time goes"):
+    """Mean time per pod start-up stage, for pods on a node that had the image and on a cold one."""
+    stages = [("scheduling_s", "waiting for a node (bind)"), ("image_pull_s", "image pull"),
+              ("init_containers_s", "init containers (git-sync)"), ("container_start_s", "container start")]
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    groups = [("cold node (pulled the image)", pods[pods["cold_pull"].astype(bool)]),
+              ("warm node (image cached)", pods[~pods["cold_pull"].astype(bool)])]
+    for y, (label, g) in enumerate(groups):
+        left = 0.0
+        for (col, name), color in zip(stages, COLORS):
+            m = float(g[col].mean()) if len(g) else 0.0
+            m = 0.0 if m != m else m
+            ax.barh([y], [m], left=left, color=color, label=name if y == 0 else None)
+            left += m
+        ax.text(left, y, f"  {left:.1f} s ({len(g)} pods)", va="center", fontsize=8)
+    ax.set_yticks(range(len(groups)), [g[0] for g in groups])
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.25)
+    ax.set_xlabel("seconds from pod creation to container start (mean); then Airflow boots and the task runs")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def nodes_over_time(nodes, title: str = "Nodes over time"):
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for i, (pool, g) in enumerate(nodes.groupby("pool", sort=True)):
+        t = np.append(g["time"].to_numpy(), g["time"].max())
+        ax.step(t / 60.0, np.append(g["nodes"].to_numpy(), g["nodes"].iloc[-1]) + 0.04 * i, where="post",
+                label=f"node pool {pool}", color=COLORS[i % len(COLORS)], lw=1.5)
+    ax.set_xlabel("simulated time (minutes)")
+    ax.set_ylabel("nodes (provisioning or ready)")
+    ax.set_ylim(0, nodes["nodes"].max() + 1)
+    from matplotlib.ticker import MaxNLocator
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def write_charts(result, out_dir) -> list[Path]:
     """The run's charts as PNG files in ``out_dir``."""
     out = Path(out_dir)
@@ -122,6 +163,10 @@ def write_charts(result, out_dir) -> list[Path]:
                                      f"{name}: executor slots over time ({result.executor})"),
         "gantt_first_run.png": gantt(tis, title=f"{name}: Gantt of the first DAG run ({result.executor})"),
     }
+    if len(getattr(result, "pods", [])):
+        charts["pod_startup.png"] = pod_startup(result.pods, f"{name}: where pod start-up time goes")
+    if len(getattr(result, "nodes", [])):
+        charts["nodes.png"] = nodes_over_time(result.nodes, f"{name}: Kubernetes nodes over time")
     if len(getattr(result, "workers", [])):
         charts["workers.png"] = workers_over_time(result.workers, f"{name}: Celery workers over time")
     for fname, fig in charts.items():

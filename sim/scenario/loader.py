@@ -59,16 +59,22 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
             e.file = file
         raise
     problems: list[tuple[str, str]] = []
-    if spec.executor.kind not in IMPLEMENTED_EXECUTORS:
-        problems.append(("executor.kind", f"{spec.executor.kind!r} is not implemented yet "
+    kinds = spec.executor.kind if isinstance(spec.executor.kind, list) else [spec.executor.kind]
+    kind = "+".join(kinds)
+    for k in kinds:
+        if k in IMPLEMENTED_EXECUTORS:
+            continue
+        problems.append(("executor.kind", f"{k!r} is not implemented yet "
                                           f"(available: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"))
     merged = merge_sections(prof, spec.sections())
     airflow, overheads = AirflowConfig(**merged["airflow"]), Overheads(**merged["overheads"])
     settings = spec.executor.settings()
-    if spec.executor.kind in ("celery", "celery_kubernetes"):
+    if len(kinds) > 1:
+        settings["kinds"] = kinds
+    if {"celery", "celery_kubernetes"} & set(kinds):
         # the profile's celery: section, then the scenario's executor.celery keys
         settings["celery"] = {**merged.get("celery", {}), **(settings.get("celery") or {})}
-    if spec.executor.kind in ("kubernetes", "celery_kubernetes"):
+    if {"kubernetes", "celery_kubernetes"} & set(kinds):
         settings["kubernetes"] = {**merged.get("kubernetes", {}), **(settings.get("kubernetes") or {})}
     dags, first_index = [], {}
     for i, d in enumerate(spec.dags):
@@ -76,13 +82,13 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
             problems.append((f"dags[{i}].dag_id", f"duplicate dag_id {d.dag_id!r} "
                                                   f"(also dags[{first_index[d.dag_id]}])"))
         first_index.setdefault(d.dag_id, i)
-        dags.append(_build_dag(d, i, spec.executor.kind, airflow, problems))
+        dags.append(_build_dag(d, i, kinds, airflow, problems))
     if problems:
         raise ScenarioError(file, problems)
     return Scenario(name=spec.name or (Path(file).stem if file else "scenario"),
                     description=spec.description, seed=spec.seed, horizon=spec.horizon,
                     profile=spec.profile, airflow=airflow, overheads=overheads,
-                    executor=ExecutorSpec(spec.executor.kind, settings),
+                    executor=ExecutorSpec(kind, settings),
                     dags=dags, source=file, data=data)
 
 
@@ -119,23 +125,35 @@ def _celery_warnings(spec, settings) -> list:
 
 
 def celery_queue_warnings(scenario) -> list[str]:
-    """Queues used by tasks that no worker pool listens to (Airflow accepts them; their tasks
-    then wait in the broker until task_queued_timeout)."""
-    if scenario.executor.kind != "celery":
+    """Queues used by Celery tasks that no worker pool listens to (Airflow accepts them; their
+    tasks then wait in the broker until task_queued_timeout)."""
+    settings = scenario.executor.settings
+    kinds = settings.get("kinds") or [scenario.executor.kind]
+    if not {"celery", "celery_kubernetes"} & set(kinds):
         return []
-    pools = scenario.executor.settings.get("worker_pools") or [{"queues": ["default"]}]
+    k8s_queue = settings.get("kubernetes_queue") or "kubernetes" if "celery_kubernetes" in kinds else None
+    celery_default = kinds[0] in ("celery", "celery_kubernetes")
+    pools = settings.get("worker_pools") or [{"queues": ["default"]}]
     listened = {q for p in pools for q in (p.get("queues") or ["default"])}
     out = []
     for d in scenario.dags:
         for t in d.tasks.values():
-            if t.queue not in listened:
-                out.append(f"dag {d.dag_id!r} task {t.task_id!r}: queue {t.queue!r} has no worker "
-                           f"listening (workers listen to: {', '.join(sorted(listened))}); its tasks will "
-                           f"wait until task_queued_timeout")
+            on_celery = t.executor in ("celery", "CeleryExecutor", "celery_kubernetes", "CeleryKubernetesExecutor") \
+                or (t.executor is None and celery_default)
+            if not on_celery or t.queue == k8s_queue or t.queue in listened:
+                continue
+            out.append(f"dag {d.dag_id!r} task {t.task_id!r}: queue {t.queue!r} has no worker "
+                       f"listening (workers listen to: {', '.join(sorted(listened))}); its tasks will "
+                       f"wait until task_queued_timeout")
     return out
 
 
-def _build_dag(d, i: int, executor_kind: str, airflow: AirflowConfig,
+#: Airflow's class names, which a task's `executor` may use as well as the kind.
+EXECUTOR_CLASSES = {"local": "LocalExecutor", "celery": "CeleryExecutor", "kubernetes": "KubernetesExecutor",
+                    "celery_kubernetes": "CeleryKubernetesExecutor"}
+
+
+def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
                problems: list) -> DAG:
     tasks = []
     for task_id, t in d.tasks.items():
@@ -153,9 +171,10 @@ def _build_dag(d, i: int, executor_kind: str, airflow: AirflowConfig,
         elif t.pool_slots > size:
             problems.append((f"{where}.pool_slots", f"{t.pool_slots} slots can never be free in pool "
                              f"{t.pool!r} of {size} slots"))
-        if t.executor is not None and t.executor != executor_kind:
-            problems.append((f"{where}.executor", f"{t.executor!r} is not the scenario's executor "
-                             f"{executor_kind!r} (several executors at once are not supported yet)"))
+        names = set(kinds) | {EXECUTOR_CLASSES[k] for k in kinds}
+        if t.executor is not None and t.executor not in names:
+            problems.append((f"{where}.executor", f"{t.executor!r} is not one of the scenario's executors "
+                             f"({', '.join(kinds)}; list several as executor.kind: [a, b])"))
     dag = DAG(d.dag_id, build_schedule(d.schedule), max_active_runs=d.max_active_runs,
               max_active_tasks=d.max_active_tasks, parse_time=d.parse_time, tasks=tasks)
     try:

@@ -279,7 +279,9 @@ class TaskSpec(Strict):
     """CPU request in cores (container executors)."""
     memory: PositiveFloat = 512.0
     """Memory request in MiB (container executors)."""
-    executor: Literal[EXECUTOR_KINDS] | None = None
+    executor: Literal[EXECUTOR_KINDS + ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor",
+                                        "CeleryKubernetesExecutor")] | None = None
+    """Which of the scenario's executors runs this task (a kind or Airflow's class name)."""
     max_active_tis_per_dag: PositiveInt | None = None
     max_active_tis_per_dagrun: PositiveInt | None = None
 
@@ -492,7 +494,9 @@ class ExecutorSection(BaseModel):
     """The executor: `kind` and its settings."""
 
     model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
-    kind: Literal[EXECUTOR_KINDS] = "local"
+    kind: Literal[EXECUTOR_KINDS] | Annotated[list[Literal[EXECUTOR_KINDS]], Field(min_length=1)] = "local"
+    """One executor, or a list: Airflow 2.10+'s several executors at once (the first is the
+    default; a task picks another with its `executor`)."""
     host_cores: PositiveFloat | None = None
     """LocalExecutor: cores of its host; null = the scheduler host's (overheads.scheduler_host_cores)."""
     celery: CelerySection | None = None
@@ -512,13 +516,21 @@ class ExecutorSection(BaseModel):
     def _kind_keys(self):
         celery = ["celery", "worker_pools", "broker_outages"]
         kube = ["kubernetes", "cluster"]
-        own = {"local": ["kind", "host_cores"], "celery": ["kind", *celery], "kubernetes": ["kind", *kube],
-               "celery_kubernetes": ["kind", *celery, *kube, "kubernetes_queue"]}[self.kind]
+        keys = {"local": ["kind", "host_cores"], "celery": ["kind", *celery], "kubernetes": ["kind", *kube],
+                "celery_kubernetes": ["kind", *celery, *kube, "kubernetes_queue"]}
+        kinds = self.kind if isinstance(self.kind, list) else [self.kind]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("an executor may appear only once in the list (two of one kind need "
+                             "Airflow's multi-team mode)")
+        if len(kinds) > 1 and "celery_kubernetes" in kinds:
+            raise ValueError("celery_kubernetes is a hybrid of its own; list celery and kubernetes instead")
+        own = sorted({k for kind in kinds for k in keys[kind]})
         wrong = [k for k in (self.model_extra or {})]
         wrong += [k for k in ("host_cores", *celery, *kube, "kubernetes_queue")
                   if k not in own and getattr(self, k) is not None]
         if wrong:
-            raise ValueError("; ".join(unknown_key(k, own, f" for the {self.kind} executor") for k in wrong))
+            raise ValueError("; ".join(unknown_key(k, own, f" for the {'+'.join(kinds)} executor")
+                                       for k in wrong))
         if self.worker_pools:
             names = [p.name for p in self.worker_pools]
             dup = sorted({n for n in names if names.count(n) > 1})
