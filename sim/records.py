@@ -70,6 +70,7 @@ class Recorder:
         self.ti_queue = array("l")
         self.ti_pool = array("l")
         self.ti_worker = array("l")
+        self.ti_host = array("l")
         self.ti_times = {name: array("d") for name in self.TI_TIMES}
         (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
          self.t_ended) = (self.ti_times[n] for n in self.TI_TIMES[:6])
@@ -139,7 +140,7 @@ class Recorder:
         self.ti_try.append(ti.try_number)
         self.ti_state.append(STATE_CODE[ti.state])
         for col, value in ((self.ti_executor, ti.executor), (self.ti_queue, task.queue),
-                           (self.ti_pool, task.pool), (self.ti_worker, ti.worker)):
+                           (self.ti_pool, task.pool), (self.ti_worker, ti.worker), (self.ti_host, ti.host)):
             code = codes.get(value)
             col.append(code if code is not None else s(value))
         self.t_ready.append(ti.ready_at)
@@ -208,6 +209,7 @@ class Recorder:
             "queue": self._strings_cat(self.ti_queue),
             "pool": self._strings_cat(self.ti_pool),
             "worker": self._strings_cat(self.ti_worker),
+            "host": self._strings_cat(self.ti_host),
         }
         for name, col in self.ti_times.items():
             data[name] = np.frombuffer(col, dtype=np.float64).copy()

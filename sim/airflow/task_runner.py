@@ -63,6 +63,7 @@ class TaskRunner:
             if ti.launched_at != ti.launched_at:     # not already handed to a pod by its executor
                 ti.launched_at = self.env.now
             ti.worker = worker
+            ti.host = host.name
         boot = self.startup if startup is None else startup
         host.run(boot + ti.run.plan.parse_time, lambda: self._booted(proc))
         return proc

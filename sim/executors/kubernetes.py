@@ -105,6 +105,8 @@ class KubernetesExecutor(BaseExecutor):
         self._rows: list = []                 # one tuple per finished pod (the pods table)
         self._n = 0
         self.cold_pulls = 0
+        self.pods_deleted = 0
+        self.pods_kept = 0
 
     def start(self) -> None:
         self.cluster.start()
@@ -115,29 +117,37 @@ class KubernetesExecutor(BaseExecutor):
         return 0.0
 
     def sync(self) -> float:
-        # 1. the watcher's results
+        # 1. the watcher's results; a finished pod is deleted with an API call (kept if it failed
+        #    and delete_worker_pods_on_failure is off, or if delete_worker_pods is off)
+        cost = 0.0
+        cfg = self.cfg
         if self._results:
             results, self._results = self._results, []
             for pod, state in results:
                 key = (pod.ti, pod.try_number)
+                if cfg.delete_worker_pods and (state is S.SUCCESS or cfg.delete_worker_pods_on_failure):
+                    cost += cfg.api_create_time
+                    self.pods_deleted += 1
+                else:
+                    self.pods_kept += 1
                 if key in self.running and self._pods.get(key) is pod:
                     del self._pods[key]
                     self.change_state(pod.ti, pod.try_number, state)
         # 2. create at most worker_pods_creation_batch_size pods
-        cfg = self.cfg
         n = min(cfg.worker_pods_creation_batch_size, len(self.task_queue))
         if n <= 0:
-            return 0.0
+            return cost
         env = self.env
         latency = cfg.api_create_time
+        base = cost
         if cfg.async_pod_creation:
             width = cfg.pod_creation_max_concurrency or n
             rounds = -(-n // width)
-            done = [latency * (i // width + 1) for i in range(n)]
-            cost = rounds * latency
+            done = [base + latency * (i // width + 1) for i in range(n)]
+            cost += rounds * latency
         else:
-            done = [latency * (i + 1) for i in range(n)]
-            cost = n * latency
+            done = [base + latency * (i + 1) for i in range(n)]
+            cost += n * latency
         for i in range(n):
             ti, try_number, failures = self.task_queue.popleft()
             if ti.state is not S.QUEUED or ti.try_number != try_number:
@@ -211,6 +221,7 @@ class KubernetesExecutor(BaseExecutor):
         peak: dict = {}
         for _, pool, n in self.cluster.node_log:
             peak[pool] = max(peak.get(pool, 0), n)
-        return {"pods_created": self._n, "cold_image_pulls": self.cold_pulls,
+        return {"pods_created": self._n, "pods_deleted": self.pods_deleted, "pods_kept": self.pods_kept,
+                "cold_image_pulls": self.cold_pulls,
                 "nodes_added": self.cluster.scale_ups, "nodes_removed": self.cluster.scale_downs,
                 "peak_nodes": peak}

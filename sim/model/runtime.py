@@ -51,7 +51,7 @@ class TaskInstance:
     """One task of one DAG run; the same object carries its successive tries."""
 
     __slots__ = ("uid", "run", "ti_index", "task", "map_index", "try_number", "state", "executor",
-                 "worker", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
+                 "worker", "host", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
                  "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
                  "up_failed", "up_skipped", "decision", "durations", "failure_draws")
 
@@ -65,6 +65,7 @@ class TaskInstance:
         self.state = S.NONE
         self.executor = None
         self.worker = None
+        self.host = None
         self.priority = priority
         # The critical section's ORDER BY: -priority_weight, logical date, map_index (§1.2).
         self.sort_key = (-priority, run.logical_date, run.idx, -1, ti_index)
@@ -91,6 +92,7 @@ class TaskInstance:
         self.ready_at = self.scheduled_at = self.queued_at = math.nan
         self.launched_at = self.started_at = self.ended_at = math.nan
         self.worker = None
+        self.host = None
 
     def __repr__(self) -> str:
         return f"<TI {self.run.plan.dag_id}.{self.task.task_id} run {self.run.idx} try {self.try_number} {self.state.value}>"
