@@ -12,30 +12,31 @@ from dataclasses import dataclass, fields
 class AirflowConfig:
     """Airflow settings, by their ``airflow.cfg`` names ([core], [scheduler], [operators])."""
 
-    parallelism: int = 32
-    max_active_tasks_per_dag: int = 16
-    max_active_runs_per_dag: int = 16
-    default_pool_task_slot_count: int = 128
+    # Defaults are Airflow's (airflow-mechanics.md §1.3, source C2) unless a comment says otherwise.
+    parallelism: int = 32                           # [core] parallelism
+    max_active_tasks_per_dag: int = 16              # [core] max_active_tasks_per_dag
+    max_active_runs_per_dag: int = 16               # [core] max_active_runs_per_dag
+    default_pool_task_slot_count: int = 128         # [core] default_pool_task_slot_count (2.2+)
     #: Extra pools, name -> slots (``default_pool`` comes from default_pool_task_slot_count).
     pools: dict | None = None
-    max_tis_per_query: int = 16
-    max_dagruns_to_create_per_loop: int = 10
-    max_dagruns_per_loop_to_schedule: int = 20
-    scheduler_idle_sleep_time: float = 1.0
-    schedule_after_task_execution: bool = True
-    execute_tasks_new_python_interpreter: bool = False
+    max_tis_per_query: int = 16                     # [scheduler], 16 since 2.7 (PR #32572)
+    max_dagruns_to_create_per_loop: int = 10        # [scheduler]
+    max_dagruns_per_loop_to_schedule: int = 20      # [scheduler]
+    scheduler_idle_sleep_time: float = 1.0          # [scheduler] (2.2+)
+    schedule_after_task_execution: bool = True      # [scheduler] mini-scheduler (2.x)
+    execute_tasks_new_python_interpreter: bool = False  # [core]: fork
     #: 2.x counts max_active_tasks per DAG over all its runs; 3.x per DAG run (PR #42953).
     max_active_tasks_scope: str = "dag"
     #: The DAG processor re-parses every DAG file this often, with this many processes.
-    min_file_process_interval: float = 30.0
-    parsing_processes: int = 2
+    min_file_process_interval: float = 30.0         # [scheduler]
+    parsing_processes: int = 2                      # [scheduler]
     #: How Airflow finds tasks it lost (airflow-mechanics.md §1.14): zombies (no heartbeat) and
     #: tasks stuck in queued (re-queued up to num_stuck_in_queued_retries times, then failed).
-    task_instance_heartbeat_timeout: float = 300.0
-    task_instance_heartbeat_timeout_detection_interval: float = 10.0
-    task_queued_timeout: float = 600.0
+    task_instance_heartbeat_timeout: float = 300.0  # 2.x scheduler_zombie_task_threshold
+    task_instance_heartbeat_timeout_detection_interval: float = 10.0  # 2.x zombie_detection_interval
+    task_queued_timeout: float = 600.0              # [scheduler] (2.6+)
     task_queued_timeout_check_interval: float = 120.0
-    num_stuck_in_queued_retries: int = 2
+    num_stuck_in_queued_retries: int = 2            # SJR fallback (§1.14)
 
     def __post_init__(self):
         if self.pools is None:
@@ -72,16 +73,17 @@ class CeleryConfig:
     """CeleryExecutor settings by their ``[celery]`` names (airflow-mechanics.md §2.3), plus the
     broker and result-backend flavours and the simulated timings of their hops."""
 
+    # Defaults are the celery provider's (airflow-mechanics.md §2.3, source CP).
     worker_concurrency: int = 16
     worker_prefetch_multiplier: int = 1
     task_acks_late: bool = True
     operation_timeout: float = 1.0
     sync_parallelism: int = 0
     task_publish_max_retries: int = 3
-    broker: str = "redis"                  # redis | rabbitmq
+    broker: str = "redis"                  # redis | rabbitmq (broker_url default redis://)
     result_backend: str = "database"       # database (the metadata DB) | redis
-    visibility_timeout: float = 86400.0
-    #: Simulated timings (seconds): one apply_async to the broker; broker -> worker delivery;
+    visibility_timeout: float = 86400.0    # 24 h in the current provider (PR #54480)
+    #: Simulated timings (seconds; 0 here, the profile's celery: section sets them): one apply_async to the broker; broker -> worker delivery;
     #: starting the process pool that sends in parallel; a result write to a Redis backend; the
     #: bulk state fetch of sync() (one round trip plus a cost per running task).
     publish_time: float = 0.0
@@ -101,13 +103,14 @@ class KubernetesConfig:
     """KubernetesExecutor settings by their ``[kubernetes_executor]`` names (airflow-mechanics.md
     §2.4) and the simulated timings of the pod start-up path (profile ``kubernetes:`` section)."""
 
+    # Defaults are the cncf.kubernetes provider's (airflow-mechanics.md §2.4, source KP).
     worker_pods_creation_batch_size: int = 1
     async_pod_creation: bool = False
     pod_creation_max_concurrency: int = 0
     delete_worker_pods: bool = True
     delete_worker_pods_on_failure: bool = False
     pod_launch_failure_retries: int = 1
-    #: Start-up path timings (seconds) and the worker image.
+    #: Start-up path timings (seconds; 0 here, the profile's kubernetes: section sets them).
     api_create_time: float = 0.0
     bind_time: float = 0.0
     image_size_mb: float = 0.0
@@ -116,6 +119,6 @@ class KubernetesConfig:
     container_start_time: float = 0.0
     airflow_boot_time: float = 0.0
     watcher_delay: float = 0.0
-    #: Pod requests when a task sets none (cores, MiB).
+    #: Pod requests when a task sets none (cores, MiB): ASSUMPTION, as in the profile.
     default_cpu: float = 1.0
     default_memory: float = 512.0
