@@ -129,7 +129,9 @@ class RunStory:
                     wait = t["launched"] - t["delivered"]
                     if wait > 1e-9:
                         parts.append(f"prefetched behind another task on {t['worker']} for {_d(wait)}")
-                parts.append(f"process start-up and DAG parsing {_d(t['started'] - t['launched'])}")
+                boot = ("pod start-up (scheduling, image pull, init containers, container start) and "
+                        "Airflow boot with DAG parsing") if "kubernetes" in executor else "process start-up and DAG parsing"
+                parts.append(f"{boot} {_d(t['started'] - t['launched'])}")
                 parts.append(f"runs {_d(t['ended'] - t['started'])} until {t['ended']:.3f} ({t['state']})")
                 if celery:
                     parts.append(f"{t['state'].upper() if t['state'] != 'success' else 'SUCCESS'} written to the "
@@ -185,7 +187,9 @@ class RunStory:
                                f"task on {t['worker']}")
             elif t["launched"] == t["launched"]:
                 out.append(f"  - {_d(t['launched'] - t['queued'])} queued -> launched: the executor heartbeat")
-            out.append(f"  - {_d(t['started'] - t['launched'])} launched -> started: process start-up and DAG parsing")
+            boot = ("the pod's start-up (see pods.csv for its stages) and Airflow boot with DAG parsing"
+                    if "kubernetes" in self.result.executor else "process start-up and DAG parsing")
+            out.append(f"  - {_d(t['started'] - t['launched'])} launched -> started: {boot}")
         return "\n".join(out)
 
 

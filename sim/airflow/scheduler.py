@@ -514,7 +514,7 @@ class Scheduler:
                 self.busy_loops += 1
                 continue
             # An idle loop that saw everything and changed nothing would repeat identically.
-            repeatable = not (self._rung or not self._quiet or any(ex.queued_tasks for ex in executors))
+            repeatable = not (self._rung or not self._quiet or any(ex.has_pending_work() for ex in executors))
             if repeatable and self._deadlocked():
                 self.deadlocked = True
                 self.finished.succeed()

@@ -77,6 +77,11 @@ class BaseExecutor:
         self.running.discard((ti, try_number))
         self.queued_tasks.pop(ti, None)
 
+    def has_pending_work(self) -> bool:
+        """Will the next heartbeat do something even if nothing else changes? (Then the
+        scheduler's idle loops are not all alike and cannot be skipped.)"""
+        return bool(self.queued_tasks)
+
     def start(self) -> None:
         """Called once before the simulation runs (start workers, ...)."""
 

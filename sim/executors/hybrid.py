@@ -52,6 +52,9 @@ class CeleryKubernetesExecutor(BaseExecutor):
     def event_buffer(self, value):
         pass
 
+    def has_pending_work(self) -> bool:
+        return self.celery.has_pending_work() or self.kubernetes.has_pending_work()
+
     def queue_workload(self, ti) -> None:
         self._route(ti).queue_workload(ti)
 

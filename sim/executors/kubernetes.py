@@ -51,7 +51,8 @@ class Pod:
         env = ex.env
         self.node = node
         self.bound_at = env.now + ex.cfg.bind_time
-        ready, self.pulled = ex.cluster.image_ready_at(node, IMAGE, ex.cfg.image_size_mb, ex.cfg.pull_bandwidth_mb_s)
+        ready, self.pulled = ex.cluster.image_ready_at(node, IMAGE, ex.cfg.image_size_mb, ex.cfg.pull_bandwidth_mb_s,
+                                                       self.bound_at)
         self.image_at = max(self.bound_at, ready)
         self.initialized_at = self.image_at + ex.cfg.init_container_time
         self.container_at = self.initialized_at + ex.cfg.container_start_time
@@ -111,6 +112,9 @@ class KubernetesExecutor(BaseExecutor):
     def start(self) -> None:
         self.cluster.start()
 
+    def has_pending_work(self) -> bool:
+        return bool(self.queued_tasks or self.task_queue)   # pods still to create, a batch a loop
+
     def trigger_tasks(self, tis: list) -> float:
         for ti in tis:
             self.task_queue.append((ti, ti.try_number, 0))
@@ -155,7 +159,8 @@ class KubernetesExecutor(BaseExecutor):
             self._n += 1
             task = ti.task
             pod = Pod(self, f"{ti.run.plan.dag_id}-{task.task_id}-{self._n}".lower().replace("_", "-"),
-                      ti, try_number, task.cpu or cfg.default_cpu, task.memory or cfg.default_memory, failures)
+                      ti, try_number, cfg.default_cpu if task.cpu is None else task.cpu,
+                      cfg.default_memory if task.memory is None else task.memory, failures)
             ti.launched_at = env.now + done[i]
             ti.worker = pod.name
             self._pods[(ti, try_number)] = pod
@@ -198,6 +203,7 @@ class KubernetesExecutor(BaseExecutor):
         if pod is not None and pod.phase == "Pending":
             pod.cancelled = True
             pod.phase = "Deleted"
+            pod.ended_at = self.env.now
             self.cluster.release(pod)
             self._record(pod)
         self.task_queue = deque(e for e in self.task_queue if not (e[0] is ti and e[1] == try_number))

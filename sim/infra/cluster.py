@@ -181,14 +181,15 @@ class Cluster:
             node.empty_since = self.env.now
         self.schedule_pending()
 
-    def image_ready_at(self, node: Node, image: str, size_mb: float, bandwidth: float) -> tuple[float, bool]:
-        """When ``image`` is on ``node`` (pulling it if needed); and whether this pod pulled it."""
-        at = node.images.get(image)
-        if at is not None:
-            return at, False
-        now = self.env.now
+    def image_ready_at(self, node: Node, image: str, size_mb: float, bandwidth: float,
+                       at: float) -> tuple[float, bool]:
+        """When ``image`` is on ``node`` for a pod bound at ``at`` (pulling it then if needed);
+        and whether this pod pulled it."""
+        ready = node.images.get(image)
+        if ready is not None:
+            return ready, False
         pull = size_mb / bandwidth if bandwidth > 0 else 0.0
-        start = max(now, node.pull_free_at)
+        start = max(at, node.pull_free_at)
         node.pull_free_at = node.images[image] = start + pull
         return start + pull, True
 
@@ -197,7 +198,7 @@ class Cluster:
         env = self.env
         a = self.auto
         finished = self.sim.scheduler.finished
-        last_add: dict = {}
+        last_add = -math.inf                  # Cluster Autoscaler pauses scale-down cluster-wide
         while not finished.triggered:
             yield env.timeout(a["scan_interval"])
             now = env.now
@@ -225,13 +226,13 @@ class Cluster:
                     provision = self._rng.uniform(a["provision_min"], a["provision_max"])
                     self._add_node(pool, provision)
                     self.scale_ups += 1
-                    last_add[pool.name] = now
+                    last_add = now
             # scale down: empty nodes unneeded for long enough (bare pods block eviction, so only
             # empty nodes go), not too soon after a scale-up, above the pool's minimum
             for node in list(self.nodes):
                 pool = node.pool
                 if node.ready and not node.pods and now - node.empty_since >= a["scale_down_unneeded_time"] \
-                        and now - last_add.get(pool.name, -math.inf) >= a["scale_down_delay_after_add"] \
+                        and now - last_add >= a["scale_down_delay_after_add"] \
                         and self.node_count(pool.name) > pool.min_nodes:
                     self._remove_node(node)
                     self.scale_downs += 1

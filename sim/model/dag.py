@@ -47,8 +47,8 @@ class Task:
     #: True when the task's work competes for CPU on its host (processor sharing); False for the
     #: common Airflow task that waits on an external system (a query, an API call, a ``sleep``).
     cpu_bound: bool = False
-    cpu: float = 1.0                       # CPU request in cores (used by container executors)
-    memory: float = 512.0                  # memory request in MiB (used by container executors)
+    cpu: float | None = None               # CPU request in cores (None: the pod template's)
+    memory: float | None = None            # memory request in MiB (None: the pod template's)
     executor: str | None = None            # Airflow 2.10+ per-task executor (multi-executor)
     max_active_tis_per_dag: int | None = None
     max_active_tis_per_dagrun: int | None = None

@@ -275,10 +275,10 @@ class TaskSpec(Strict):
     trigger_rule: Literal[TRIGGER_RULES] = "all_success"
     cpu_bound: bool = False
     """True if the work competes for CPU on its host; False for a task waiting on another system."""
-    cpu: PositiveFloat = 1.0
-    """CPU request in cores (container executors)."""
-    memory: PositiveFloat = 512.0
-    """Memory request in MiB (container executors)."""
+    cpu: PositiveFloat | None = None
+    """CPU request in cores (container executors); default: the pod template's (kubernetes.default_cpu)."""
+    memory: PositiveFloat | None = None
+    """Memory request in MiB (container executors); default: the pod template's (kubernetes.default_memory)."""
     executor: Literal[EXECUTOR_KINDS + ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor",
                                         "CeleryKubernetesExecutor")] | None = None
     """Which of the scenario's executors runs this task (a kind or Airflow's class name)."""
