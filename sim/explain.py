@@ -49,11 +49,14 @@ class RunStory:
         self.name = dict(zip(self.tis["ti_uid"], self.tis["task_id"].astype(str)))
 
     # -- per-try facts -------------------------------------------------------------------------
-    def _event(self, uid, try_number, what) -> float:
+    def _event(self, uid, try_number, what, after: float = -math.inf) -> float:
+        """The first such event of the try at or after ``after`` (a re-queued try was published
+        and delivered again: the attempt that ran is the one after its last queueing)."""
         ev = self.events
         if not len(ev):
             return math.nan
-        m = ev[(ev["ti_uid"] == uid) & (ev["try_number"] == try_number) & (ev["what"].astype(str).str.startswith(what))]
+        m = ev[(ev["ti_uid"] == uid) & (ev["try_number"] == try_number) & (ev["what"].astype(str).str.startswith(what))
+               & (ev["time"] >= (after if after == after else -math.inf) - 1e-9)]
         return float(m["time"].iloc[0]) if len(m) else math.nan
 
     def _cause(self, uid, to_state, after: float) -> str:
@@ -69,8 +72,10 @@ class RunStory:
                 "task": str(r.task_id), "uid": uid, "try": k, "state": str(r.state), "worker": str(r.worker),
                 "queue": str(r.queue), "ready": r.ready_at, "scheduled": r.scheduled_at, "queued": r.queued_at,
                 "launched": r.launched_at, "started": r.started_at, "ended": r.ended_at, "released": r.released_at,
-                "published": self._event(uid, k, "published"), "delivered": self._event(uid, k, "delivered"),
-                "written": self._event(uid, k, "result"), "seen": self._event(uid, k, "scheduler saw"),
+                "published": self._event(uid, k, "published", r.queued_at),
+                "delivered": self._event(uid, k, "delivered", r.queued_at),
+                "written": self._event(uid, k, "result", r.started_at),
+                "seen": self._event(uid, k, "scheduler saw", r.started_at),
                 "scheduled_by": self._cause(uid, "scheduled", r.scheduled_at),
             })
         return out

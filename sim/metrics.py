@@ -50,7 +50,9 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
     stages = {name: _dist(ran[b] - ran[a]) for name, a, b in STAGES}
     makespan = runs["ended_at"] - runs["started_at"]
     from_due = runs["ended_at"] - runs["due_at"]
-    slot_busy = float(np.nansum(tis["released_at"] - tis["queued_at"]))
+    # A try whose slot was never released (a zombie's key the executor still counts) holds it to
+    # the end; tries never queued hold none.
+    slot_busy = float(np.nansum(tis["released_at"].fillna(end) - tis["queued_at"]))
     run_busy = float(np.nansum(tis["ended_at"] - tis["started_at"]))
     host = sim.scheduler_host
     sched = sim.scheduler

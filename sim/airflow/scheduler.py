@@ -369,8 +369,7 @@ class Scheduler:
                     self.rec.transition(ti, S.SCHEDULED, now, f"stuck in queued for over "
                                         f"{cfg.task_queued_timeout:g} s: re-queued ({n} of "
                                         f"{cfg.num_stuck_in_queued_retries})")
-                    ti.scheduled_at = now
-                    ti.queued_at = math.nan
+                    ti.queued_at = math.nan      # scheduled_at stays: the wait counts as scheduled -> queued
                     self._scheduled.append(ti)
                     self._sorted = False
                 else:
@@ -534,10 +533,15 @@ class Scheduler:
             self._idle_cpu = cpu
             bell = self._doorbell = env.event()
             yield bell
-            # The loops skipped meanwhile count as loops (and their CPU as scheduler CPU).
+            # The loops skipped meanwhile count as loops (their CPU as scheduler CPU, their
+            # queries as database work).
             self.loops += self._skipped
             self.skipped_loops += self._skipped
             self.cpu_seconds += self._skipped * cpu
+            if self._skipped and queries:
+                self.db.queries += self._skipped * queries
+                self.db.busy_seconds += self._skipped * queries * self.db.query_time
+                self.host.busy_core_seconds += self._skipped * cpu if self.host.cores else 0.0
             at_heartbeat = self._resume_heartbeat
 
     def _done(self) -> bool:

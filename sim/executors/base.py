@@ -74,6 +74,8 @@ class BaseExecutor:
     def revoke(self, ti, try_number: int) -> None:
         """``cleanup_stuck_queued_tasks``: forget a try the scheduler gave up on (for Celery its
         message may still be delivered, and then finds the try no longer queued)."""
+        if (ti, try_number) in self.running or ti in self.queued_tasks:
+            self.sim.recorder.release(ti, try_number, self.env.now)
         self.running.discard((ti, try_number))
         self.queued_tasks.pop(ti, None)
 

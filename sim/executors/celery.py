@@ -172,6 +172,7 @@ class CeleryExecutor(BaseExecutor):
                 else:
                     self._publish_tries.pop(ti, None)
                     self.publish_failures += 1
+                    self.sim.recorder.release(ti, ti.try_number, now + cost)
                     self.event_buffer.append((ti, ti.try_number, S.FAILED))
             return cost
         msgs = []

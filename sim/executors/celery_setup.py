@@ -14,6 +14,12 @@ def celery_config(settings: dict) -> CeleryConfig:
     return CeleryConfig(**{k: v for k, v in (settings.get("celery") or {}).items() if k in names})
 
 
+def _given(spec: dict, key: str, default):
+    """The pool's own value, or the default when the key is absent or null."""
+    value = spec.get(key)
+    return default if value is None else value
+
+
 def build_celery(sim, settings: dict) -> CeleryExecutor:
     cfg = celery_config(settings)
     pools = []
@@ -21,9 +27,9 @@ def build_celery(sim, settings: dict) -> CeleryExecutor:
         auto = p.get("autoscaling")
         pools.append(WorkerPool(
             name=p["name"], queues=list(p.get("queues") or ["default"]),
-            replicas=int(p.get("replicas", auto.get("min_replicas", 0) if auto else 1)),
-            concurrency=int(p.get("concurrency") or cfg.worker_concurrency),
-            prefetch_multiplier=int(p.get("prefetch_multiplier", cfg.worker_prefetch_multiplier)),
+            replicas=int(_given(p, "replicas", auto.get("min_replicas", 0) if auto else 1)),
+            concurrency=int(_given(p, "concurrency", cfg.worker_concurrency)),
+            prefetch_multiplier=int(_given(p, "prefetch_multiplier", cfg.worker_prefetch_multiplier)),
             host_cores=p.get("host_cores"), autoscaling=auto,
             crash_rate_per_hour=float(p.get("crash_rate_per_hour", 0.0)),
             crash_at=tuple(p.get("crash_at") or ())))

@@ -84,7 +84,7 @@ class KedaAutoscaler:
                 # window, and never a scale-up from an old recommendation.
                 target = min(current, max(w for _, w in recent))
                 if target == 0 and now - self._last_active < self.s.cooldown_period:
-                    target = max(1, min(current, self.s.min_replicas or 1))
+                    target = min(current, 1)      # KEDA's cooldown delays only the step to zero
             if target > current:
                 for _ in range(target - current):
                     self.executor.add_worker(self.pool)

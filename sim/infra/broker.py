@@ -151,6 +151,8 @@ class Broker:
         """A message goes back to the head of its queue (a warm shutdown returns what it reserved)."""
         new = msg.copy(self.env.now)
         msg.acked = True                      # the old delivery is settled
+        self.sim.recorder.event(self.env.now, "returned to the queue", msg.ti, msg.try_number,
+                                f"broker queue {msg.queue}")
         self.queue(new.queue).appendleft(new)
         self.redeliveries += 1
         self.dispatch(new.queue)
