@@ -89,22 +89,28 @@ def gantt(tis, run_id: str | None = None, title: str | None = None):
     return fig
 
 
-def workers_over_time(workers, title: str = "Workers over time"):
-    """Celery workers alive (starting or online) per pool, as the autoscaler and crashes change them."""
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    for i, (pool, g) in enumerate(workers.groupby("pool", sort=True)):
-        t = np.append(g["time"].to_numpy(), g["time"].max())
-        ax.step(t / 60.0, np.append(g["workers"].to_numpy(), g["workers"].iloc[-1]) + 0.04 * i, where="post",
-                label=f"pool {pool}", color=COLORS[i % len(COLORS)], lw=1.5, ls=("-", "--", ":")[i % 3])
-    ax.set_xlabel("simulated time (minutes)")
-    ax.set_ylabel("workers (starting or online)")
-    ax.set_ylim(0, workers["workers"].max() + 1)
+def count_over_time(frame, column: str, title: str, ylabel: str, label: str):
+    """A step line per pool of a count over time (Celery workers, Kubernetes nodes)."""
     from matplotlib.ticker import MaxNLocator
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for i, (pool, g) in enumerate(frame.groupby("pool", sort=True)):
+        t = np.append(g["time"].to_numpy(), g["time"].max())
+        # a small offset keeps pools with equal counts visible
+        ax.step(t / 60.0, np.append(g[column].to_numpy(), g[column].iloc[-1]) + 0.04 * i, where="post",
+                label=f"{label} {pool}", color=COLORS[i % len(COLORS)], lw=1.5, ls=("-", "--", ":")[i % 3])
+    ax.set_xlabel("simulated time (minutes)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, frame[column].max() + 1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def workers_over_time(workers, title: str = "Workers over time"):
+    """Celery workers alive (starting or online) per pool, as the autoscaler and crashes change them."""
+    return count_over_time(workers, "workers", title, "workers (starting or online)", "pool")
 
 
 def pod_startup(pods, title: str = "Where pod start-up time goes"):
@@ -132,20 +138,8 @@ def pod_startup(pods, title: str = "Where pod start-up time goes"):
 
 
 def nodes_over_time(nodes, title: str = "Nodes over time"):
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    for i, (pool, g) in enumerate(nodes.groupby("pool", sort=True)):
-        t = np.append(g["time"].to_numpy(), g["time"].max())
-        ax.step(t / 60.0, np.append(g["nodes"].to_numpy(), g["nodes"].iloc[-1]) + 0.04 * i, where="post",
-                label=f"node pool {pool}", color=COLORS[i % len(COLORS)], lw=1.5)
-    ax.set_xlabel("simulated time (minutes)")
-    ax.set_ylabel("nodes (provisioning or ready)")
-    ax.set_ylim(0, nodes["nodes"].max() + 1)
-    from matplotlib.ticker import MaxNLocator
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    """Kubernetes nodes (provisioning or ready) per node pool, as the autoscaler and spot change them."""
+    return count_over_time(nodes, "nodes", title, "nodes (provisioning or ready)", "node pool")
 
 
 def write_charts(result, out_dir) -> list[Path]:
