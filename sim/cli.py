@@ -36,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-transitions", action="store_true",
                    help="do not record every state transition (less memory for very long runs)")
 
+    c = sub.add_parser("compare", help="run the same workload on several executors over several seeds")
+    c.add_argument("scenario", help="scenario YAML file")
+    c.add_argument("--executors", default="local,celery,kubernetes",
+                   help="comma-separated executor kinds (default local,celery,kubernetes)")
+    c.add_argument("--seeds", type=int, default=5, help="seeds per executor (default 5)")
+    c.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
+    c.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--out", help="results folder (default results/<scenario>/compare)")
+    c.add_argument("--no-charts", action="store_true")
+
     e = sub.add_parser("explain", help="tell the story of one DAG run, step by step")
     scenario_args(e)
     e.add_argument("--dag-run", type=int, default=0, help="which DAG run (0 = the first, default)")
@@ -96,6 +106,34 @@ def _f(x) -> str:
     return "n/a" if x is None else f"{x:.3f}s"
 
 
+def cmd_compare(args) -> int:
+    from .compare import METRICS, compare
+    from .scenario import load_scenario
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    if args.seeds < 1:
+        raise SimError("--seeds must be at least 1")
+    scenario = load_scenario(args.scenario, sets=args.sets)
+    cmp = compare(args.scenario, executors, args.seeds, args.sets, args.jobs, progress=True)
+    out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
+    cmp.write(out, charts=not args.no_charts)
+    t = cmp.table
+    print(f"{scenario.name}: {', '.join(executors)} over {args.seeds} seeds (mean ± 95% CI)")
+    head = f"  {'':34s}" + "".join(f"{ex:>24s}" for ex in executors)
+    print(head)
+    for metric, label in METRICS.items():
+        cells = []
+        for ex in executors:
+            r = t[(t["executor"] == ex) & (t["metric"] == metric)].iloc[0]
+            m, h = r["mean"], r["ci95"]
+            cells.append(f"{m:>14.4g} ± {h:<7.3g}" if h == h else f"{m:>14.4g}{'':10s}")
+        print(f"  {label:34s}" + "".join(f"{c:>24s}" for c in cells))
+    stuck = int(cmp.runs["stuck"].sum())
+    if stuck:
+        print(f"  WARNING: {stuck} task instances never finished in some runs (see runs.csv)")
+    print(f"  results in {out}/")
+    return EXIT_OK
+
+
 def cmd_explain(args) -> int:
     from .explain import explain
     from .simulation import Simulation
@@ -153,7 +191,7 @@ def cmd_profile(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
             "profile": cmd_profile}
 
 

@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .cost import cost_of_run
+
 STAGES = (
     ("ready_to_scheduled", "ready_at", "scheduled_at"),
     ("scheduled_to_queued", "scheduled_at", "queued_at"),
@@ -95,6 +97,7 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
             "db_seconds": _r(sched.db_seconds),
         },
         "executors": {name: ex.stats() for name, ex in sim.executors.items() if ex.stats()},
+        "cost": cost_of_run(sim, tis, runs, end),
         "dag_processor": {"parse_cycles": sim.dag_processor.cycles,
                           "cpu_seconds": _r(sim.dag_processor.cpu_seconds)},
         "metadata_db": {

@@ -35,6 +35,7 @@ class WorkerPool:
     autoscaling: dict | None = None          # KEDA settings, see sim.infra.autoscaler
     crash_rate_per_hour: float = 0.0         # per worker, Poisson
     crash_at: tuple = ()                     # (time, worker index) pairs
+    instance_type: str | None = None         # for cost; default: the catalogue's celery_worker
 
 
 class CeleryExecutor(BaseExecutor):

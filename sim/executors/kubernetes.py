@@ -174,7 +174,8 @@ class KubernetesExecutor(BaseExecutor):
         self.cold_pulls += pod.pulled
         self._rows.append((pod.name, ti.run.plan.index, ti.run.idx, ti.task.task_id, pod.try_number,
                            pod.node.name if pod.node else "", pod.phase, bool(pod.pulled), pod.created_at,
-                           pod.bound_at, pod.image_at, pod.initialized_at, pod.container_at, pod.ended_at))
+                           pod.bound_at, pod.image_at, pod.initialized_at, pod.container_at, pod.ended_at,
+                           pod.cpu, pod.memory))
 
     def pod_finished(self, pod: Pod, state, launch_failed: bool = False) -> None:
         """The watcher reports a pod's end after ``watcher_delay``; a pod that died before its
@@ -212,7 +213,8 @@ class KubernetesExecutor(BaseExecutor):
         """One row per pod: where it ran and the time spent in each start-up stage."""
         import pandas as pd
         cols = ["pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "created_at",
-                "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at"]
+                "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at",
+                "cpu", "memory"]
         df = pd.DataFrame(self._rows, columns=cols)
         df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
         df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])

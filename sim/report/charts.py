@@ -16,7 +16,7 @@ STAGE_LABELS = {
     "ready_to_scheduled": "ready → scheduled (waiting for a scheduler loop)",
     "scheduled_to_queued": "scheduled → queued (critical section, limits)",
     "queued_to_launched": "queued → launched (executor heartbeat)",
-    "launched_to_started": "launched → started (process start-up, DAG parsing)",
+    "launched_to_started": "launched → started (process or pod start-up, DAG parsing)",
 }
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 

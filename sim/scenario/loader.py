@@ -133,7 +133,9 @@ def celery_queue_warnings(scenario) -> list[str]:
         return []
     k8s_queue = settings.get("kubernetes_queue") or "kubernetes" if "celery_kubernetes" in kinds else None
     celery_default = kinds[0] in ("celery", "celery_kubernetes")
-    pools = settings.get("worker_pools") or [{"queues": ["default"]}]
+    pools = settings.get("worker_pools")
+    if not pools:
+        return []                  # the default worker listens to every queue the DAGs use
     listened = {q for p in pools for q in (p.get("queues") or ["default"])}
     out = []
     for d in scenario.dags:

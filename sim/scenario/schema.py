@@ -415,6 +415,8 @@ class WorkerPoolSpec(Strict):
     """Default: celery.worker_prefetch_multiplier."""
     host_cores: PositiveFloat | None = None
     """Default: celery.worker_host_cores."""
+    instance_type: str | None = None
+    """For cost: an instance type of the price catalogue (default: the catalogue's celery_worker)."""
     autoscaling: KedaSpec | None = None
     crash_rate_per_hour: NonNegFloat = 0.0
     """Crashes per worker per hour (Poisson); a fixed-size pool replaces a crashed worker."""

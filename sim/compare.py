@@ -1,0 +1,144 @@
+"""``sim compare``: the same workload on several executors, over several seeds.
+
+For seed i every executor gets the same seed, so the same arrivals and task durations (common
+random numbers): differences come from the executors. Each figure is reported as a mean with a
+95 % Student-t confidence interval over the seeds. Runs go to local processes in parallel.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+METRICS = {
+    "throughput_per_hour": "task instances succeeded per hour",
+    "makespan_mean_s": "DAG-run makespan, mean (s)",
+    "makespan_p95_s": "DAG-run makespan, p95 (s)",
+    "delay_p50_s": "ready -> started, p50 (s)",
+    "delay_p95_s": "ready -> started, p95 (s)",
+    "delay_p99_s": "ready -> started, p99 (s)",
+    "ready_to_scheduled_s": "ready -> scheduled, mean (s)",
+    "scheduled_to_queued_s": "scheduled -> queued, mean (s)",
+    "queued_to_launched_s": "queued -> launched, mean (s)",
+    "launched_to_started_s": "launched -> started, mean (s)",
+    "slot_utilisation": "executor slots busy (share)",
+    "cost_usd": "total cost (USD)",
+    "cost_per_1000_tasks_usd": "cost per 1,000 tasks (USD)",
+    "idle_share": "paid but unused capacity (share)",
+}
+
+
+def _one(args) -> dict:
+    """Run one (executor, seed) point; return its figures and its delays (for the CDF)."""
+    path, executor, seed, sets = args
+    from .scenario import load_scenario
+    from .simulation import Simulation
+    scenario = load_scenario(path, sets=sets, executor=executor, seed=seed)
+    r = Simulation(scenario, record_transitions=False).run()
+    s = r.summary
+    d = s["scheduling_delay_seconds"]
+    tis = r.task_instances
+    delays = (tis["started_at"] - tis["ready_at"]).dropna().to_numpy()
+    row = {
+        "executor": executor, "seed": seed,
+        "throughput_per_hour": s["throughput_per_hour"]["task_instances_succeeded"],
+        "makespan_mean_s": s["dag_runs"]["makespan_seconds"]["mean"],
+        "makespan_p95_s": s["dag_runs"]["makespan_seconds"]["p95"],
+        "delay_p50_s": d["ready_to_started"]["p50"], "delay_p95_s": d["ready_to_started"]["p95"],
+        "delay_p99_s": d["ready_to_started"]["p99"],
+        "ready_to_scheduled_s": d["ready_to_scheduled"]["mean"],
+        "scheduled_to_queued_s": d["scheduled_to_queued"]["mean"],
+        "queued_to_launched_s": d["queued_to_launched"]["mean"],
+        "launched_to_started_s": d["launched_to_started"]["mean"],
+        "slot_utilisation": s["utilisation"]["executor_slots"],
+        "cost_usd": s["cost"]["total_usd"], "cost_per_1000_tasks_usd": s["cost"]["per_1000_tasks_usd"],
+        "idle_share": s["cost"]["idle_share"], "stuck": s["stuck"]["count"],
+    }
+    return {"row": row, "delays": delays[:200_000]}
+
+
+@dataclass
+class Comparison:
+    runs: pd.DataFrame          # one row per (executor, seed)
+    table: pd.DataFrame         # per executor and metric: mean, ci95 half-width, n
+    delays: dict                # executor -> pooled ready->started delays
+
+    def write(self, out_dir, charts: bool = True) -> Path:
+        import shutil
+        import tempfile
+        out = Path(out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            self.runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6f", lineterminator="\n")
+            self.table.to_csv(tmp / "comparison.csv", index=False, float_format="%.6f", lineterminator="\n")
+            if charts:
+                from .report.compare_charts import write_compare_charts
+                write_compare_charts(self, tmp / "charts")
+            os.chmod(tmp, 0o755)
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                os.rmdir(old)
+                os.rename(out, old)
+                os.rename(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def mean_ci(values) -> tuple[float, float]:
+    from scipy import stats
+    v = np.asarray([x for x in values if x is not None and x == x], dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size == 1:
+        return float(v[0]), float("nan")
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, progress: bool = False,
+            base_seed: int | None = None) -> Comparison:
+    from .scenario import load_scenario
+    for ex in executors:                       # refuse bad input before any point runs
+        load_scenario(path, sets=sets, executor=ex)
+    first = base_seed if base_seed is not None else load_scenario(path, sets=sets).seed
+    points = [(str(path), ex, first + i, tuple(sets)) for i in range(seeds) for ex in executors]
+    jobs = jobs or min(len(points), os.cpu_count() or 1)
+    results = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(points), desc="compare", unit="run", disable=None)
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for res in pool.map(_one, points):
+                results.append(res)
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for p in points:
+            results.append(_one(p))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    runs = pd.DataFrame([r["row"] for r in results])
+    rows = []
+    for ex in executors:
+        sub = runs[runs["executor"] == ex]
+        for metric, label in METRICS.items():
+            m, h = mean_ci(sub[metric].tolist())
+            rows.append({"executor": ex, "metric": metric, "description": label, "mean": m, "ci95": h,
+                         "n": int(sub[metric].notna().sum())})
+    delays = {ex: np.concatenate([r["delays"] for r in results if r["row"]["executor"] == ex] or [np.zeros(0)])
+              for ex in executors}
+    return Comparison(runs, pd.DataFrame(rows), delays)

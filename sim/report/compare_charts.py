@@ -1,0 +1,109 @@
+"""Charts of a comparison of executors: latency CDFs, where the delay goes, cost, and cost versus
+p95 latency with the Pareto frontier."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .charts import COLORS, STAGE_LABELS, plt
+
+
+def _table(cmp, metric):
+    t = cmp.table[cmp.table["metric"] == metric].set_index("executor")
+    return t["mean"], t["ci95"].fillna(0.0)
+
+
+def latency_cdf(cmp):
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, (ex, d) in enumerate(cmp.delays.items()):
+        if len(d):
+            x = np.sort(d)
+            ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=f"{ex} (p95 {np.percentile(d, 95):.2f} s)",
+                    color=COLORS[i % len(COLORS)])
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("ready -> started (seconds, log scale above 1 s)")
+    ax.set_ylabel("share of task tries")
+    ax.set_title("Scheduling delay: cumulative distribution per executor (all seeds)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def stage_bars(cmp):
+    stages = ["ready_to_scheduled", "scheduled_to_queued", "queued_to_launched", "launched_to_started"]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    executors = list(cmp.delays)
+    left = np.zeros(len(executors))
+    for stage, color in zip(stages, COLORS):
+        m, _ = _table(cmp, f"{stage}_s")
+        vals = np.array([m.get(ex, 0.0) for ex in executors], dtype=float)
+        vals = np.nan_to_num(vals)
+        ax.barh(executors, vals, left=left, color=color, label=STAGE_LABELS[stage])
+        left += vals
+    for y, total in enumerate(left):
+        ax.text(total, y, f"  {total:.2f} s", va="center", fontsize=8)
+    ax.set_xlim(0, max(left.max(), 1e-9) * 1.2)
+    ax.set_xlabel("mean seconds per try (mean over seeds)")
+    ax.set_title("Where scheduling delay goes, per executor")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def cost_bars(cmp):
+    m, h = _table(cmp, "cost_usd")
+    k, kh = _table(cmp, "cost_per_1000_tasks_usd")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, (vals, err, label) in zip(axes, ((m, h, "total cost of the run (USD)"),
+                                             (k, kh, "cost per 1,000 tasks (USD)"))):
+        ax.bar(vals.index, vals.values, yerr=err.values, capsize=4, color=COLORS[:len(vals)])
+        ax.set_ylabel(label)
+        ax.set_title(label[0].upper() + label[1:] + ", 95 % CI over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cost_vs_latency(cmp):
+    c, ch = _table(cmp, "cost_usd")
+    p, ph = _table(cmp, "delay_p95_s")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    pts = []
+    for i, ex in enumerate(c.index):
+        ax.errorbar(p[ex], c[ex], xerr=ph[ex], yerr=ch[ex], fmt="o", color=COLORS[i % len(COLORS)], capsize=3,
+                    label=ex)
+        pts.append((p[ex], c[ex], ex))
+    # Pareto frontier: no other executor is both cheaper and faster
+    front = sorted(pt for pt in pts if not any(q[0] <= pt[0] and q[1] <= pt[1] and q != pt for q in pts))
+    if len(front) > 1:
+        ax.plot([f[0] for f in front], [f[1] for f in front], "--", color="grey", lw=1, label="Pareto frontier")
+    ax.set_xlabel("ready -> started p95 (seconds)")
+    ax.set_ylabel("total cost (USD)")
+    ax.set_title("Cost versus p95 scheduling delay (lower left is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def throughput_bars(cmp):
+    m, h = _table(cmp, "throughput_per_hour")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.bar(m.index, m.values, yerr=h.values, capsize=4, color=COLORS[:len(m)])
+    ax.set_ylabel("task instances succeeded per hour")
+    ax.set_title("Throughput per executor, 95 % CI over seeds")
+    fig.tight_layout()
+    return fig
+
+
+def write_compare_charts(cmp, out_dir) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in (("latency_cdf", latency_cdf), ("delay_by_stage", stage_bars), ("cost", cost_bars),
+                       ("cost_vs_p95", cost_vs_latency), ("throughput", throughput_bars)):
+        fig = make(cmp)
+        for ext in ("png", "svg"):
+            fig.savefig(out / f"{name}.{ext}", dpi=110, bbox_inches="tight", metadata={"Software": None} if ext == "png" else None)
+            written.append(out / f"{name}.{ext}")
+        plt.close(fig)
+    return written
