@@ -125,6 +125,8 @@ def cmd_compare(args) -> int:
         for ex in executors:
             r = t[(t["executor"] == ex) & (t["metric"] == metric)].iloc[0]
             m, h = r["mean"], r["ci95"]
+            if h == h and h < 1e-9 * max(1.0, abs(m)):
+                h = 0.0                                  # identical over seeds (float noise)
             cells.append(f"{m:>14.4g} ± {h:<7.3g}" if h == h else f"{m:>14.4g}{'':10s}")
         print(f"  {label:34s}" + "".join(f"{c:>24s}" for c in cells))
     stuck = int(cmp.runs["stuck"].sum())
