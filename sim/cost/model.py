@@ -30,10 +30,13 @@ def billed_hours(seconds: float, cat: dict) -> float:
     return math.ceil(s / g) * g / 3600.0
 
 
-def price(instance_type: str, cat: dict) -> float:
+def price(instance_type: str, cat: dict, fallback: float | None = None) -> float:
+    """The catalogue's price; a node pool's own ``price_per_hour`` for a type it does not list."""
     try:
         return cat["instance_types"][instance_type]["price_per_hour"]
     except KeyError:
+        if fallback is not None:
+            return fallback
         raise ValueError(f"instance type {instance_type!r} is not in the price catalogue "
                          f"({', '.join(cat['instance_types'])})") from None
 
@@ -44,8 +47,8 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
     comp = cat["components"]
     items: dict = {}
 
-    def machine(name: str, instance: str, seconds: float, discount: float = 0.0) -> float:
-        c = billed_hours(seconds, cat) * price(instance, cat) * (1.0 - discount)
+    def machine(name: str, instance: str, seconds: float, discount: float = 0.0, fallback=None) -> float:
+        c = billed_hours(seconds, cat) * price(instance, cat, fallback) * (1.0 - discount)
         items[name] = items.get(name, 0.0) + c
         return c
 
@@ -79,7 +82,7 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
                     life = max(0.0, end - node.created_at)
                     pool = node.pool
                     machine(f"nodes ({pool.name})", pool.instance_type, life,
-                            cat["spot_discount"] if pool.spot else 0.0)
+                            cat["spot_discount"] if pool.spot else 0.0, pool.price_per_hour)
                     paid_capacity += pool.cores * life
     # used: slot-seconds of tries (Local, Celery) and requested core-seconds of pods (Kubernetes)
     busy = tis["released_at"].fillna(window) - tis["queued_at"]

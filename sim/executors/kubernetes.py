@@ -138,6 +138,10 @@ class KubernetesExecutor(BaseExecutor):
                     del self._pods[key]
                     self.change_state(pod.ti, pod.try_number, state)
         # 2. create at most worker_pods_creation_batch_size pods
+        # revoked entries leave the queue without taking a place in the batch
+        while self.task_queue and (self.task_queue[0][0].state is not S.QUEUED
+                                   or self.task_queue[0][0].try_number != self.task_queue[0][1]):
+            self.task_queue.popleft()
         n = min(cfg.worker_pods_creation_batch_size, len(self.task_queue))
         if n <= 0:
             return cost
@@ -172,6 +176,13 @@ class KubernetesExecutor(BaseExecutor):
         """Keep the pod's row, not the pod: a long run must not hold every pod in memory."""
         ti = pod.ti
         self.cold_pulls += pod.pulled
+        end = pod.ended_at
+        if end is not None:
+            # a pod lost or deleted before its container started never reached its planned stages
+            for stage in ("bound_at", "image_at", "initialized_at", "container_at"):
+                t = getattr(pod, stage)
+                if t is not None and t > end:
+                    setattr(pod, stage, float("nan"))
         self._rows.append((pod.name, ti.run.plan.index, ti.run.idx, ti.task.task_id, pod.try_number,
                            pod.node.name if pod.node else "", pod.phase, bool(pod.pulled), pod.created_at,
                            pod.bound_at, pod.image_at, pod.initialized_at, pod.container_at, pod.ended_at,
