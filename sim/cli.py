@@ -46,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="results folder (default results/<scenario>/compare)")
     c.add_argument("--no-charts", action="store_true")
 
+    w = sub.add_parser("sweep", help="run the Cartesian product of settings x seeds")
+    w.add_argument("scenario", help="scenario YAML file")
+    w.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a setting (a --set path, or 'executor') and its values (repeatable)")
+    w.add_argument("--seeds", type=int, default=3)
+    w.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
+    w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (the [dask] extra)")
+    w.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    w.add_argument("--out", help="results folder (default results/<scenario>/sweep)")
+    w.add_argument("--no-charts", action="store_true")
+
     e = sub.add_parser("explain", help="tell the story of one DAG run, step by step")
     scenario_args(e)
     e.add_argument("--dag-run", type=int, default=0, help="which DAG run (0 = the first, default)")
@@ -136,6 +147,24 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args) -> int:
+    from .scenario import load_scenario
+    from .sweep import parse_grid, sweep
+    grid = parse_grid(args.grid)
+    if args.seeds < 1:
+        raise SimError("--seeds must be at least 1")
+    scenario = load_scenario(args.scenario, sets=args.sets)
+    sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True)
+    out = Path(args.out) if args.out else Path("results") / scenario.name / "sweep"
+    sw.write(out, charts=not args.no_charts)
+    failed = sw.table[sw.table["error"] != ""]
+    print(f"{scenario.name}: {len(sw.table)} points ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"
+          f" x {args.seeds} seeds), {len(failed)} failed; table in {out}/sweep.csv")
+    for _, r in failed.iterrows():
+        print(f"  failed: seed {r['seed']} {r['executor']}: {r['error']}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_explain(args) -> int:
     from .explain import explain
     from .simulation import Simulation
@@ -193,7 +222,7 @@ def cmd_profile(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
             "profile": cmd_profile}
 
 
