@@ -44,7 +44,18 @@ class Scenario:
                    profile=profile,
                    airflow=AirflowConfig(**{**prof.get("airflow", {}), **(airflow or {})}),
                    overheads=Overheads(**{**prof.get("overheads", {}), **(overheads or {})}),
-                   executor=ExecutorSpec(executor, dict(executor_settings or {})), dags=list(dags))
+                   executor=ExecutorSpec(executor, _executor_settings(executor, prof, executor_settings or {})),
+                   dags=list(dags))
+
+
+def _executor_settings(kind: str, prof: dict, given: dict) -> dict:
+    """The profile's celery:/kubernetes: sections, then the caller's keys (as the loader does)."""
+    out = dict(given)
+    for section, kinds in (("celery", ("celery", "celery_kubernetes")),
+                           ("kubernetes", ("kubernetes", "celery_kubernetes"))):
+        if kind in kinds:
+            out[section] = {**prof.get(section, {}), **(given.get(section) or {})}
+    return out
 
 
 # Imported last: the loader builds the classes above (a circular import, resolved by order).
