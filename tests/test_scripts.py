@@ -24,7 +24,7 @@ def test_scenario_script_runs(script, args, expect, tmp_path):
 def test_every_shipped_scenario_validates():
     from sim.scenario import load_scenario
     files = sorted((ROOT / "scenarios").glob("*.yaml"))
-    assert len(files) >= 12
+    assert len(files) >= 11
     for f in files:
         s = load_scenario(f)
         assert s.description, f"{f.name} needs a one-line description"
