@@ -78,7 +78,9 @@ class Comparison:
             self.table.to_csv(tmp / "comparison.csv", index=False, float_format="%.6f", lineterminator="\n")
             if charts:
                 from .report.compare_charts import write_compare_charts
+                from .report.html import write_compare_report
                 write_compare_charts(self, tmp / "charts")
+                write_compare_report(self, tmp, out.parent.name)
             os.chmod(tmp, 0o755)
             if out.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))

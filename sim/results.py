@@ -40,7 +40,9 @@ def write_results(result, out_dir, charts: bool = True) -> Path:
             f.write("\n")
         if charts:
             from .report.charts import write_charts
+            from .report.html import write_report
             write_charts(result, tmp / "charts")
+            write_report(result, tmp)
         os.chmod(tmp, 0o755)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
