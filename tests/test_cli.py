@@ -16,7 +16,7 @@ def test_run_writes_results_atomically(tmp_path, capsys):
     out = tmp_path / "res"
     assert main(["run", str(DIAMOND), "--out", str(out), "--no-progress"]) == 0
     assert {p.name for p in out.iterdir()} == {"task_instances.csv", "dag_runs.csv", "transitions.csv",
-                                              "summary.json", "charts"}
+                                              "summary.json", "charts", "report.html"}
     assert {p.name for p in (out / "charts").iterdir()} == {"delay_breakdown.png", "busy_slots.png",
                                                           "gantt_first_run.png"}
     summary = json.loads((out / "summary.json").read_text())
