@@ -76,9 +76,10 @@ def executable_task_instances(scheduled: list, max_tis: int, conc: Concurrency,
     starved_dags: set = set()
     starved_tasks: set = set()
     starved_run_tasks: set = set()
-    dag_extra: dict = defaultdict(int)
-    task_extra: dict = defaultdict(int)
-    run_task_extra: dict = defaultdict(int)
+    dag_extra: dict = {}
+    task_extra: dict = {}
+    run_task_extra: dict = {}
+    dag_active = conc.dag_active
     accepted: list = []
     per_run = conc.per_run
     while True:
@@ -117,29 +118,31 @@ def executable_task_instances(scheduled: list, max_tis: int, conc: Concurrency,
                 continue
             plan = ti.run.plan
             dkey = ti.run if per_run else plan.index
-            if conc.active_of(ti) + dag_extra[dkey] >= plan.max_active_tasks:
+            active = ti.run.active if per_run else dag_active[plan.index]
+            if active + dag_extra.get(dkey, 0) >= plan.max_active_tasks:
                 starved_dags.add(dkey)
                 starving[ti] = "max_active_tasks reached"
                 continue
             if task.max_active_tis_per_dag is not None and \
-                    conc.task_active[task] + task_extra[task] >= task.max_active_tis_per_dag:
+                    conc.task_active[task] + task_extra.get(task, 0) >= task.max_active_tis_per_dag:
                 starved_tasks.add(task)
                 starving[ti] = "max_active_tis_per_dag reached"
                 continue
             if task.max_active_tis_per_dagrun is not None:
                 rk = (ti.run, task)
-                if conc.run_task_active[rk] + run_task_extra[rk] >= task.max_active_tis_per_dagrun:
+                if conc.run_task_active[rk] + run_task_extra.get(rk, 0) >= task.max_active_tis_per_dagrun:
                     starved_run_tasks.add(rk)
                     starving[ti] = "max_active_tis_per_dagrun reached"
                     continue
-                run_task_extra[rk] += 1
+                run_task_extra[rk] = run_task_extra.get(rk, 0) + 1
             if executor_open.get(ti.executor, 0) <= 0:
                 starved_tasks.add(task)
                 starving[ti] = f"no open slot in {ti.executor}"
                 continue
             pool_open[pool] -= task.pool_slots
-            dag_extra[dkey] += 1
-            task_extra[task] += 1
+            dag_extra[dkey] = dag_extra.get(dkey, 0) + 1
+            if task.max_active_tis_per_dag is not None:
+                task_extra[task] = task_extra.get(task, 0) + 1
             executor_open[ti.executor] -= 1
             accepted.append(ti)
         after = len(starved_pools) + len(starved_dags) + len(starved_tasks) + len(starved_run_tasks)
