@@ -179,8 +179,12 @@ class Recorder:
                                           else np.zeros(0, dtype=int), categories=categories)
 
     def _strings_cat(self, codes) -> pd.Categorical:
-        values = ["" if v is None else str(v) for v in self.strings.values]
-        return _categorical(np.frombuffer(codes, dtype=codes.typecode).astype(np.int64), values)
+        """A categorical of the interned strings one column uses (only those: the table of all
+        interned strings can be large, e.g. a pod name per task instance)."""
+        raw = np.frombuffer(codes, dtype=codes.typecode).astype(np.int64) if len(codes) else np.zeros(0, np.int64)
+        used, inverse = np.unique(raw, return_inverse=True)
+        vals = self.strings.values
+        return _categorical(inverse.reshape(-1), ["" if vals[c] is None else str(vals[c]) for c in used])
 
     def _run_ids(self, dag, run, run_ids) -> pd.Categorical:
         if not len(dag):

@@ -734,8 +734,7 @@ def check_spot(r, sim, launch_retries: int) -> dict:
     notices = events_of(r, "spot interruption notice")
     notice_at = dict(zip(notices["who"].astype(str), notices["time"]))
     assert len(notice_at) == len(notices), "a node noticed twice"
-    lost = events_of(r, "pod ").copy()
-    lost = lost[lost["what"].astype(str).str.contains(" lost: ")]
+    lost = events_of(r, "pod lost: ").copy()
     assert len(lost) > 0
     tis = r.task_instances
     tr = r.transitions
@@ -743,7 +742,7 @@ def check_spot(r, sim, launch_retries: int) -> dict:
     uid_of = {(a, b): u for a, b, u in zip(tis["run_id"], tis["task_id"].astype(str), tis["ti_uid"])}
     n_started = n_unstarted = n_relaunched = 0
     for e in lost.itertuples():
-        name = str(e.what).split()[1]
+        name = str(e.who)                       # the pod
         node = str(e.what).rsplit("spot node ", 1)[1].split()[0]
         # the notice came first, two minutes before the node went
         assert e.time == pytest.approx(notice_at[node] + SPOT_NOTICE, abs=1e-9)

@@ -56,8 +56,7 @@ class Pod:
         self.image_at = max(self.bound_at, ready)
         self.initialized_at = self.image_at + ex.cfg.init_container_time
         self.container_at = self.initialized_at + ex.cfg.container_start_time
-        ex.sim.recorder.event(self.bound_at, f"pod {self.name} bound to {node.name}", self.ti, self.try_number,
-                              "kube-scheduler")
+        ex.sim.recorder.event(self.bound_at, "pod bound to a node", self.ti, self.try_number, node.name)
         env.timeout(self.container_at - env.now).callbacks.append(self._container_started)
 
     def _container_started(self, _e) -> None:
@@ -87,7 +86,7 @@ class Pod:
         self.ended_at = now
         self.phase = "Failed"
         ex.cluster.release(self)
-        ex.sim.recorder.event(now, f"pod {self.name} lost: {why}", self.ti, self.try_number, "kubelet")
+        ex.sim.recorder.event(now, f"pod lost: {why}", self.ti, self.try_number, self.name)
         if started:
             ex.sim.scheduler.lost_running(self.ti, now, why)
         ex.pod_finished(self, S.FAILED, launch_failed=not started)
@@ -168,7 +167,7 @@ class KubernetesExecutor(BaseExecutor):
             ti.launched_at = env.now + done[i]
             ti.worker = pod.name
             self._pods[(ti, try_number)] = pod
-            self.sim.recorder.event(env.now + done[i], f"pod {pod.name} created", ti, try_number, "scheduler")
+            self.sim.recorder.event(env.now + done[i], "pod created", ti, try_number, pod.name)
             env.timeout(done[i]).callbacks.append(lambda _e, p=pod: p.created())
         return cost
 
