@@ -10,7 +10,6 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import replace
 
 from .model.dag import DAG
 from .model.durations import Exponential

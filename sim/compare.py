@@ -68,32 +68,43 @@ class Comparison:
     delays: dict                # executor -> pooled ready->started delays
 
     def write(self, out_dir, charts: bool = True) -> Path:
-        import shutil
-        import tempfile
-        out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        from .results import atomic_folder
+        with atomic_folder(out_dir) as tmp:
             self.runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6f", lineterminator="\n")
             self.table.to_csv(tmp / "comparison.csv", index=False, float_format="%.6f", lineterminator="\n")
             if charts:
                 from .report.compare_charts import write_compare_charts
                 from .report.html import write_compare_report
                 write_compare_charts(self, tmp / "charts")
-                write_compare_report(self, tmp, out.parent.name)
-            os.chmod(tmp, 0o755)
-            if out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-                os.rmdir(old)
-                os.rename(out, old)
-                os.rename(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return out
+                write_compare_report(self, tmp, Path(out_dir).parent.name)
+        return Path(out_dir)
+
+
+def run_points(fn, args: list, jobs: int | None = None, progress: bool = False, desc: str = "runs") -> list:
+    """``fn`` over ``args`` on ``jobs`` local processes (default: all cores), in order, with a
+    progress bar."""
+    jobs = jobs or min(len(args), os.cpu_count() or 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(args), desc=desc, unit="run", disable=None)
+    results = []
+    try:
+        if jobs > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for res in pool.map(fn, args):
+                    results.append(res)
+                    if bar is not None:
+                        bar.update(1)
+        else:
+            for a in args:
+                results.append(fn(a))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -114,25 +125,7 @@ def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, p
         load_scenario(path, sets=sets, executor=ex)
     first = base_seed if base_seed is not None else load_scenario(path, sets=sets).seed
     points = [(str(path), ex, first + i, tuple(sets)) for i in range(seeds) for ex in executors]
-    jobs = jobs or min(len(points), os.cpu_count() or 1)
-    results = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(points), desc="compare", unit="run", disable=None)
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for res in pool.map(_one, points):
-                results.append(res)
-                if bar is not None:
-                    bar.update(1)
-    else:
-        for p in points:
-            results.append(_one(p))
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+    results = run_points(_one, points, jobs, progress, "compare")
     runs = pd.DataFrame([r["row"] for r in results])
     rows = []
     for ex in executors:

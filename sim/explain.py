@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 
 
 def _fmt(t: float) -> str:
@@ -122,7 +121,7 @@ class RunStory:
             if celery:
                 takes = _names([f"{t['worker']} takes {t['task']}" for t in group])
                 each = "each runs its task and records completion" if len(group) > 1 else \
-                    f"runs it and writes its completion"
+                    "runs it and writes its completion"
                 head = f"{takes} from the broker; {each} in the result backend"
             else:
                 head = _names([f"{t['worker']} runs {t['task']}" for t in group])

@@ -16,7 +16,7 @@ from array import array
 import numpy as np
 import pandas as pd
 
-from .model.states import (OCCUPYING, TI_TRANSITIONS, DagRunState, IllegalTransition,
+from .model.states import (OCCUPYING, TI_TRANSITIONS, IllegalTransition,
                            TaskInstanceState as S)
 
 STATES = list(S)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -17,32 +18,15 @@ def _to_csv(df, path: Path) -> None:
     df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
 
 
-def write_results(result, out_dir, charts: bool = True) -> Path:
-    """Write CSVs, summary.json and (unless ``charts=False``) PNG charts into ``out_dir``."""
+@contextmanager
+def atomic_folder(out_dir):
+    """Yield a fresh temporary folder beside ``out_dir``; on success it replaces ``out_dir`` in one
+    rename, on failure it is removed and ``out_dir`` is left as it was."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _to_csv(result.task_instances, tmp / "task_instances.csv")
-        _to_csv(result.dag_runs, tmp / "dag_runs.csv")
-        if len(result.transitions):
-            _to_csv(result.transitions, tmp / "transitions.csv")
-        if len(result.events):
-            _to_csv(result.events, tmp / "events.csv")
-        if len(result.workers):
-            _to_csv(result.workers, tmp / "workers.csv")
-        if len(result.pods):
-            _to_csv(result.pods, tmp / "pods.csv")
-        if len(result.nodes):
-            _to_csv(result.nodes, tmp / "nodes.csv")
-        with open(tmp / "summary.json", "w") as f:
-            json.dump(result.summary, f, indent=2, sort_keys=False)
-            f.write("\n")
-        if charts:
-            from .report.charts import write_charts
-            from .report.html import write_report
-            write_charts(result, tmp / "charts")
-            write_report(result, tmp)
+        yield tmp
         os.chmod(tmp, 0o755)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -55,4 +39,23 @@ def write_results(result, out_dir, charts: bool = True) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
+
+
+def write_results(result, out_dir, charts: bool = True) -> Path:
+    """Write CSVs, summary.json and (unless ``charts=False``) PNG charts and report.html."""
+    with atomic_folder(out_dir) as tmp:
+        _to_csv(result.task_instances, tmp / "task_instances.csv")
+        _to_csv(result.dag_runs, tmp / "dag_runs.csv")
+        for name, frame in (("transitions", result.transitions), ("events", result.events),
+                            ("workers", result.workers), ("pods", result.pods), ("nodes", result.nodes)):
+            if len(frame):
+                _to_csv(frame, tmp / f"{name}.csv")
+        with open(tmp / "summary.json", "w") as f:
+            json.dump(result.summary, f, indent=2, sort_keys=False)
+            f.write("\n")
+        if charts:
+            from .report.charts import write_charts
+            from .report.html import write_report
+            write_charts(result, tmp / "charts")
+            write_report(result, tmp)
+    return Path(out_dir)

@@ -2,7 +2,6 @@
 executor(s), the task runner and the scheduler; run it; hand back DataFrames and a summary."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import pandas as pd

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import ScenarioError
-from .compare import METRICS, _one, mean_ci
+from .compare import METRICS, _one, mean_ci, run_points
 
 
 def parse_grid(items) -> dict[str, list[str]]:
@@ -97,25 +96,7 @@ def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, da
             if isinstance(dask, str):
                 client.close()
     else:
-        jobs = jobs or min(len(args), os.cpu_count() or 1)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(args), desc="sweep", unit="run", disable=None)
-        results = []
-        if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for res in pool.map(_safe, args):
-                    results.append(res)
-                    if bar is not None:
-                        bar.update(1)
-        else:
-            for a in args:
-                results.append(_safe(a))
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
+        results = run_points(_safe, args, jobs, progress, "sweep")
     rows = []
     for p, res in zip(pts, results):
         row = {k: v for k, v in p["setting"].items() if k != "executor"}

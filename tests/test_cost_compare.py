@@ -1,5 +1,4 @@
 """Cost arithmetic checked by hand, common random numbers across executors, and sim compare."""
-import math
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,6 @@ autoscaler that adds nodes while pods are pending and removes nodes empty for
 from __future__ import annotations
 
 import math
-import random
 from collections import deque
 from dataclasses import dataclass, field
 
