@@ -268,7 +268,13 @@ class Scheduler:
                 for ti in due:
                     ti.reset_try_times()
                     ti.ready_at = ti.next_retry_at
-                    self._schedule(ti, now, "retry delay passed")
+                    if ti.rescheduled:              # a sensor's next poke: the same try
+                        ti.rescheduled = False
+                        ti.try_number -= 1
+                        self._schedule(ti, now, "sensor rescheduled: poke interval passed")
+                    else:
+                        ti.sensor_started = math.nan  # a new try starts its sensor afresh
+                        self._schedule(ti, now, "retry delay passed")
         rec = self.rec
         while run.pending:
             pending, run.pending = run.pending, []

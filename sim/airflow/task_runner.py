@@ -14,6 +14,8 @@ straight line of timed steps, and a callback chain is the cheapest way SimPy off
 """
 from __future__ import annotations
 
+import math
+
 from ..model.runtime import retry_delay
 from ..model.states import TaskInstanceState as S
 
@@ -83,6 +85,14 @@ class TaskRunner:
         self.running[(ti, proc.try_number)] = proc
         self.rec.transition(ti, S.RUNNING, started, f"task process started on {proc.worker}")
         duration = ti.duration_of_try()
+        sensor = ti.task.sensor
+        if sensor is not None:
+            if ti.sensor_started != ti.sensor_started:
+                ti.sensor_started = started            # the try's first poke
+            if sensor.mode == "poke":
+                # one process pokes every poke_interval until the condition holds or time is up
+                polls = math.ceil(max(0.0, ti.sensor_wait) / sensor.poke_interval)
+                duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
         if ti.task.cpu_bound and duration > 0.0:
             wait = started - env.now
             host = proc.host
@@ -101,10 +111,20 @@ class TaskRunner:
         env = self.env
         ti = proc.ti
         ti.ended_at = env.now
+        sensor = ti.task.sensor
         if ti.fails_this_try():
             outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
-        else:
+        elif sensor is None:
             outcome = S.SUCCESS
+        else:
+            elapsed = env.now - ti.sensor_started
+            if elapsed >= ti.sensor_wait - 1e-9 and ti.sensor_wait <= sensor.timeout:
+                outcome = S.SUCCESS
+            elif elapsed >= sensor.timeout - 1e-9:
+                # AirflowSensorTimeout: skipped with soft_fail, else failed (no retry)
+                outcome = S.SKIPPED if sensor.soft_fail else S.FAILED
+            else:
+                outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
         write = self.db.book(1)                   # the task writes its own outcome (Airflow 2)
         if write > 0.0:
             env.timeout(write).callbacks.append(lambda _e: self._written(proc, outcome))
@@ -122,6 +142,10 @@ class TaskRunner:
         self.rec.try_ended(ti)
         if outcome is S.UP_FOR_RETRY:
             ti.next_retry_at = ti.ended_at + retry_delay(ti)
+            sim.scheduler.retry_at(ti)
+        elif outcome is S.UP_FOR_RESCHEDULE:
+            ti.next_retry_at = ti.ended_at + ti.task.sensor.poke_interval
+            ti.rescheduled = True
             sim.scheduler.retry_at(ti)
         else:
             sim.scheduler.ti_finished(ti, outcome, ti.ended_at)

@@ -23,6 +23,27 @@ DEFAULT_RETRY_DELAY = 300.0               # [core] default_task_retry_delay
 MAX_TASK_RETRY_DELAY = 86400.0            # [core] max_task_retry_delay
 
 
+@dataclass(frozen=True)
+class Sensor:
+    """A sensor (airflow-mechanics.md §1.10): it pokes every ``poke_interval`` until its
+    condition holds, ``wait`` after its first poke (a distribution), or ``timeout`` passes
+    (then the try fails, or is skipped with ``soft_fail``). In ``poke`` mode it keeps its slots
+    between pokes; in ``reschedule`` mode it frees them (``up_for_reschedule``) and goes back
+    through the scheduler and the executor for every poke. A poke lasts the task's ``duration``."""
+
+    wait: Distribution
+    mode: str = "poke"
+    poke_interval: float = 60.0            # BaseSensorOperator default (§1.10)
+    timeout: float = 604800.0              # [sensors] default_timeout, 7 days (§1.3)
+    soft_fail: bool = False
+
+    def __post_init__(self):
+        if self.mode not in ("poke", "reschedule"):
+            raise DagError(f"sensor mode must be poke or reschedule, got {self.mode!r}")
+        if not self.poke_interval > 0 or not self.timeout > 0:
+            raise DagError("sensor poke_interval and timeout must be > 0")
+
+
 class DagError(ValueError):
     """A DAG that cannot exist: a cycle, an unknown task, a bad attribute."""
 
@@ -52,6 +73,7 @@ class Task:
     executor: str | None = None            # Airflow 2.10+ per-task executor (multi-executor)
     max_active_tis_per_dag: int | None = None
     max_active_tis_per_dagrun: int | None = None
+    sensor: "Sensor | None" = None         # a sensor's poking, if the task is one
     dag: "DAG | None" = field(default=None, repr=False)
     upstream: list["Task"] = field(default_factory=list, repr=False)
     downstream: list["Task"] = field(default_factory=list, repr=False)

@@ -53,7 +53,8 @@ class TaskInstance:
     __slots__ = ("uid", "run", "ti_index", "task", "map_index", "try_number", "state", "executor",
                  "worker", "host", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
                  "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
-                 "up_failed", "up_skipped", "decision", "durations", "failure_draws")
+                 "up_failed", "up_skipped", "decision", "durations", "failure_draws", "sensor_wait",
+                 "sensor_started", "rescheduled")
 
     def __init__(self, uid: int, run: "DagRun", ti_index: int, task: Task, priority: int):
         self.uid = uid
@@ -76,6 +77,9 @@ class TaskInstance:
         self.decision = None
         self.durations = None
         self.failure_draws = None
+        self.sensor_wait = math.nan        # drawn with the durations: when the condition holds
+        self.sensor_started = math.nan     # first poke of the current try
+        self.rescheduled = False           # up_for_reschedule rather than up_for_retry
 
     @property
     def key(self) -> tuple:
@@ -137,6 +141,8 @@ class DagRun:
             ti.durations = [sample(rng) for _ in range(tries)]
             if plan.draw_failures:
                 ti.failure_draws = [rng.random() for _ in range(tries)]
+            if task.sensor is not None:
+                ti.sensor_wait = task.sensor.wait.sample(rng)
             tis.append(ti)
         return next_uid
 

@@ -13,7 +13,7 @@ from ..airflow.config import AirflowConfig, Overheads
 from ..errors import ScenarioError
 from ..model import durations as dist
 from ..model import schedules as sch
-from ..model.dag import DAG, DEFAULT_POOL, DagError, Task
+from ..model.dag import DAG, DEFAULT_POOL, DagError, Sensor, Task
 from . import ExecutorSpec, Scenario
 from .profiles import load_profile, merge_sections
 from .schema import (IMPLEMENTED_EXECUTORS, DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
@@ -161,7 +161,10 @@ def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
     for task_id, t in d.tasks.items():
         where = f"dags[{i}].tasks.{task_id}"
         # Only the keys the file sets: the model's defaults are Airflow's.
-        kwargs = t.model_dump(exclude_unset=True, exclude={"duration"})
+        kwargs = t.model_dump(exclude_unset=True, exclude={"duration", "sensor"})
+        if t.sensor is not None:
+            kwargs["sensor"] = Sensor(build_distribution(t.sensor.wait), t.sensor.mode, t.sensor.poke_interval,
+                                      t.sensor.timeout, t.sensor.soft_fail)
         tasks.append(Task(task_id, duration=build_distribution(t.duration), **kwargs))
         size = airflow.default_pool_task_slot_count if t.pool == DEFAULT_POOL else airflow.pools.get(t.pool)
         if size is None:

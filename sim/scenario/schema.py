@@ -257,6 +257,17 @@ class ScheduleSpec(Strict):
 
 
 # -- tasks and DAGs ----------------------------------------------------------------------------
+class SensorSpec(Strict):
+    """The task is a sensor: it pokes until its condition holds (``wait`` after its first poke)."""
+
+    wait: DurationSpec
+    """When the condition holds, after the first poke (a duration distribution)."""
+    mode: Literal["poke", "reschedule"] = "poke"
+    poke_interval: PositiveDuration = 60.0
+    timeout: PositiveDuration = 604800.0
+    soft_fail: bool = False
+
+
 class TaskSpec(Strict):
     """An operator; names as in Airflow's BaseOperator. Unset keys take Airflow's defaults."""
 
@@ -284,6 +295,8 @@ class TaskSpec(Strict):
     """Which of the scenario's executors runs this task (a kind or Airflow's class name)."""
     max_active_tis_per_dag: PositiveInt | None = None
     max_active_tis_per_dagrun: PositiveInt | None = None
+    sensor: SensorSpec | None = None
+    """Make the task a sensor; its duration is then the time of one poke."""
 
 
 class DagSpec(Strict):
