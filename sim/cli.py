@@ -121,12 +121,14 @@ def cmd_compare(args) -> int:
     from .compare import METRICS, compare
     from .scenario import load_scenario
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    if not executors:
+        raise SimError("--executors: name at least one executor (local, celery, kubernetes, celery_kubernetes)")
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
     scenario = load_scenario(args.scenario, sets=args.sets)
     cmp = compare(args.scenario, executors, args.seeds, args.sets, args.jobs, progress=True)
     out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
-    cmp.write(out, charts=not args.no_charts)
+    cmp.write(out, charts=not args.no_charts, title=scenario.name)
     t = cmp.table
     print(f"{scenario.name}: {', '.join(executors)} over {args.seeds} seeds (mean ± 95% CI)")
     head = f"  {'':34s}" + "".join(f"{ex:>24s}" for ex in executors)

@@ -67,7 +67,7 @@ class Comparison:
     table: pd.DataFrame         # per executor and metric: mean, ci95 half-width, n
     delays: dict                # executor -> pooled ready->started delays
 
-    def write(self, out_dir, charts: bool = True) -> Path:
+    def write(self, out_dir, charts: bool = True, title: str | None = None) -> Path:
         from .results import atomic_folder
         with atomic_folder(out_dir) as tmp:
             self.runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6f", lineterminator="\n")
@@ -76,7 +76,7 @@ class Comparison:
                 from .report.compare_charts import write_compare_charts
                 from .report.html import write_compare_report
                 write_compare_charts(self, tmp / "charts")
-                write_compare_report(self, tmp, Path(out_dir).parent.name)
+                write_compare_report(self, tmp, title or Path(out_dir).parent.name)
         return Path(out_dir)
 
 

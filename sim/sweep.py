@@ -106,6 +106,10 @@ def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, da
     if "error" not in table:
         table["error"] = ""
     table["error"] = table["error"].fillna("")
+    # a stable column order whatever point came first: the grid, executor, seed, metrics, error
+    first = [k for k in grid if k != "executor"] + ["executor", "seed"]
+    metrics = [c for c in table.columns if c not in first and c != "error"]
+    table = table[first + metrics + ["error"]]
     return Sweep(grid, table)
 
 

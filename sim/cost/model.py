@@ -85,14 +85,15 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
                             cat["spot_discount"] if pool.spot else 0.0, pool.price_per_hour)
                     paid_capacity += pool.cores * life
     # used: slot-seconds of tries (Local, Celery) and requested core-seconds of pods (Kubernetes)
+    from ..executors.kubernetes import POD_FIELD as F
+    pod_rows = [row for ex in sim.executors.values() for k in ex.kubernetes_executors() for row in k._rows]
+    in_pods = tis["worker"].astype(str).isin({row[F["pod"]] for row in pod_rows})
     busy = tis["released_at"].fillna(window) - tis["queued_at"]
-    used_capacity = float(busy[tis["executor"].astype(str) != "KubernetesExecutor"].sum(skipna=True))
-    for ex in sim.executors.values():
-        for k in ex.kubernetes_executors():
-            for row in k._rows:
-                bound, ended = row[9], row[13]
-                if bound is not None and ended is not None and ended == ended:
-                    used_capacity += (ended - bound) * row[14]
+    used_capacity = float(busy[~in_pods].sum(skipna=True))
+    for row in pod_rows:
+        bound, ended = row[F["bound_at"]], row[F["ended_at"]]
+        if bound is not None and ended is not None and bound == bound and ended == ended:
+            used_capacity += (ended - bound) * row[F["cpu"]]
     total = sum(items.values())
     n_runs = max(len(runs), 1)
     n_tis = int(tis["started_at"].notna().sum())

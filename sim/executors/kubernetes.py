@@ -18,6 +18,10 @@ from ..model.states import TaskInstanceState as S
 from .base import BaseExecutor
 
 IMAGE = "apache/airflow"
+#: The fields of a pod's row (KubernetesExecutor._rows), in order.
+POD_COLUMNS = ["pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "created_at",
+               "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at", "cpu", "memory"]
+POD_FIELD = {name: i for i, name in enumerate(POD_COLUMNS)}
 
 
 class Pod:
@@ -222,10 +226,7 @@ class KubernetesExecutor(BaseExecutor):
     def pods_frame(self, plans, run_ids):
         """One row per pod: where it ran and the time spent in each start-up stage."""
         import pandas as pd
-        cols = ["pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "created_at",
-                "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at",
-                "cpu", "memory"]
-        df = pd.DataFrame(self._rows, columns=cols)
+        df = pd.DataFrame(self._rows, columns=POD_COLUMNS)
         df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
         df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])
         df = df.drop(columns=["dag", "run"])

@@ -71,6 +71,13 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
     settings = spec.executor.settings()
     if len(kinds) > 1:
         settings["kinds"] = kinds
+    if settings.get("worker_pools"):
+        from ..cost.model import load_catalogue
+        known = load_catalogue()["instance_types"]
+        for i, p in enumerate(settings["worker_pools"]):
+            if p.get("instance_type") and p["instance_type"] not in known:
+                problems.append((f"executor.worker_pools[{i}].instance_type",
+                                 f"{p['instance_type']!r} is not in the price catalogue ({', '.join(known)})"))
     if {"celery", "celery_kubernetes"} & set(kinds):
         # the profile's celery: section, then the scenario's executor.celery keys
         settings["celery"] = {**merged.get("celery", {}), **(settings.get("celery") or {})}
