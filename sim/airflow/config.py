@@ -37,6 +37,7 @@ class AirflowConfig:
     task_queued_timeout: float = 600.0              # [scheduler] (2.6+)
     task_queued_timeout_check_interval: float = 120.0
     num_stuck_in_queued_retries: int = 2            # SJR fallback (§1.14)
+    max_map_length: int = 1024                      # [core] max_map_length (2.3+)
 
     def __post_init__(self):
         if self.pools is None:

@@ -23,7 +23,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..model.runtime import DagRun, retry_delay
+from ..model.runtime import DagRun, TaskInstance, retry_delay
 from ..model.rng import stream
 from ..model.schedules import Cron, Interval
 from ..model.states import DagRunState as DR, TaskInstanceState as S
@@ -245,7 +245,53 @@ class Scheduler:
             heappush(self._create_heap, (due, i, self.runs_created + len(self._create_heap), times))
 
     # -- task instances -------------------------------------------------------------------------
+    def _expand(self, ti, now: float) -> list:
+        """Dynamic task mapping: the placeholder of a mapped task becomes ``map_count`` task
+        instances (map_index 0..n-1) once its upstream tasks are done (airflow-mechanics.md §1.12).
+        A length over max_map_length fails the expansion, as Airflow fails the task that pushed
+        it; a length of 0 skips the task."""
+        run, n, rec = ti.run, ti.map_count, self.rec
+        j = ti.ti_index
+        limit = self.cfg.max_map_length
+        if n > limit or n == 0:
+            state = S.UPSTREAM_FAILED if n > limit else S.SKIPPED
+            why = f"expand: {n} elements exceed max_map_length {limit}" if n > limit else "expand: zero elements"
+            rec.transition(ti, state, now, why)
+            ti.ended_at = now
+            rec.try_ended(ti)
+            self.ti_finished(ti, state, now)
+            return []
+        ti.map_index = 0
+        ti.sort_key = ti.sort_key[:3] + (0,) + ti.sort_key[4:]
+        out = [ti]
+        plan = run.plan
+        if n > 1:
+            # each element's durations from a stream of its own: the same whatever the executor
+            rng = stream(self.sim.seed, f"map/{plan.dag_id}/{run.idx}/{ti.task.task_id}")
+            if run.n_up is None:
+                run.n_up = list(plan.n_upstream)
+            for d in plan.downstream[j]:
+                run.n_up[d] += n - 1
+            run.n_unfinished += n - 1
+            run.n_schedulable += n - 1
+            rec.schedulable_total += n - 1
+            for k in range(1, n):
+                extra = TaskInstance(self._uid, run, j, ti.task, ti.priority)
+                self._uid += 1
+                extra.map_index = k
+                extra.sort_key = ti.sort_key[:3] + (k,) + ti.sort_key[4:]
+                extra.durations = [ti.task.duration.sample(rng) for _ in range(ti.task.retries + 1)]
+                extra.failure_draws = ti.failure_draws
+                extra.ready_at = ti.ready_at
+                out.append(extra)
+        run.mapped[j] = out
+        return out
+
     def _schedule(self, ti, now: float, cause: str) -> None:
+        if ti.map_count >= 0 and ti.map_index < 0:
+            for mapped in self._expand(ti, now):
+                self._schedule(mapped, now, cause)
+            return
         self.rec.transition(ti, S.SCHEDULED, now, cause)
         ti.try_number += 1
         ti.scheduled_at = now
@@ -569,7 +615,7 @@ class Scheduler:
         """(task instance, why it is waiting) for the runs still alive: the stuck-run report."""
         out = []
         for run in self._examine:
-            for ti in run.tis:
+            for ti in [*run.tis, *(m for ms in run.mapped.values() for m in ms[1:])]:
                 if ti.state in (S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED):
                     continue
                 if ti.state is S.SCHEDULED:

@@ -74,6 +74,9 @@ class Task:
     max_active_tis_per_dag: int | None = None
     max_active_tis_per_dagrun: int | None = None
     sensor: "Sensor | None" = None         # a sensor's poking, if the task is one
+    #: Dynamic task mapping: ``expand`` over a list whose length (this distribution, rounded) is
+    #: known only when the upstream tasks have finished; one task instance per element.
+    expand: "Distribution | None" = None
     dag: "DAG | None" = field(default=None, repr=False)
     upstream: list["Task"] = field(default_factory=list, repr=False)
     downstream: list["Task"] = field(default_factory=list, repr=False)

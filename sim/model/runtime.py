@@ -54,7 +54,7 @@ class TaskInstance:
                  "worker", "host", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
                  "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
                  "up_failed", "up_skipped", "decision", "durations", "failure_draws", "sensor_wait",
-                 "sensor_started", "rescheduled")
+                 "sensor_started", "rescheduled", "map_count")
 
     def __init__(self, uid: int, run: "DagRun", ti_index: int, task: Task, priority: int):
         self.uid = uid
@@ -80,6 +80,7 @@ class TaskInstance:
         self.sensor_wait = math.nan        # drawn with the durations: when the condition holds
         self.sensor_started = math.nan     # first poke of the current try
         self.rescheduled = False           # up_for_reschedule rather than up_for_retry
+        self.map_count = -1                # a mapped task's drawn length (-1: not mapped)
 
     @property
     def key(self) -> tuple:
@@ -104,7 +105,7 @@ class TaskInstance:
 
 class DagRun:
     __slots__ = ("plan", "idx", "due_at", "logical_date", "created_at", "started_at", "ended_at", "state", "tis",
-                 "n_unfinished", "n_schedulable", "pending", "retrying", "active")
+                 "n_unfinished", "n_schedulable", "pending", "retrying", "active", "n_up", "mapped")
 
     def __init__(self, plan: DagPlan, idx: int, due_at: float, created_at: float):
         self.plan = plan
@@ -122,6 +123,8 @@ class DagRun:
         self.pending: list[TaskInstance] = []   # deps decided, waiting for the next examination
         self.retrying: list[TaskInstance] = []  # up_for_retry, waiting for next_retry_at
         self.active = 0                   # queued + running TIs (max_active_tasks per DAG run)
+        self.n_up = None                  # upstream counts once a mapped task expanded (else the plan's)
+        self.mapped: dict = {}            # task index -> its mapped task instances
 
     @property
     def run_id(self) -> str:
@@ -143,6 +146,8 @@ class DagRun:
                 ti.failure_draws = [rng.random() for _ in range(tries)]
             if task.sensor is not None:
                 ti.sensor_wait = task.sensor.wait.sample(rng)
+            if task.expand is not None:
+                ti.map_count = max(0, int(round(task.expand.sample(rng))))
             tis.append(ti)
         return next_uid
 
@@ -166,7 +171,8 @@ class DagRun:
             else:
                 d.up_failed += 1
             if d.decision is None and d.state is S.NONE:
-                verdict = decide(plan.rules[j], plan.n_upstream[j], d.up_success, d.up_failed, d.up_skipped)
+                n_up = self.n_up[j] if self.n_up is not None else plan.n_upstream[j]
+                verdict = decide(plan.rules[j], n_up, d.up_success, d.up_failed, d.up_skipped)
                 if verdict is not None:
                     d.decision = verdict
                     d.ready_at = max(at, self.started_at)
@@ -175,8 +181,9 @@ class DagRun:
     def leaf_state(self) -> DagRunState:
         """Airflow: a run fails if any leaf failed or upstream_failed, else succeeds."""
         for i in self.plan.leaves:
-            if self.tis[i].state in (S.FAILED, S.UPSTREAM_FAILED):
-                return DagRunState.FAILED
+            for ti in self.mapped.get(i, (self.tis[i],)):
+                if ti.state in (S.FAILED, S.UPSTREAM_FAILED):
+                    return DagRunState.FAILED
         return DagRunState.SUCCESS
 
 

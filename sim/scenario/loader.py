@@ -168,7 +168,9 @@ def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
     for task_id, t in d.tasks.items():
         where = f"dags[{i}].tasks.{task_id}"
         # Only the keys the file sets: the model's defaults are Airflow's.
-        kwargs = t.model_dump(exclude_unset=True, exclude={"duration", "sensor"})
+        kwargs = t.model_dump(exclude_unset=True, exclude={"duration", "sensor", "expand"})
+        if t.expand is not None:
+            kwargs["expand"] = build_distribution(t.expand.count)
         if t.sensor is not None:
             kwargs["sensor"] = Sensor(build_distribution(t.sensor.wait), t.sensor.mode, t.sensor.poke_interval,
                                       t.sensor.timeout, t.sensor.soft_fail)

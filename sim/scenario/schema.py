@@ -268,6 +268,13 @@ class SensorSpec(Strict):
     soft_fail: bool = False
 
 
+class ExpandSpec(Strict):
+    """Dynamic task mapping: one task instance per element of a list known at run time."""
+
+    count: DurationSpec
+    """The list's length, as a distribution (rounded to a whole number); e.g. {uniform: {low: 50, high: 300}}."""
+
+
 class TaskSpec(Strict):
     """An operator; names as in Airflow's BaseOperator. Unset keys take Airflow's defaults."""
 
@@ -297,6 +304,8 @@ class TaskSpec(Strict):
     max_active_tis_per_dagrun: PositiveInt | None = None
     sensor: SensorSpec | None = None
     """Make the task a sensor; its duration is then the time of one poke."""
+    expand: ExpandSpec | None = None
+    """Map the task over a list whose length is drawn when the run starts (Airflow's .expand())."""
 
 
 class DagSpec(Strict):
@@ -344,6 +353,7 @@ class AirflowSection(Strict):
     """A task queued longer is re-queued, then failed; 0 = never."""
     task_queued_timeout_check_interval: PositiveDuration = AirflowConfig.task_queued_timeout_check_interval
     num_stuck_in_queued_retries: NonNegInt = AirflowConfig.num_stuck_in_queued_retries
+    max_map_length: PositiveInt = AirflowConfig.max_map_length
 
 
 class OverheadsSection(Strict):
