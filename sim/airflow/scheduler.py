@@ -250,7 +250,8 @@ class Scheduler:
         instances (map_index 0..n-1) once its upstream tasks are done (airflow-mechanics.md §1.12).
         A length over max_map_length fails the expansion, as Airflow fails the task that pushed
         it; a length of 0 skips the task."""
-        run, n, rec = ti.run, ti.map_count, self.rec
+        run, rec = ti.run, self.rec
+        n = run.map_counts[ti.ti_index]
         j = ti.ti_index
         limit = self.cfg.max_map_length
         if n > limit or n == 0:
@@ -288,7 +289,7 @@ class Scheduler:
         return out
 
     def _schedule(self, ti, now: float, cause: str) -> None:
-        if ti.map_count >= 0 and ti.map_index < 0:
+        if ti.map_index < 0 and ti.task.expand is not None:
             for mapped in self._expand(ti, now):
                 self._schedule(mapped, now, cause)
             return
@@ -314,12 +315,12 @@ class Scheduler:
                 for ti in due:
                     ti.reset_try_times()
                     ti.ready_at = ti.next_retry_at
-                    if ti.rescheduled:              # a sensor's next poke: the same try
-                        ti.rescheduled = False
+                    if ti.state is S.UP_FOR_RESCHEDULE:   # a sensor's next poke: the same try
                         ti.try_number -= 1
                         self._schedule(ti, now, "sensor rescheduled: poke interval passed")
                     else:
-                        ti.sensor_started = math.nan  # a new try starts its sensor afresh
+                        if ti in run.sensor_state:        # a new try starts its sensor afresh
+                            run.sensor_state[ti][1] = math.nan
                         self._schedule(ti, now, "retry delay passed")
         rec = self.rec
         while run.pending:

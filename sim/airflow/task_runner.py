@@ -87,11 +87,12 @@ class TaskRunner:
         duration = ti.duration_of_try()
         sensor = ti.task.sensor
         if sensor is not None:
-            if ti.sensor_started != ti.sensor_started:
-                ti.sensor_started = started            # the try's first poke
+            state = ti.run.sensor_state[ti]
+            if state[1] != state[1]:
+                state[1] = started                     # the try's first poke
             if sensor.mode == "poke":
                 # one process pokes every poke_interval until the condition holds or time is up
-                polls = math.ceil(max(0.0, ti.sensor_wait) / sensor.poke_interval)
+                polls = math.ceil(max(0.0, state[0]) / sensor.poke_interval)
                 duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
         if ti.task.cpu_bound and duration > 0.0:
             wait = started - env.now
@@ -117,8 +118,9 @@ class TaskRunner:
         elif sensor is None:
             outcome = S.SUCCESS
         else:
-            elapsed = env.now - ti.sensor_started
-            if elapsed >= ti.sensor_wait - 1e-9 and ti.sensor_wait <= sensor.timeout:
+            wait, first = ti.run.sensor_state[ti]
+            elapsed = env.now - first
+            if elapsed >= wait - 1e-9 and wait <= sensor.timeout:
                 outcome = S.SUCCESS
             elif elapsed >= sensor.timeout - 1e-9:
                 # AirflowSensorTimeout: skipped with soft_fail, else failed (no retry)
@@ -145,7 +147,6 @@ class TaskRunner:
             sim.scheduler.retry_at(ti)
         elif outcome is S.UP_FOR_RESCHEDULE:
             ti.next_retry_at = ti.ended_at + ti.task.sensor.poke_interval
-            ti.rescheduled = True
             sim.scheduler.retry_at(ti)
         else:
             sim.scheduler.ti_finished(ti, outcome, ti.ended_at)

@@ -53,8 +53,7 @@ class TaskInstance:
     __slots__ = ("uid", "run", "ti_index", "task", "map_index", "try_number", "state", "executor",
                  "worker", "host", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
                  "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
-                 "up_failed", "up_skipped", "decision", "durations", "failure_draws", "sensor_wait",
-                 "sensor_started", "rescheduled", "map_count")
+                 "up_failed", "up_skipped", "decision", "durations", "failure_draws")
 
     def __init__(self, uid: int, run: "DagRun", ti_index: int, task: Task, priority: int):
         self.uid = uid
@@ -77,10 +76,6 @@ class TaskInstance:
         self.decision = None
         self.durations = None
         self.failure_draws = None
-        self.sensor_wait = math.nan        # drawn with the durations: when the condition holds
-        self.sensor_started = math.nan     # first poke of the current try
-        self.rescheduled = False           # up_for_reschedule rather than up_for_retry
-        self.map_count = -1                # a mapped task's drawn length (-1: not mapped)
 
     @property
     def key(self) -> tuple:
@@ -105,7 +100,8 @@ class TaskInstance:
 
 class DagRun:
     __slots__ = ("plan", "idx", "due_at", "logical_date", "created_at", "started_at", "ended_at", "state", "tis",
-                 "n_unfinished", "n_schedulable", "pending", "retrying", "active", "n_up", "mapped")
+                 "n_unfinished", "n_schedulable", "pending", "retrying", "active", "n_up", "mapped",
+                 "sensor_state", "map_counts")
 
     def __init__(self, plan: DagPlan, idx: int, due_at: float, created_at: float):
         self.plan = plan
@@ -125,6 +121,8 @@ class DagRun:
         self.active = 0                   # queued + running TIs (max_active_tasks per DAG run)
         self.n_up = None                  # upstream counts once a mapped task expanded (else the plan's)
         self.mapped: dict = {}            # task index -> its mapped task instances
+        self.sensor_state: dict = {}      # sensor TI -> [condition holds after, first poke]
+        self.map_counts: dict = {}        # mapped task index -> drawn length
 
     @property
     def run_id(self) -> str:
@@ -145,9 +143,10 @@ class DagRun:
             if plan.draw_failures:
                 ti.failure_draws = [rng.random() for _ in range(tries)]
             if task.sensor is not None:
-                ti.sensor_wait = task.sensor.wait.sample(rng)
+                # [when the condition holds, first poke of the current try]
+                self.sensor_state[ti] = [task.sensor.wait.sample(rng), math.nan]
             if task.expand is not None:
-                ti.map_count = max(0, int(round(task.expand.sample(rng))))
+                self.map_counts[i] = max(0, int(round(task.expand.sample(rng))))
             tis.append(ti)
         return next_uid
 
