@@ -38,7 +38,7 @@ def _dist(values, percentiles=(50, 95, 99)) -> dict:
 
 
 def _counts(series) -> dict:
-    return {str(k): int(v) for k, v in sorted(series.astype(str).value_counts().items()) if v}
+    return {str(k): int(v) for k, v in sorted((str(k), v) for k, v in series.value_counts().items()) if v}
 
 
 def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:

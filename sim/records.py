@@ -179,11 +179,14 @@ class Recorder:
                                           else np.zeros(0, dtype=int), categories=categories)
 
     def _strings_cat(self, codes) -> pd.Categorical:
-        """A categorical of the interned strings one column uses (only those: the table of all
-        interned strings can be large, e.g. a pod name per task instance)."""
-        raw = np.frombuffer(codes, dtype=codes.typecode).astype(np.int64) if len(codes) else np.zeros(0, np.int64)
-        used, inverse = np.unique(raw, return_inverse=True)
+        """A categorical of the interned strings a column uses. With a small table of strings the
+        codes map through it directly; with a large one (a pod name per task instance) only the
+        strings the column uses are looked at."""
+        raw = np.frombuffer(codes, dtype=codes.typecode) if len(codes) else np.zeros(0, np.int64)
         vals = self.strings.values
+        if len(vals) <= 65536:
+            return _categorical(raw, ["" if v is None else str(v) for v in vals])
+        used, inverse = np.unique(raw, return_inverse=True)
         return _categorical(inverse.reshape(-1), ["" if vals[c] is None else str(vals[c]) for c in used])
 
     def _run_ids(self, dag, run, run_ids) -> pd.Categorical:

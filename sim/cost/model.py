@@ -87,9 +87,10 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
     # used: slot-seconds of tries (Local, Celery) and requested core-seconds of pods (Kubernetes)
     from ..executors.kubernetes import POD_FIELD as F
     pod_rows = [row for ex in sim.executors.values() for k in ex.kubernetes_executors() for row in k._rows]
-    in_pods = tis["worker"].astype(str).isin({row[F["pod"]] for row in pod_rows})
     busy = tis["released_at"].fillna(window) - tis["queued_at"]
-    used_capacity = float(busy[~in_pods].sum(skipna=True))
+    if pod_rows:
+        busy = busy[~tis["worker"].isin({row[F["pod"]] for row in pod_rows})]
+    used_capacity = float(busy.sum(skipna=True))
     for row in pod_rows:
         bound, ended = row[F["bound_at"]], row[F["ended_at"]]
         if bound is not None and ended is not None and bound == bound and ended == ended:
