@@ -108,14 +108,13 @@ def run_points(fn, args: list, jobs: int | None = None, progress: bool = False, 
 
 
 def mean_ci(values) -> tuple[float, float]:
-    from scipy import stats
-    v = np.asarray([x for x in values if x is not None and x == x], dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    if v.size == 1:
-        return float(v[0]), float("nan")
-    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-    return float(v.mean()), float(half)
+    """:func:`sim.theory.mean_ci` (95 %, Student t) over the values a run produced: missing ones
+    are left out; with one value the interval is unknown (NaN), with none the mean too."""
+    from .theory import mean_ci as t_mean_ci
+    v = [float(x) for x in values if x is not None and x == x]
+    if len(v) < 2:
+        return (v[0] if v else float("nan")), float("nan")
+    return tuple(float(x) for x in t_mean_ci(v, 0.95))
 
 
 def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, progress: bool = False,

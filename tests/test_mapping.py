@@ -1,5 +1,4 @@
 """Dynamic task mapping (airflow-mechanics.md §1.12)."""
-import pytest
 
 from sim import DAG, At, Constant, Scenario, Uniform, run
 

@@ -69,6 +69,12 @@ def field_names(cls) -> list[str]:
     return [f.name for f in fields(cls)]
 
 
+def from_section(cls, section: dict | None):
+    """An instance of the config dataclass ``cls`` from a settings section (its own keys only)."""
+    names = set(field_names(cls))
+    return cls(**{k: v for k, v in (section or {}).items() if k in names})
+
+
 @dataclass
 class CeleryConfig:
     """CeleryExecutor settings by their ``[celery]`` names (airflow-mechanics.md §2.3), plus the

@@ -54,9 +54,6 @@ class Concurrency:
     def pool_open(self, pool: str) -> int:
         return self.pool_total.get(pool, 0) - self.pool_used[pool]
 
-    def active_of(self, ti) -> int:
-        return ti.run.active if self.per_run else self.dag_active[ti.run.plan.index]
-
 
 def executable_task_instances(scheduled: list, max_tis: int, conc: Concurrency,
                               executor_open: dict[str, int]) -> tuple[list, dict]:

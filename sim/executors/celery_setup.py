@@ -3,15 +3,12 @@ settings (profile's ``celery:`` section, then the scenario's), the worker pools,
 autoscalers, crash schedules and broker outages."""
 from __future__ import annotations
 
-from dataclasses import fields
-
-from ..airflow.config import CeleryConfig
+from ..airflow.config import CeleryConfig, from_section
 from .celery import CeleryExecutor, WorkerPool
 
 
 def celery_config(settings: dict) -> CeleryConfig:
-    names = {f.name for f in fields(CeleryConfig)}
-    return CeleryConfig(**{k: v for k, v in (settings.get("celery") or {}).items() if k in names})
+    return from_section(CeleryConfig, settings.get("celery"))
 
 
 def _default_pool(sim, settings: dict) -> dict:

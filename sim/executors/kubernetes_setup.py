@@ -2,16 +2,13 @@
 profile's ``kubernetes:`` settings then the scenario's, the node pools and the autoscaler."""
 from __future__ import annotations
 
-from dataclasses import fields
-
-from ..airflow.config import KubernetesConfig
+from ..airflow.config import KubernetesConfig, from_section
 from ..infra.cluster import AUTOSCALERS, Cluster, NodePool
 from .kubernetes import KubernetesExecutor
 
 
 def kubernetes_config(settings: dict) -> KubernetesConfig:
-    names = {f.name for f in fields(KubernetesConfig)}
-    return KubernetesConfig(**{k: v for k, v in (settings.get("kubernetes") or {}).items() if k in names})
+    return from_section(KubernetesConfig, settings.get("kubernetes"))
 
 
 def build_kubernetes(sim, settings: dict) -> KubernetesExecutor:

@@ -16,27 +16,17 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-#: Defaults with their sources.
-KEDA_DEFAULTS = {
-    "min_replicas": 0,                 # HV: minReplicaCount 0
-    "max_replicas": 10,                # HV: maxReplicaCount 10
-    "polling_interval": 5.0,           # HV: pollingInterval 5 s
-    "cooldown_period": 30.0,           # HV: cooldownPeriod 30 s (scale to zero only)
-    "scale_down_stabilization": 300.0,  # Kubernetes HPA default downscale stabilization window
-    "scale_down": "warm",              # Celery warm shutdown on SIGTERM
-    "termination_grace_period": 600.0,  # HV: workers terminationGracePeriodSeconds 600
-}
-
-
 @dataclass
 class KedaSettings:
-    min_replicas: int = 0
-    max_replicas: int = 10
-    polling_interval: float = 5.0
-    cooldown_period: float = 30.0
-    scale_down_stabilization: float = 300.0
-    scale_down: str = "warm"
-    termination_grace_period: float = 600.0
+    """Defaults with their sources (HV: the official Helm chart's values.yaml)."""
+
+    min_replicas: int = 0                  # HV: minReplicaCount 0
+    max_replicas: int = 10                 # HV: maxReplicaCount 10
+    polling_interval: float = 5.0          # HV: pollingInterval 5 s
+    cooldown_period: float = 30.0          # HV: cooldownPeriod 30 s (scale to zero only)
+    scale_down_stabilization: float = 300.0  # Kubernetes HPA default downscale stabilization window
+    scale_down: str = "warm"               # Celery warm shutdown on SIGTERM
+    termination_grace_period: float = 600.0  # HV: workers terminationGracePeriodSeconds 600
 
 
 class KedaAutoscaler:

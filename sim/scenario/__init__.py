@@ -44,16 +44,17 @@ class Scenario:
                    profile=profile,
                    airflow=AirflowConfig(**{**prof.get("airflow", {}), **(airflow or {})}),
                    overheads=Overheads(**{**prof.get("overheads", {}), **(overheads or {})}),
-                   executor=ExecutorSpec(executor, _executor_settings(executor, prof, executor_settings or {})),
+                   executor=ExecutorSpec(executor, _settings([executor], prof, executor_settings or {})),
                    dags=list(dags))
 
 
-def _executor_settings(kind: str, prof: dict, given: dict) -> dict:
-    """The profile's celery:/kubernetes: sections, then the caller's keys (as the loader does)."""
+def _settings(kinds: list, prof: dict, given: dict) -> dict:
+    """An executor's settings: for the executors ``kinds`` that need them, the profile's celery: and
+    kubernetes: sections, then the scenario's (or caller's) own keys."""
     out = dict(given)
-    for section, kinds in (("celery", ("celery", "celery_kubernetes")),
+    for section, users in (("celery", ("celery", "celery_kubernetes")),
                            ("kubernetes", ("kubernetes", "celery_kubernetes"))):
-        if kind in kinds:
+        if set(users) & set(kinds):
             out[section] = {**prof.get(section, {}), **(given.get(section) or {})}
     return out
 

@@ -15,6 +15,7 @@ from ..model import durations as dist
 from ..model import schedules as sch
 from ..model.dag import DAG, DEFAULT_POOL, DagError, Sensor, Task
 from . import ExecutorSpec, Scenario
+from . import _settings as executor_settings
 from .profiles import load_profile, merge_sections
 from .schema import (IMPLEMENTED_EXECUTORS, DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
                      read_yaml, type_at, unknown_key, validate)
@@ -78,11 +79,7 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
             if p.get("instance_type") and p["instance_type"] not in known:
                 problems.append((f"executor.worker_pools[{i}].instance_type",
                                  f"{p['instance_type']!r} is not in the price catalogue ({', '.join(known)})"))
-    if {"celery", "celery_kubernetes"} & set(kinds):
-        # the profile's celery: section, then the scenario's executor.celery keys
-        settings["celery"] = {**merged.get("celery", {}), **(settings.get("celery") or {})}
-    if {"kubernetes", "celery_kubernetes"} & set(kinds):
-        settings["kubernetes"] = {**merged.get("kubernetes", {}), **(settings.get("kubernetes") or {})}
+    settings = executor_settings(kinds, merged, settings)
     dags, first_index = [], {}
     for i, d in enumerate(spec.dags):
         if d.dag_id in first_index:
