@@ -10,7 +10,7 @@ Python API in brief::
     result.task_instances      # one row per try (pandas DataFrame)
 """
 from .errors import ScenarioError, SimError
-from .model.dag import DAG, DagError, Sensor, Task
+from .model.dag import DAG, DagError, Deferral, Sensor, Task
 from .model.durations import Constant, Empirical, Exponential, LogNormal, Uniform
 from .model.schedules import At, Burst, Cron, Interval, Poisson
 from .model.states import DagRunState, TaskInstanceState
@@ -19,7 +19,7 @@ from .simulation import RunResult, Simulation, run
 
 __version__ = "0.1.0"
 
-__all__ = ["DAG", "Task", "Sensor", "DagError", "Constant", "Empirical", "Exponential", "LogNormal", "Uniform",
+__all__ = ["DAG", "Task", "Sensor", "Deferral", "DagError", "Constant", "Empirical", "Exponential", "LogNormal", "Uniform",
            "At", "Burst", "Cron", "Interval", "Poisson", "DagRunState", "TaskInstanceState",
            "Scenario", "ExecutorSpec", "load_scenario", "scenario_from_dict", "Simulation", "run",
            "RunResult", "ScenarioError", "SimError", "__version__"]

@@ -171,7 +171,8 @@ class RunStory:
                        f"started at {t['started']:.3f} s, waited {_d(t['started'] - t['ready'])}:")
             if t["scheduled"] == t["scheduled"]:
                 by = "the mini-scheduler (right after its upstream task)" if "mini" in t["scheduled_by"] else \
-                    "waiting for the next scheduler loop to examine its DAG run"
+                    "its trigger's event, handed back by the triggerer (a resumed half)" \
+                    if "trigger" in t["scheduled_by"] else "waiting for the next scheduler loop to examine its DAG run"
                 out.append(f"  - {_d(t['scheduled'] - t['ready'])} ready -> scheduled: {by}")
             if t["queued"] == t["queued"]:
                 busy = ((tis["queued_at"] <= t["scheduled"]) & (tis["released_at"] > t["scheduled"])).sum()
@@ -194,7 +195,27 @@ class RunStory:
             boot = ("the pod's start-up (see pods.csv for its stages) and Airflow boot with DAG parsing"
                     if "kubernetes" in self.result.executor else "process start-up and DAG parsing")
             out.append(f"  - {_d(t['started'] - t['launched'])} launched -> started: {boot}")
+            if t["state"] == "deferred":
+                out.append(self._deferral(t))
         return "\n".join(out)
+
+    def _deferral(self, t: dict) -> str:
+        """What a deferred try's trigger did between its two halves (mechanics §1.11)."""
+        ev = self.events
+        mine = ev[(ev["ti_uid"] == t["uid"]) & (ev["try_number"] == t["try"]) & (ev["time"] >= t["ended"] - 1e-9)]
+        claimed = mine[mine["what"].astype(str) == "trigger claimed"]
+        fired = mine[mine["what"].astype(str) == "trigger fired"]
+        if not len(claimed):
+            return f"  - deferred at {t['ended']:.3f} s; no triggerer had room for its trigger before the run ended"
+        c, who = float(claimed["time"].iloc[0]), str(claimed["who"].iloc[0])
+        text = (f"  - deferred at {t['ended']:.3f} s (its slots freed); {who} claimed the trigger "
+                f"{_d(c - t['ended'])} later")
+        if c - t["ended"] > 1.5:
+            text += " (the triggerers were at capacity)"
+        if len(fired):
+            text += (f"; the event was handled at {float(fired['time'].iloc[0]):.3f} s and the task went back to "
+                     f"scheduled: its next row is the resumed half")
+        return text
 
 
 def explain(result, run_index: int = 0, dag_id: str | None = None, task_id: str | None = None) -> str:

@@ -44,7 +44,7 @@ def _counts(series) -> dict:
 def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
     end = float(sim.env.now)
     hours = end / 3600.0 if end > 0 else math.nan
-    par = sim.airflow.parallelism
+    par = sim.total_parallelism
     ran = tis[tis["started_at"].notna()]
     final = tis.drop_duplicates(["dag_id", "run_id", "task_id", "map_index"], keep="last")
     success = int((final["state"] == "success").sum())
@@ -95,11 +95,18 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
             "idle_loops_skipped": sched.skipped_loops,
             "cpu_seconds": _r(sched.cpu_seconds),
             "db_seconds": _r(sched.db_seconds),
+            **({"processes": [{"name": p.name, "loops": p.loops, "cpu_seconds": _r(p.cpu_seconds),
+                               "critical_section_busy": p.critical_section_busy} for p in sched.procs]}
+               if len(sched.procs) > 1 else {}),
         },
         "executors": {name: ex.stats() for name, ex in sim.executors.items() if ex.stats()},
         "cost": cost_of_run(sim, tis, runs, end),
-        "dag_processor": {"parse_cycles": sim.dag_processor.cycles,
-                          "cpu_seconds": _r(sim.dag_processor.cpu_seconds)},
+        **({"triggerer": sim.triggerer.stats()} if sim.triggerer.deferred else {}),
+        "dag_processor": {"standalone": sim.airflow.standalone_dag_processor,
+                          "processors": len(sim.dag_processors),
+                          "files": sim.dag_processors[0].files,
+                          "parse_cycles": sum(p.cycles for p in sim.dag_processors),
+                          "cpu_seconds": _r(sum(p.cpu_seconds for p in sim.dag_processors))},
         "metadata_db": {
             "queries": db.queries,
             "busy_seconds": _r(db.busy_seconds),

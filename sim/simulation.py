@@ -11,6 +11,7 @@ from .airflow.dag_processor import DagProcessor
 from .airflow.metadata_db import MetadataDB
 from .airflow.scheduler import Scheduler
 from .airflow.task_runner import TaskRunner
+from .airflow.triggerer import Triggerers
 from .executors.local import LocalExecutor
 from .infra.host import Host
 from .model.runtime import DagPlan, run_id_of
@@ -64,7 +65,24 @@ class Simulation:
         settings = spec.settings or {}
         cores = settings.get("host_cores") or self.overheads.scheduler_host_cores
         self.scheduler_host = Host(self.env, "scheduler", cores)
+        # Several schedulers (airflow-mechanics.md §1.13): each has its own host and executor. A
+        # LocalExecutor is its scheduler's own; the others' infrastructure (broker, workers,
+        # cluster) is shared, so they are modelled as one executor with every scheduler's slots.
+        n = self.airflow.schedulers
+        own = n > 1 and spec.kind == "local" and not (spec.settings or {}).get("kinds")
+        par = self.airflow.parallelism
+        self.executor_parallelism = par if n == 1 or own else par * n
         self.executors = self._build_executors(spec)
+        self.scheduler_processes = [(self.scheduler_host, self.executors, self.executor_parallelism)]
+        for i in range(1, n):
+            host = Host(self.env, f"scheduler-{i}", cores)
+            if own:
+                ex = LocalExecutor(self, par, host)
+                self.scheduler_processes.append((host, {ex.name: ex}, par))
+            else:
+                self.scheduler_processes.append((host, self.executors, self.executor_parallelism))
+        #: Executor slots of the whole deployment.
+        self.total_parallelism = par * n
         #: A task's ``executor`` may name the executor by kind (``local``) or by class name.
         self.executor_aliases = {name: name for name in self.executors}
         classes = {"local": "LocalExecutor", "celery": "CeleryExecutor", "kubernetes": "KubernetesExecutor",
@@ -73,10 +91,18 @@ class Simulation:
             if cls in self.executors:
                 self.executor_aliases[kind] = cls
         self.executor_aliases.setdefault(spec.kind, next(iter(self.executors)))
+        #: Airflow 3's API server, through which tasks report (None: tasks use the DB directly).
+        self.api_server = MetadataDB(self.env, self.overheads.api_request_time, self.overheads.api_server_workers) \
+            if self.airflow.execution_api else None
         self.task_runner = TaskRunner(self)
+        self.triggerer = Triggerers(self)
         self.scheduler = Scheduler(self)
         self.scheduler.skip_idle_loops = skip_idle_loops
-        self.dag_processor = DagProcessor(self, self.scheduler_host)
+        if self.airflow.standalone_dag_processor:
+            hosts = [Host(self.env, "dag-processor", self.overheads.dag_processor_host_cores)]
+        else:
+            hosts = [host for host, _, _ in self.scheduler_processes]   # one per scheduler
+        self.dag_processors = [DagProcessor(self, host) for host in hosts]
 
     def _build_executors(self, spec) -> dict:
         kinds = (spec.settings or {}).get("kinds")
@@ -88,7 +114,7 @@ class Simulation:
                 out.update(self._build_executors(type(spec)(k, one)))
             return out
         if spec.kind == "local":
-            ex = LocalExecutor(self, self.airflow.parallelism, self.scheduler_host)
+            ex = LocalExecutor(self, self.executor_parallelism, self.scheduler_host)
             return {ex.name: ex}
         if spec.kind == "celery":
             from .executors.celery_setup import build_celery
@@ -111,7 +137,8 @@ class Simulation:
     def run(self) -> RunResult:
         env = self.env
         self.scheduler.start()
-        self.dag_processor.start()
+        for processor in self.dag_processors:
+            processor.start()
         for ex in self.executors.values():
             ex.start()
         limit = self.horizon + DRAIN_LIMIT

@@ -30,6 +30,8 @@ class AirflowConfig:
     #: The DAG processor re-parses every DAG file this often, with this many processes.
     min_file_process_interval: float = 30.0         # [scheduler]
     parsing_processes: int = 2                      # [scheduler]
+    #: 2.3+: run the DAG processor as its own component (on its own host), not in each scheduler.
+    standalone_dag_processor: bool = False          # [scheduler] (3.x: always)
     #: How Airflow finds tasks it lost (airflow-mechanics.md §1.14): zombies (no heartbeat) and
     #: tasks stuck in queued (re-queued up to num_stuck_in_queued_retries times, then failed).
     task_instance_heartbeat_timeout: float = 300.0  # 2.x scheduler_zombie_task_threshold
@@ -38,6 +40,18 @@ class AirflowConfig:
     task_queued_timeout_check_interval: float = 120.0
     num_stuck_in_queued_retries: int = 2            # SJR fallback (§1.14)
     max_map_length: int = 1024                      # [core] max_map_length (2.3+)
+    #: Deferred tasks wait in triggerers (§1.11): triggers each runs at most, and how many run.
+    triggerer_capacity: int = 1000                  # [triggerer] capacity (2.x default_capacity)
+    triggerers: int = 1                             # deployment: triggerer processes (HA: more)
+    schedulers: int = 1                             # deployment: scheduler replicas (HA, §1.13)
+    #: Airflow 3's Task SDK (§2.6): tasks report and heartbeat through the API server.
+    execution_api: bool = False
+    min_heartbeat_interval: float = 5.0             # [workers] (3.0+), C3
+    airflow_version: str = "2.10"                   # what the profile models (checks only)
+    #: [scheduler] pool_metrics_interval (5 s in Airflow): the shortest of the loop's timers; an
+    #: idle sleep ends when a timer is due (SJR: sleep(min(idle_sleep, next_event))). 0 = the
+    #: timers do not cut idle sleeps (then idle loops need not be simulated one by one).
+    pool_metrics_interval: float = 0.0
 
     def __post_init__(self):
         if self.pools is None:
@@ -61,8 +75,25 @@ class Overheads:
     dag_file_parse_time: float = 0.0
     #: Mini-scheduler: queries a finishing task runs to schedule its downstream tasks.
     mini_scheduler_queries: int = 0
+    #: Triggerer: the pause at the end of each pass of its loop (hard-coded time.sleep(1)).
+    triggerer_loop_sleep: float = 0.0
+    #: DAG processor: other files in the DAGs folder, parsed every cycle but never run; and the
+    #: cores of a standalone DAG processor's host (None = unlimited).
+    #: Airflow 3's API server: time to serve one Execution API request (besides its DB query) and
+    #: requests served at once.
+    api_request_time: float = 0.0
+    api_server_workers: int = 4
+    extra_dag_files: int = 0
+    dag_processor_host_cores: float | None = None
     #: Cores of the scheduler's host (LocalExecutor's tasks run there too); None = unlimited.
     scheduler_host_cores: float | None = None
+    #: CPU work of a task process besides the task's own work, on its host (processor sharing):
+    #: inside the recorded run (start_date to end_date: forking the raw task process, loading its
+    #: context and rendering templates, the operator's set-up, recording the outcome), and after
+    #: the outcome is written, before the executor's slot frees (LocalTaskJob's handle_task_exit
+    #: with the mini-scheduler's DAG subset, the job's end, the process exit). `sim calibrate`.
+    task_run_cpu: float = 0.0
+    task_exit_cpu: float = 0.0
 
 
 def field_names(cls) -> list[str]:
@@ -102,6 +133,9 @@ class CeleryConfig:
     #: A new worker's start-up (pod scheduled, image present, Celery and Airflow imported).
     worker_startup_time: float = 0.0
     worker_host_cores: float | None = None
+    #: The workers run on the scheduler's own host and share its cores (a one-machine deployment),
+    #: instead of hosts of their own with worker_host_cores.
+    workers_on_scheduler_host: bool = False
 
 
 

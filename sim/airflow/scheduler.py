@@ -23,12 +23,37 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..model.runtime import DagRun, TaskInstance, retry_delay
+from ..model.runtime import DagRun, TaskInstance, draw_deferral, retry_delay
 from ..model.rng import stream
 from ..model.schedules import Cron, Interval
 from ..model.states import DagRunState as DR, TaskInstanceState as S
 from ..model.trigger_rules import READY
 from .critical_section import Concurrency, executable_task_instances
+
+
+class SchedulerProcess:
+    """One ``airflow scheduler`` process: its host, its executors (each scheduler has its own) and
+    the timing of its loop. Several of them share everything else (the metadata DB)."""
+
+    __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "doorbell", "idle_end",
+                 "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped",
+                 "quiet", "loops", "critical_section_busy", "cpu_seconds")
+
+    def __init__(self, index: int, host, executors: dict, parallelism: int):
+        self.index = index
+        self.name = host.name
+        self.host = host
+        self.executors = executors
+        self.parallelism = parallelism          # the slots this scheduler's executors have
+        self.rung = False
+        self.doorbell = None
+        self.idle_end = self.idle_sleep = self.idle_period = self.idle_phase_a = self.idle_cpu = 0.0
+        self.resume_heartbeat = False
+        self.skipped = 0
+        self.quiet = True
+        self.loops = 0
+        self.critical_section_busy = 0          # loops that found another scheduler in it
+        self.cpu_seconds = 0.0
 
 
 class Scheduler:
@@ -39,9 +64,13 @@ class Scheduler:
         self.ov = sim.overheads
         self.rec = sim.recorder
         self.db = sim.db
-        self.host = sim.scheduler_host
-        self.executors = sim.executors
-        self.default_executor = next(iter(self.executors))
+        #: The scheduler processes (airflow-mechanics.md §1.13), each with its host and executors.
+        self.procs = [SchedulerProcess(i, host, executors, par)
+                      for i, (host, executors, par) in enumerate(sim.scheduler_processes)]
+        self.all_executors = list({id(ex): ex for p in self.procs for ex in p.executors.values()}.values())
+        self.default_executor = next(iter(sim.executors))
+        self._cs_holder = None               # the process inside the critical section (several schedulers)
+        self._procs = tuple(self.procs)
         self.executor_aliases = sim.executor_aliases
         self.plans = sim.plans
         pools = {"default_pool": self.cfg.default_pool_task_slot_count, **self.cfg.pools}
@@ -64,20 +93,15 @@ class Scheduler:
         self.starving: dict = {}             # ti -> why the last critical section passed it over
         self._stuck_requeues: dict = {}      # ti -> times re-queued by task_queued_timeout
         self._zombies_pending = 0            # lost running tries not yet found by zombie detection
+        self._unsynced: dict = {}            # deferred TI -> trigger fired, before its executor event
         self.deadlocked = False
         self._live_runs = 0
         self._uid = 0
         self._duration_rngs = [stream(sim.seed, f"durations/{p.dag_id}") for p in self.plans]
-        self._rung = False
-        self._doorbell = None
-        self._idle_end = self._idle_sleep = self._idle_period = self._idle_phase_a = self._idle_cpu = 0.0
-        self._resume_heartbeat = False
-        self._skipped = 0
         #: Skip idle loops while nothing can change (exact up to CPU and DB contention that
         #: changes during an idle stretch); False simulates every loop, for checking that.
         self.skip_idle_loops = True
         self.skipped_loops = 0
-        self._quiet = True
         self.finished = self.env.event()
         # statistics
         self.loops = 0
@@ -100,7 +124,8 @@ class Scheduler:
             else:
                 self._triggers_pending += 1
                 self._arm_trigger(plan, times)
-        self.env.process(self._loop())
+        for proc in self.procs:
+            self.env.process(self._loop(proc))
         interval = self.cfg.task_queued_timeout_check_interval
         if interval > 0.0 and self.cfg.task_queued_timeout > 0.0:
             self.env.timeout(interval).callbacks.append(self._check_stuck_in_queued)
@@ -109,38 +134,40 @@ class Scheduler:
 
     def ring(self) -> None:
         """Something changed that a scheduler loop would act on."""
-        self._rung = True
-        bell = self._doorbell
-        if bell is not None:
-            self._doorbell = None
-            delay = self._wake_delay(self.env.now)
-            bell._ok = True          # what Event.succeed() does, with a delay: one event fewer
-            bell._value = None
-            self.env.schedule(bell, delay=delay)
+        for proc in self._procs:
+            proc.rung = True
+            bell = proc.doorbell
+            if bell is not None:
+                proc.doorbell = None
+                delay = self._wake_delay(proc, self.env.now)
+                bell._ok = True          # what Event.succeed() does, with a delay: one event fewer
+                bell._value = None
+                self.env.schedule(bell, delay=delay)
 
-    def _wake_delay(self, now: float) -> float:
+    @staticmethod
+    def _wake_delay(proc, now: float) -> float:
         """Where the idle scheduler would be when something changes at ``now``.
 
         Idle loops start at ``first + k * period``; each runs its scheduling part (A) for
         ``phase_a`` seconds, then the executor heartbeat. A change at ``now`` is first seen by the
         heartbeat of the loop running then, if that loop has not reached its heartbeat yet (part A
         of that loop saw nothing new, so it need not be simulated), else by the next loop."""
-        first = self._idle_end + self._idle_sleep
-        period = self._idle_period
-        self._resume_heartbeat = False
-        self._skipped = 0
+        first = proc.idle_end + proc.idle_sleep
+        period = proc.idle_period
+        proc.resume_heartbeat = False
+        proc.skipped = 0
         if now <= first or period <= 0.0:
             return max(0.0, first - now)
         k = math.floor((now - first) / period)
         loop_start = first + k * period
         if now - loop_start <= 1e-12:
-            self._skipped = k
+            proc.skipped = k
             return 0.0
-        if now - loop_start <= self._idle_phase_a:
-            self._skipped = k
-            self._resume_heartbeat = True
-            return loop_start + self._idle_phase_a - now
-        self._skipped = k + 1
+        if now - loop_start <= proc.idle_phase_a:
+            proc.skipped = k
+            proc.resume_heartbeat = True
+            return loop_start + proc.idle_phase_a - now
+        proc.skipped = k + 1
         return loop_start + period - now
 
     def _ring_at(self, t: float) -> None:
@@ -283,6 +310,10 @@ class Scheduler:
                 extra.sort_key = ti.sort_key[:3] + (k,) + ti.sort_key[4:]
                 extra.durations = [ti.task.duration.sample(rng) for _ in range(ti.task.retries + 1)]
                 extra.failure_draws = ti.failure_draws
+                if ti.task.sensor is not None:
+                    run.sensor_state[extra] = [ti.task.sensor.wait.sample(rng), math.nan]
+                if ti.task.deferrable is not None:
+                    run.defer_state[extra] = draw_deferral(ti.task, rng)
                 extra.ready_at = ti.ready_at
                 out.append(extra)
         run.mapped[j] = out
@@ -367,6 +398,30 @@ class Scheduler:
                 self._schedule(d, now, "mini-scheduler")
         self.ring()
 
+    # -- deferred tasks (airflow-mechanics.md §1.11) -------------------------------------------
+    def deferred(self, ti) -> None:
+        """The task's process wrote ``deferred`` and its trigger: the triggerer takes over. The
+        executor still counts the process until its heartbeat syncs the exit."""
+        ti.run.defer_state[ti][2] = 1
+        self._unsynced[ti] = False
+        self.sim.triggerer.defer(ti, self.env.now)
+
+    def trigger_fired(self, ti) -> None:
+        """Trigger.submit_event: back to ``scheduled`` (same try), to resume on a worker. It is
+        queued again only once its executor has reported the first half's exit: the executor
+        knows a task by (task instance, try), and both halves share the try."""
+        now = self.env.now
+        ti.reset_try_times()
+        ti.ready_at = ti.scheduled_at = now
+        ti.decision = None
+        self.rec.transition(ti, S.SCHEDULED, now, "trigger fired: resume on a worker")
+        if ti in self._unsynced:
+            self._unsynced[ti] = True
+        else:
+            self._scheduled.append(ti)
+            self._sorted = False
+        self.ring()
+
     # -- lost tasks (airflow-mechanics.md §1.14) ------------------------------------------------
     def lost_running(self, ti, died_at: float, why: str) -> None:
         """A running task's process died without writing its outcome: its heartbeats stop, and
@@ -412,7 +467,7 @@ class Scheduler:
         cfg = self.cfg
         now = self.env.now
         limit = now - cfg.task_queued_timeout
-        for ex in self.executors.values():
+        for ex in self.all_executors:
             stuck = [ti for ti, _ in list(ex.running) if ti.state is S.QUEUED and ti.queued_at <= limit]
             stuck += [ti for ti in list(ex.queued_tasks) if ti.state is S.QUEUED and ti.queued_at <= limit]
             for ti in stuck:
@@ -433,8 +488,9 @@ class Scheduler:
         self.env.timeout(cfg.task_queued_timeout_check_interval).callbacks.append(self._check_stuck_in_queued)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _do_scheduling(self, now: float) -> tuple[float, int, int]:
-        """Part A. Returns (CPU seconds, DB queries, task instances queued)."""
+    def _examine_runs(self, proc, now: float) -> tuple[float, int]:
+        """Part A up to the critical section: create and start DAG runs, examine running runs.
+        Returns (CPU seconds, DB queries)."""
         cfg = self.cfg
         queries = 0
         created = self._create_dagruns(now) if self._create_heap else 0
@@ -466,42 +522,54 @@ class Scheduler:
                     if run.state is not DR.RUNNING:
                         continue
                 append(run)
-        queued = 0
-        occupied = 0
-        for ex in self.executors.values():
-            occupied += ex.slots_occupied
-        open_slots = cfg.parallelism - occupied
-        if open_slots > 0:
-            queries += 3                         # pool lock, select scheduled TIs, update to queued
-            max_tis = open_slots if cfg.max_tis_per_query == 0 else min(cfg.max_tis_per_query, open_slots)
-            if self._scheduled:
-                if not self._sorted:
-                    self._scheduled.sort(key=_sort_key)
-                    self._sorted = True
-                executor_open = {name: ex.slots_available for name, ex in self.executors.items()}
-                accepted, self.starving = executable_task_instances(self._scheduled, max_tis, self.conc,
-                                                                    executor_open)
-                if accepted:
-                    rec = self.rec
-                    executors = self.executors
-                    for ti in accepted:
-                        rec.transition(ti, S.QUEUED, now, "critical section")
-                        ti.queued_at = now
-                        executors[ti.executor].queue_workload(ti)
-                    self._scheduled = [t for t in self._scheduled if t.state is S.SCHEDULED]
-                    queued = len(accepted)
-                    touched += queued
         # A loop that changed nothing can be repeated identically; one that did (runs created,
         # started, examined with news) costs differently from the idle loops after it.
-        self._quiet = not changed
-        return self.ov.scheduler_loop_base + self.ov.scheduler_per_ti * touched, queries, queued
+        proc.quiet = not changed
+        return self.ov.scheduler_loop_base + self.ov.scheduler_per_ti * touched, queries
 
-    def _process_executor_events(self, now: float) -> int:
+    def _critical_section(self, proc, now: float) -> tuple[float, int, int]:
+        """``_critical_section_enqueue_task_instances`` (§1.2) for this process's executors.
+        Returns (CPU seconds, DB queries, task instances queued)."""
+        cfg = self.cfg
+        executors = proc.executors
+        occupied = 0
+        for ex in executors.values():
+            occupied += ex.slots_occupied
+        open_slots = proc.parallelism - occupied
+        if open_slots <= 0:
+            return 0.0, 0, 0
+        queued = 0
+        if self._scheduled:
+            max_tis = open_slots if cfg.max_tis_per_query == 0 else min(cfg.max_tis_per_query, open_slots)
+            if not self._sorted:
+                self._scheduled.sort(key=_sort_key)
+                self._sorted = True
+            executor_open = {name: ex.slots_available for name, ex in executors.items()}
+            accepted, self.starving = executable_task_instances(self._scheduled, max_tis, self.conc,
+                                                                executor_open)
+            if accepted:
+                rec = self.rec
+                for ti in accepted:
+                    rec.transition(ti, S.QUEUED, now, "critical section")
+                    ti.queued_at = now
+                    executors[ti.executor].queue_workload(ti)
+                self._scheduled = [t for t in self._scheduled if t.state is S.SCHEDULED]
+                queued = len(accepted)
+        # pool lock, select scheduled TIs, update to queued
+        return self.ov.scheduler_per_ti * queued, 3, queued
+
+    def _process_executor_events(self, proc, now: float) -> int:
         n = 0
         rec = self.rec
-        for ex in self.executors.values():
+        for ex in proc.executors.values():
             for ti, try_number, state in ex.get_event_buffer():
                 n += 1
+                if self._unsynced and ti in self._unsynced:
+                    # the first half of a deferred task has exited; resume it if its trigger fired
+                    if self._unsynced.pop(ti):
+                        self._scheduled.append(ti)
+                        self._sorted = False
+                    continue
                 if ti.try_number == try_number and ti.state is S.QUEUED:
                     # The executor says the task ended but it never even started: Airflow 2
                     # treats it as "killed externally" and fails the try. (A running try is left
@@ -518,31 +586,66 @@ class Scheduler:
                         self.ti_finished(ti, outcome, now)
         return n
 
-    def _loop(self):
+    def _loop(self, proc):
         env = self.env
         sleep = self.cfg.scheduler_idle_sleep_time
+        timers = self.cfg.pool_metrics_interval     # the loop's timers cut idle sleeps (SJR)
+        if timers > 0.0:
+            self.skip_idle_loops = False             # idle loops no longer repeat on one grid
         per_ti = self.ov.scheduler_per_ti
-        db, host = self.db, self.host
-        executors = list(self.executors.values())
+        db, host = self.db, proc.host
+        executors = list(proc.executors.values())
+        several = len(self.procs) > 1
+        examine, critical = self._examine_runs, self._critical_section
         at_heartbeat = False
         while True:
             if at_heartbeat:
                 # Resumed in the middle of an idle loop (see _wake_delay): its part A found
                 # nothing; the change that woke us is seen from the heartbeat on.
                 at_heartbeat = False
-                start = env.now - self._idle_phase_a
+                start = env.now - proc.idle_phase_a
                 queued = 0
-                self.cpu_seconds += self._idle_cpu
+                self.cpu_seconds += proc.idle_cpu
             else:
-                self._rung = False
+                proc.rung = False
                 start = env.now
                 # A. _do_scheduling, then its cost: DB queries, then CPU on the scheduler's host.
-                cpu, queries, queued = self._do_scheduling(start)
-                wait = db.book(queries) if queries else 0.0
-                if cpu > 0.0 or wait > 0.0:
+                if several:
+                    # Several schedulers: the critical section comes after the examination, and
+                    # only one scheduler can hold it; the others skip it this loop (§1.13).
+                    cpu, queries = self._examine_runs(proc, start)
+                    wait = db.book(queries) if queries else 0.0
                     self.db_seconds += wait
+                    if cpu > 0.0 or wait > 0.0:
+                        yield host.work(cpu, after=wait)
+                    queued = 0
+                    if self._cs_holder is None:
+                        self._cs_holder = proc
+                        cs_cpu, cs_queries, queued = self._critical_section(proc, env.now)
+                        wait = db.book(cs_queries) if cs_queries else 0.0
+                        self.db_seconds += wait
+                        if cs_cpu > 0.0 or wait > 0.0:
+                            yield host.work(cs_cpu, after=wait)
+                        self._cs_holder = None
+                        cpu += cs_cpu
+                        queries += cs_queries
+                    elif self._scheduled:
+                        proc.critical_section_busy += 1
+                        proc.quiet = False           # work was left: this loop cannot repeat as is
                     self.cpu_seconds += cpu
-                    yield host.work(cpu, after=wait)
+                    proc.cpu_seconds += cpu          # (per process: the scheduling part's CPU)
+                    proc.loops += 1
+                else:
+                    # one scheduler: everything decided at the loop's start, then its cost
+                    cpu, queries = examine(proc, start)
+                    cs_cpu, cs_queries, queued = critical(proc, start)
+                    cpu += cs_cpu
+                    queries += cs_queries
+                    wait = db.book(queries) if queries else 0.0
+                    if cpu > 0.0 or wait > 0.0:
+                        self.db_seconds += wait
+                        self.cpu_seconds += cpu
+                        yield host.work(cpu, after=wait)
                 phase_a = env.now - start
             # B. executor heartbeat, then processing of the executor events.
             cost = 0.0
@@ -550,7 +653,7 @@ class Scheduler:
                 cost += ex.heartbeat()
             if cost > 0.0:
                 yield env.timeout(cost)
-            events = self._process_executor_events(env.now)
+            events = self._process_executor_events(proc, env.now)
             if events:
                 wait = db.book(1)
                 if per_ti > 0.0 or wait > 0.0:
@@ -566,36 +669,45 @@ class Scheduler:
                 self.busy_loops += 1
                 continue
             # An idle loop that saw everything and changed nothing would repeat identically.
-            repeatable = not (self._rung or not self._quiet or any(ex.has_pending_work() for ex in executors))
+            repeatable = not (proc.rung or not proc.quiet or any(ex.has_pending_work() for ex in executors))
             if repeatable and self._deadlocked():
                 self.deadlocked = True
-                self.finished.succeed()
+                if not self.finished.triggered:
+                    self.finished.succeed()
                 return
+            if self.finished.triggered:
+                return                               # another scheduler found the end
             if not repeatable or not self.skip_idle_loops:
                 if sleep > 0.0:
-                    yield env.timeout(sleep)
+                    yield env.timeout(sleep if timers <= 0.0 else min(sleep, timers - env.now % timers))
                 elif repeatable and env.now == start:
                     self.skip_idle_loops = True      # a zero-cost loop cannot be stepped through
                 continue
             # Idle and nothing pending: idle loops would now repeat identically every
             # sleep + (loop cost), so wait for a ring and resume on that grid of loop starts.
-            self._idle_end = env.now
-            self._idle_sleep = sleep
-            self._idle_period = sleep + (env.now - start)
-            self._idle_phase_a = phase_a
-            self._idle_cpu = cpu
-            bell = self._doorbell = env.event()
+            proc.idle_end = env.now
+            proc.idle_sleep = sleep
+            proc.idle_period = sleep + (env.now - start)
+            proc.idle_phase_a = phase_a
+            proc.idle_cpu = cpu
+            bell = proc.doorbell = env.event()
             yield bell
+            if self.finished.triggered:
+                return
             # The loops skipped meanwhile count as loops (their CPU as scheduler CPU, their
             # queries as database work).
-            self.loops += self._skipped
-            self.skipped_loops += self._skipped
-            self.cpu_seconds += self._skipped * cpu
-            if self._skipped and queries:
-                self.db.queries += self._skipped * queries
-                self.db.busy_seconds += self._skipped * queries * self.db.query_time
-                self.host.busy_core_seconds += self._skipped * cpu if self.host.cores else 0.0
-            at_heartbeat = self._resume_heartbeat
+            skipped = proc.skipped
+            self.loops += skipped
+            if several:
+                proc.loops += skipped
+                proc.cpu_seconds += skipped * cpu
+            self.skipped_loops += skipped
+            self.cpu_seconds += skipped * cpu
+            if skipped and queries:
+                self.db.queries += skipped * queries
+                self.db.busy_seconds += skipped * queries * self.db.query_time
+                host.busy_core_seconds += skipped * cpu if host.cores else 0.0
+            at_heartbeat = proc.resume_heartbeat
 
     def _done(self) -> bool:
         return self._sources_left == 0 and self._live_runs == 0
@@ -607,7 +719,9 @@ class Scheduler:
             return False
         if self.sim.task_runner.any_alive():     # a task process is still running somewhere
             return False
-        if any(ex.queued_tasks or ex.running or ex.event_buffer for ex in self.executors.values()):
+        if self.sim.triggerer.busy():            # a deferred task still waits for its event
+            return False
+        if any(ex.queued_tasks or ex.running or ex.event_buffer for ex in self.all_executors):
             return False
         return not any(run.retrying for run in self._examine)
 
@@ -623,6 +737,8 @@ class Scheduler:
                     why = self.starving.get(ti, "not reached by the critical section")
                 elif ti.state is S.NONE:
                     why = "waiting for upstream tasks"
+                elif ti.state is S.DEFERRED:
+                    why = "deferred: waiting for its trigger's event in the triggerer"
                 else:
                     why = f"{ti.state.value} in {ti.executor}"
                 out.append((ti, why))

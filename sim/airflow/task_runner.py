@@ -37,7 +37,8 @@ class Process:
 
 class TaskRunner:
     __slots__ = ("sim", "env", "db", "rec", "startup", "mini_scheduler", "mini_queries", "live", "running",
-                 "job_heartbeat")
+                 "job_heartbeat", "run_cpu", "exit_cpu", "api",
+                 "heartbeat_interval", "_beating", "heartbeats")
 
     def __init__(self, sim):
         self.sim = sim
@@ -48,10 +49,19 @@ class TaskRunner:
         self.startup = ov.process_start_interpreter if cfg.execute_tasks_new_python_interpreter else ov.process_start_fork
         self.mini_scheduler = cfg.schedule_after_task_execution
         self.mini_queries = ov.mini_scheduler_queries
+        #: Airflow's own CPU work in the task process, inside the run and after it (calibrated).
+        self.run_cpu = ov.task_run_cpu
+        self.exit_cpu = ov.task_exit_cpu
         self.live: dict = {}             # every process started and not exited (a set, ordered)
         self.running: dict = {}          # (ti, try) -> the process running that try
         #: [scheduler] job_heartbeat_sec (C2, 5 s): how soon a task job notices an external change
         self.job_heartbeat = 5.0
+        #: Airflow 3's Task SDK: tasks talk to the API server, not the DB, and heartbeat through it.
+        #: (Airflow 2's LocalTaskJob heartbeats are not counted as DB load.)
+        self.api = sim.api_server
+        self.heartbeat_interval = cfg.min_heartbeat_interval if self.api is not None else 0.0
+        self._beating = False
+        self.heartbeats = 0
 
     def start(self, ti, host, worker: str, on_exit, try_number: int | None = None,
               startup: float | None = None) -> Process:
@@ -80,11 +90,17 @@ class TaskRunner:
             # delivery, or the scheduler already gave up on it), so the process exits at once.
             self._exit(proc, None)
             return
-        started = env.now + self.db.book(1)        # UPDATE task_instance SET state='running'
+        # UPDATE task_instance SET state='running' (Airflow 3: POST /run to the API server)
+        started = env.now + (self.db.book(1) if self.api is None else self._write())
         ti.started_at = started
         self.running[(ti, proc.try_number)] = proc
+        if self.heartbeat_interval > 0.0 and not self._beating:
+            self._beating = True
+            env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
         self.rec.transition(ti, S.RUNNING, started, f"task process started on {proc.worker}")
         duration = ti.duration_of_try()
+        if ti.task.deferrable is not None and ti.run.defer_state[ti][2]:
+            duration = ti.run.defer_state[ti][1]     # the resumed part (execute_complete)
         sensor = ti.task.sensor
         if sensor is not None:
             state = ti.run.sensor_state[ti]
@@ -94,13 +110,23 @@ class TaskRunner:
                 # one process pokes every poke_interval until the condition holds or time is up
                 polls = math.ceil(max(0.0, state[0]) / sensor.poke_interval)
                 duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
-        if ti.task.cpu_bound and duration > 0.0:
+        run_cpu = self.run_cpu
+        if (ti.task.cpu_bound and duration > 0.0) or run_cpu > 0.0:
             wait = started - env.now
             host = proc.host
-            if wait > 0.0:
-                env.timeout(wait).callbacks.append(lambda _e: host.run(duration, lambda: self._ended(proc)))
+            if ti.task.cpu_bound:
+                def go(_e=None):
+                    host.run(run_cpu + duration, lambda: self._ended(proc))
             else:
-                host.run(duration, lambda: self._ended(proc))
+                # task_run_cpu first (the raw task process's fork, context, templates), then the
+                # task's own wall time
+                def go(_e=None):
+                    host.run(run_cpu, lambda: env.timeout(duration).callbacks.append(
+                        lambda _e: self._ended(proc)))
+            if wait > 0.0:
+                env.timeout(wait).callbacks.append(go)
+            else:
+                go()
         else:
             env.timeout(started - env.now + duration).callbacks.append(lambda _e: self._ended(proc))
 
@@ -113,7 +139,10 @@ class TaskRunner:
         ti = proc.ti
         ti.ended_at = env.now
         sensor = ti.task.sensor
-        if ti.fails_this_try():
+        defer = ti.task.deferrable is not None and not ti.run.defer_state[ti][2]
+        if defer:
+            outcome = S.DEFERRED          # TaskDeferred: write the trigger row, free the slots
+        elif ti.fails_this_try():
             outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
         elif sensor is None:
             outcome = S.SUCCESS
@@ -127,7 +156,7 @@ class TaskRunner:
                 outcome = S.SKIPPED if sensor.soft_fail else S.FAILED
             else:
                 outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
-        write = self.db.book(1)                   # the task writes its own outcome (Airflow 2)
+        write = self.db.book(1) if self.api is None else self._write()   # the task writes its outcome
         if write > 0.0:
             env.timeout(write).callbacks.append(lambda _e: self._written(proc, outcome))
         else:
@@ -148,6 +177,8 @@ class TaskRunner:
         elif outcome is S.UP_FOR_RESCHEDULE:
             ti.next_retry_at = ti.ended_at + ti.task.sensor.poke_interval
             sim.scheduler.retry_at(ti)
+        elif outcome is S.DEFERRED:
+            sim.scheduler.deferred(ti)
         else:
             sim.scheduler.ti_finished(ti, outcome, ti.ended_at)
         sim.scheduler.ring()
@@ -158,13 +189,22 @@ class TaskRunner:
                 return
             self._mini_schedule(proc, outcome)
             return
-        self._exit(proc, outcome)
+        self._leave(proc, outcome)
 
     def _mini_schedule(self, proc, outcome) -> None:
         if not proc.alive:
             return
         self.sim.scheduler.mini_schedule(proc.ti)
-        self._exit(proc, outcome)
+        self._leave(proc, outcome)
+
+    def _leave(self, proc, outcome) -> None:
+        """The process's work after its outcome (task_exit_cpu: LocalTaskJob's handle_task_exit,
+        the job's end, the interpreter's exit), then its exit, which the executor sees."""
+        cpu = self.exit_cpu
+        if cpu > 0.0:
+            proc.host.run(cpu, lambda: self._exit(proc, outcome) if proc.alive else None)
+        else:
+            self._exit(proc, outcome)
 
     def _exit(self, proc, outcome) -> None:
         self.live.pop(proc, None)
@@ -172,6 +212,28 @@ class TaskRunner:
         if self.running.get(key) is proc:
             del self.running[key]
         proc.on_exit(proc, outcome)
+
+    def _write(self) -> float:
+        """One state write by the task: straight to the metadata DB (Airflow 2), or a request to
+        the API server, which makes the query (Airflow 3's Task SDK, airflow-mechanics.md §2.6)."""
+        api = self.api
+        if api is None:
+            return self.db.book(1)
+        t = api.book(1)
+        return t + self.db.book(1, at=self.env.now + t)
+
+    def _heartbeats(self, _e=None) -> None:
+        """Airflow 3: every running task's supervisor heartbeats through the API server every
+        min_heartbeat_interval; each heartbeat is a request and a DB update."""
+        api, db, now = self.api, self.db, self.env.now
+        for _ in range(len(self.running)):
+            t = api.book(1)
+            db.book(1, at=now + t)
+        self.heartbeats += len(self.running)
+        if self.running:
+            self.env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
+        else:
+            self._beating = False
 
     def any_alive(self) -> bool:
         """Is some task process still running? (Processes killed with their worker are dropped.)"""

@@ -52,7 +52,8 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
         items[name] = items.get(name, 0.0) + c
         return c
 
-    machine("scheduler host", comp["scheduler"], window)
+    for _ in range(sim.airflow.schedulers):
+        machine("scheduler host", comp["scheduler"], window)
     machine("metadata DB", comp["metadata_db"], window)
     paid_capacity = used_capacity = 0.0
     kinds = set()

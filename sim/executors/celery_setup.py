@@ -39,4 +39,4 @@ def build_celery(sim, settings: dict) -> CeleryExecutor:
             crash_rate_per_hour=float(p.get("crash_rate_per_hour", 0.0)),
             crash_at=tuple(p.get("crash_at") or ()), instance_type=p.get("instance_type")))
     outages = [(o["start"], o["end"]) for o in settings.get("broker_outages") or []]
-    return CeleryExecutor(sim, sim.airflow.parallelism, cfg, pools, outages)
+    return CeleryExecutor(sim, sim.executor_parallelism, cfg, pools, outages)

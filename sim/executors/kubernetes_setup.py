@@ -18,4 +18,4 @@ def build_kubernetes(sim, settings: dict) -> KubernetesExecutor:
     auto = dict(AUTOSCALERS[cl.get("autoscaler", "cluster-autoscaler")])
     auto.update({k: v for k, v in (cl.get("autoscaler_settings") or {}).items() if v is not None})
     cluster = Cluster(sim, pools, auto, cl.get("scoring", "least_allocated"))
-    return KubernetesExecutor(sim, sim.airflow.parallelism, cfg, cluster)
+    return KubernetesExecutor(sim, sim.executor_parallelism, cfg, cluster)

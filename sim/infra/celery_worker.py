@@ -27,7 +27,8 @@ class CeleryWorker:
         self.concurrency = pool.concurrency
         mult = pool.prefetch_multiplier
         self.limit = mult * pool.concurrency if mult > 0 else 10 ** 9
-        self.host = Host(self.env, self.name, cores)
+        # A one-machine deployment: the worker's children share the scheduler's cores.
+        self.host = sim.scheduler_host if executor.cfg.workers_on_scheduler_host else Host(self.env, self.name, cores)
         self.state = STARTING
         self.started_at = self.env.now
         self.stopped_at = None

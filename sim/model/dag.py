@@ -44,6 +44,22 @@ class Sensor:
             raise DagError("sensor poke_interval and timeout must be > 0")
 
 
+@dataclass(frozen=True)
+class Deferral:
+    """A deferrable operator (airflow-mechanics.md §1.11): the task runs its first part (the
+    task's ``duration``), then defers; its trigger waits in a triggerer until the event comes,
+    ``wait`` after the deferral (a distribution); the task then goes back to ``scheduled`` and
+    resumes on a worker for ``resume`` (a second trip through the scheduler and the executor).
+    While deferred it holds no executor slot and no pool slot."""
+
+    wait: Distribution
+    resume: Distribution | float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "wait", as_distribution(self.wait))
+        object.__setattr__(self, "resume", as_distribution(self.resume))
+
+
 class DagError(ValueError):
     """A DAG that cannot exist: a cycle, an unknown task, a bad attribute."""
 
@@ -74,6 +90,7 @@ class Task:
     max_active_tis_per_dag: int | None = None
     max_active_tis_per_dagrun: int | None = None
     sensor: "Sensor | None" = None         # a sensor's poking, if the task is one
+    deferrable: "Deferral | None" = None   # defers to the triggerer after its first part
     #: Dynamic task mapping: ``expand`` over a list whose length (this distribution, rounded) is
     #: known only when the upstream tasks have finished; one task instance per element.
     expand: "Distribution | None" = None
@@ -92,6 +109,9 @@ class Task:
             raise DagError(f"task {self.task_id!r}: retries must be >= 0 and pool_slots >= 1")
         if not 0.0 <= self.failure_probability <= 1.0:
             raise DagError(f"task {self.task_id!r}: failure_probability must lie in [0, 1]")
+        if self.sensor is not None and self.deferrable is not None:
+            raise DagError(f"task {self.task_id!r}: a task is a sensor or deferrable, not both "
+                           f"(a deferrable sensor is a deferrable task)")
         if self.dag is not None:
             self.dag.add_task(self)
 

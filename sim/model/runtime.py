@@ -101,7 +101,7 @@ class TaskInstance:
 class DagRun:
     __slots__ = ("plan", "idx", "due_at", "logical_date", "created_at", "started_at", "ended_at", "state", "tis",
                  "n_unfinished", "n_schedulable", "pending", "retrying", "active", "n_up", "mapped",
-                 "sensor_state", "map_counts")
+                 "sensor_state", "map_counts", "defer_state")
 
     def __init__(self, plan: DagPlan, idx: int, due_at: float, created_at: float):
         self.plan = plan
@@ -123,6 +123,7 @@ class DagRun:
         self.mapped: dict = {}            # task index -> its mapped task instances
         self.sensor_state: dict = {}      # sensor TI -> [condition holds after, first poke]
         self.map_counts: dict = {}        # mapped task index -> drawn length
+        self.defer_state: dict = {}       # deferrable TI -> [trigger wait, resume time, half (0/1)]
 
     @property
     def run_id(self) -> str:
@@ -145,6 +146,8 @@ class DagRun:
             if task.sensor is not None:
                 # [when the condition holds, first poke of the current try]
                 self.sensor_state[ti] = [task.sensor.wait.sample(rng), math.nan]
+            if task.deferrable is not None:
+                self.defer_state[ti] = draw_deferral(task, rng)
             if task.expand is not None:
                 self.map_counts[i] = max(0, int(round(task.expand.sample(rng))))
             tis.append(ti)
@@ -184,6 +187,12 @@ class DagRun:
                 if ti.state in (S.FAILED, S.UPSTREAM_FAILED):
                     return DagRunState.FAILED
         return DagRunState.SUCCESS
+
+
+def draw_deferral(task: Task, rng: random.Random) -> list:
+    """[when the trigger's event comes after the deferral, the resumed part's duration, which
+    half runs next (0 = the first part, 1 = the resumed part)]."""
+    return [task.deferrable.wait.sample(rng), task.deferrable.resume.sample(rng), 0]
 
 
 def iso_of(t: float) -> datetime:

@@ -13,9 +13,10 @@ from ..airflow.config import AirflowConfig, Overheads
 from ..errors import ScenarioError
 from ..model import durations as dist
 from ..model import schedules as sch
-from ..model.dag import DAG, DEFAULT_POOL, DagError, Sensor, Task
+from ..model.dag import DAG, DEFAULT_POOL, DagError, Deferral, Sensor, Task
 from . import ExecutorSpec, Scenario
 from . import _settings as executor_settings
+from .imported import import_dag
 from .profiles import load_profile, merge_sections
 from .schema import (IMPLEMENTED_EXECUTORS, DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
                      read_yaml, type_at, unknown_key, validate)
@@ -36,7 +37,8 @@ def load_scenario(path, *, sets: Iterable[str] = (), executor: str | None = None
 def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (),
                        executor: str | None = None, seed: int | None = None,
                        profile: str | None = None, base_dir=None) -> Scenario:
-    """As :func:`load_scenario`, from already-parsed YAML. ``base_dir`` anchors a profile path."""
+    """As :func:`load_scenario`, from already-parsed YAML. ``base_dir`` anchors relative paths
+    (a profile file, a DAG's ``wfcommons:`` or ``airflow_export:`` files); default: the current folder."""
     if data is None:
         raise ScenarioError(file, "the file is empty")
     if not isinstance(data, dict):
@@ -69,6 +71,11 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
                                           f"(available: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"))
     merged = merge_sections(prof, spec.sections())
     airflow, overheads = AirflowConfig(**merged["airflow"]), Overheads(**merged["overheads"])
+    if airflow.airflow_version.split(".")[0].isdigit() and int(airflow.airflow_version.split(".")[0]) >= 3 \
+            and "celery_kubernetes" in kinds:
+        problems.append(("executor.kind", "CeleryKubernetesExecutor was removed in Airflow 3 (profile "
+                         f"{spec.profile!r} models {airflow.airflow_version}); run both executors "
+                         "side by side instead: executor.kind: [celery, kubernetes]"))
     settings = spec.executor.settings()
     if len(kinds) > 1:
         settings["kinds"] = kinds
@@ -86,7 +93,8 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
             problems.append((f"dags[{i}].dag_id", f"duplicate dag_id {d.dag_id!r} "
                                                   f"(also dags[{first_index[d.dag_id]}])"))
         first_index.setdefault(d.dag_id, i)
-        dags.append(_build_dag(d, i, kinds, airflow, problems))
+        dags.append(_build_dag(d, i, kinds, airflow, problems) if d.tasks is not None
+                    else import_dag(d, i, kinds, airflow, problems, base_dir))
     if problems:
         raise ScenarioError(file, problems)
     return Scenario(name=spec.name or (Path(file).stem if file else "scenario"),
@@ -165,12 +173,19 @@ def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
     for task_id, t in d.tasks.items():
         where = f"dags[{i}].tasks.{task_id}"
         # Only the keys the file sets: the model's defaults are Airflow's.
-        kwargs = t.model_dump(exclude_unset=True, exclude={"duration", "sensor", "expand"})
+        kwargs = t.model_dump(exclude_unset=True, exclude={"duration", "sensor", "expand", "deferrable"})
         if t.expand is not None:
             kwargs["expand"] = build_distribution(t.expand.count)
         if t.sensor is not None:
             kwargs["sensor"] = Sensor(build_distribution(t.sensor.wait), t.sensor.mode, t.sensor.poke_interval,
                                       t.sensor.timeout, t.sensor.soft_fail)
+        if t.deferrable is not None:
+            if t.sensor is not None:
+                problems.append((f"{where}.deferrable", "a task is a sensor or deferrable, not both "
+                                 "(model a deferrable sensor as a deferrable task)"))
+            else:
+                resume = build_distribution(t.deferrable.resume) if t.deferrable.resume is not None else 0.0
+                kwargs["deferrable"] = Deferral(build_distribution(t.deferrable.wait), resume)
         tasks.append(Task(task_id, duration=build_distribution(t.duration), **kwargs))
         size = airflow.default_pool_task_slot_count if t.pool == DEFAULT_POOL else airflow.pools.get(t.pool)
         if size is None:

@@ -268,6 +268,15 @@ class SensorSpec(Strict):
     soft_fail: bool = False
 
 
+class DeferrableSpec(Strict):
+    """A deferrable operator: after its first part (the task's duration) it defers to the triggerer."""
+
+    wait: DurationSpec
+    """When the trigger's event comes, after the deferral (a duration distribution)."""
+    resume: DurationSpec | None = None
+    """The resumed part's duration on a worker (e.g. execute_complete); default 0."""
+
+
 class ExpandSpec(Strict):
     """Dynamic task mapping: one task instance per element of a list known at run time."""
 
@@ -304,11 +313,45 @@ class TaskSpec(Strict):
     max_active_tis_per_dagrun: PositiveInt | None = None
     sensor: SensorSpec | None = None
     """Make the task a sensor; its duration is then the time of one poke."""
+    deferrable: DeferrableSpec | None = None
+    """Make the task deferrable: its duration is the part before it defers."""
     expand: ExpandSpec | None = None
     """Map the task over a list whose length is drawn when the run starts (Airflow's .expand())."""
 
 
+#: Where a DAG's tasks come from: written out, a WfCommons trace, or an export of Airflow's history.
+DAG_SOURCES = ("tasks", "wfcommons", "airflow_export")
+FilePath = Annotated[str, Field(min_length=1)]
+
+
+class AirflowExportSpec(Strict):
+    """A DAG rebuilt from Airflow's own history: the structure, and each task's duration resampled
+    from its successful tries in an export of the task_instance table."""
+
+    task_instances: FilePath
+    """CSV export of Airflow's task_instance table (a path relative to this scenario file)."""
+    structure: FilePath
+    """The DAG's tasks and dependencies: the JSON of Airflow's REST API GET /dags/{dag_id}/tasks
+    (<dag_id>.tasks.json), a scenario file, or an Airflow DAG file (.py, needs the [airflow]
+    extra); a path relative to this scenario file."""
+    dag_id: DagId | None = None
+    """The DAG's dag_id in the export; default: this entry's dag_id."""
+
+
+def _dag_sources_schema(schema: dict) -> None:
+    for key in DAG_SOURCES:                      # optional, never null
+        prop = schema["properties"][key]
+        prop.pop("default", None)
+        options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
+        if len(options) == 1:
+            prop.update(options[0])
+    schema["oneOf"] = [{"required": [key]} for key in DAG_SOURCES]
+
+
 class DagSpec(Strict):
+    """A DAG: its tasks written out (tasks, dependencies), or imported (wfcommons, airflow_export)."""
+
+    model_config = ConfigDict(json_schema_extra=_dag_sources_schema)
     dag_id: DagId
     schedule: ScheduleSpec
     max_active_runs: PositiveInt | None = None
@@ -317,8 +360,24 @@ class DagSpec(Strict):
     """Default: airflow.max_active_tasks_per_dag."""
     parse_time: Duration | None = None
     """Time to parse this DAG's file; default: overheads.dag_file_parse_time."""
-    tasks: Annotated[dict[TaskId, TaskSpec], Field(min_length=1)]
+    tasks: Annotated[dict[TaskId, TaskSpec], Field(min_length=1)] | None = None
+    """Task id -> task. Exactly one of tasks, wfcommons, airflow_export."""
     dependencies: Dependencies = ""
+    wfcommons: FilePath | None = None
+    """A WfCommons WfFormat trace (JSON, a path relative to this scenario file): its tasks, their
+    recorded runtimes (constant durations), cores and memory, and its dependencies."""
+    airflow_export: AirflowExportSpec | None = None
+    """The DAG rebuilt from an export of Airflow's task_instance table and the DAG's structure."""
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in DAG_SOURCES if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(DAG_SOURCES)}"
+                             + (f" (got {' and '.join(given)})" if given else ""))
+        if self.tasks is None and self.dependencies:
+            raise ValueError(f"dependencies go with tasks; {given[0]} brings its own")
+        return self
 
 
 # -- Airflow settings, overheads, executor -----------------------------------------------------
@@ -345,6 +404,8 @@ class AirflowSection(Strict):
     min_file_process_interval: Duration = AirflowConfig.min_file_process_interval
     """Seconds between re-parses of each DAG file by the DAG processor."""
     parsing_processes: PositiveInt = AirflowConfig.parsing_processes
+    standalone_dag_processor: bool = AirflowConfig.standalone_dag_processor
+    """Run the DAG processor on a host of its own instead of inside each scheduler (Airflow 3: always)."""
     task_instance_heartbeat_timeout: PositiveDuration = AirflowConfig.task_instance_heartbeat_timeout
     """A running task without a heartbeat this long is a zombie (2.x: scheduler_zombie_task_threshold)."""
     task_instance_heartbeat_timeout_detection_interval: PositiveDuration = \
@@ -354,6 +415,21 @@ class AirflowSection(Strict):
     task_queued_timeout_check_interval: PositiveDuration = AirflowConfig.task_queued_timeout_check_interval
     num_stuck_in_queued_retries: NonNegInt = AirflowConfig.num_stuck_in_queued_retries
     max_map_length: PositiveInt = AirflowConfig.max_map_length
+    triggerer_capacity: PositiveInt = AirflowConfig.triggerer_capacity
+    """[triggerer] capacity: triggers one triggerer runs at once (2.x: default_capacity)."""
+    triggerers: PositiveInt = AirflowConfig.triggerers
+    """Triggerer processes in the deployment (several for HA or capacity)."""
+    schedulers: PositiveInt = AirflowConfig.schedulers
+    """Scheduler replicas running the loop against one metadata DB (HA, active/active); each has its
+    own host and executor, and parallelism applies per scheduler."""
+    execution_api: bool = AirflowConfig.execution_api
+    """Airflow 3's Task SDK: tasks report their state and heartbeat through the API server, not the DB."""
+    min_heartbeat_interval: PositiveDuration = AirflowConfig.min_heartbeat_interval
+    """[workers] min_heartbeat_interval (3.0+): how often a running task heartbeats (with execution_api)."""
+    airflow_version: str = AirflowConfig.airflow_version
+    """The Airflow version the profile models (used for checks, e.g. hybrids gone in 3)."""
+    pool_metrics_interval: Duration = AirflowConfig.pool_metrics_interval
+    """The scheduler loop's shortest timer: an idle sleep ends when it is due; 0 = not modelled."""
 
 
 class OverheadsSection(Strict):
@@ -367,8 +443,22 @@ class OverheadsSection(Strict):
     process_start_interpreter: Duration = Overheads.process_start_interpreter
     dag_file_parse_time: Duration = Overheads.dag_file_parse_time
     mini_scheduler_queries: NonNegInt = Overheads.mini_scheduler_queries
+    triggerer_loop_sleep: Duration = Overheads.triggerer_loop_sleep
+    """Pause between two passes of a triggerer's loop (Airflow: time.sleep(1)); 0 = react at once."""
+    api_request_time: Duration = Overheads.api_request_time
+    """Airflow 3 API server: time to serve one Execution API request, besides its DB query."""
+    api_server_workers: PositiveInt = Overheads.api_server_workers
+    """Airflow 3 API server: requests served at once."""
+    extra_dag_files: NonNegInt = Overheads.extra_dag_files
+    """Other DAG files in the DAGs folder: parsed every min_file_process_interval, never run."""
+    dag_processor_host_cores: PositiveFloat | None = Overheads.dag_processor_host_cores
+    """Cores of a standalone DAG processor's host; null = unlimited."""
     scheduler_host_cores: PositiveFloat | None = Overheads.scheduler_host_cores
     """null = unlimited."""
+    task_run_cpu: Duration = Overheads.task_run_cpu
+    """CPU work of a task process inside its recorded run, besides the task's own work."""
+    task_exit_cpu: Duration = Overheads.task_exit_cpu
+    """CPU work of a task process after its outcome is written, before its slot frees."""
 
 
 class CelerySection(Strict):
@@ -396,6 +486,8 @@ class CelerySection(Strict):
     worker_startup_time: Duration = CeleryConfig.worker_startup_time
     worker_host_cores: PositiveFloat | None = CeleryConfig.worker_host_cores
     """Cores of each worker's host; null = unlimited."""
+    workers_on_scheduler_host: bool = CeleryConfig.workers_on_scheduler_host
+    """The workers share the scheduler's host and its cores (one machine)."""
 
 
 class KedaSpec(Strict):
