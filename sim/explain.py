@@ -164,7 +164,8 @@ class RunStory:
             raise ValueError(f"no task {task_id!r} in this DAG run (tasks: {', '.join(sorted(set(self.name.values())))})")
         out = []
         celery = self.result.executor == "celery"
-        parallelism = self.result.scenario.airflow.parallelism
+        cfg = self.result.scenario.airflow
+        parallelism = cfg.parallelism * cfg.schedulers       # each scheduler's executor has its own
         tis = self.result.task_instances
         for t in rows:
             out.append(f"{task_id} try {t['try']} ({t['state']}): ready at {t['ready']:.3f} s, "

@@ -145,3 +145,23 @@ def test_explain_tells_what_the_trigger_did():
     assert "deferred at" in text and "claimed the trigger" in text
     assert "at capacity" in text                 # the sixth trigger waited for room
     assert "handed back by the triggerer" in text
+
+
+def test_a_retry_of_a_deferrable_task_starts_over_and_defers_again():
+    dag = DAG("d", At((0.0,)))
+    dag.task("t", duration=1, deferrable=Deferral(wait=10, resume=1), retries=1, retry_delay=5,
+             failure_probability=1.0)
+    r = run(Scenario.build([dag], profile="ideal"))
+    t = r.task_instances
+    assert list(t["state"]) == ["deferred", "up_for_retry", "deferred", "failed"]
+    assert list(t["try_number"]) == [1, 1, 2, 2]
+
+
+def test_a_standalone_dag_processor_host_is_billed():
+    dag = DAG("d", Interval(600))
+    dag.task("t", duration=1)
+    inside = run(Scenario.build([dag], profile="airflow-2.10", horizon=3600)).summary["cost"]
+    alone = run(Scenario.build([dag], profile="airflow-2.10", horizon=3600,
+                               airflow={"standalone_dag_processor": True})).summary["cost"]
+    assert "DAG processor host" in alone["breakdown_usd"] and "DAG processor host" not in inside["breakdown_usd"]
+    assert alone["total_usd"] > inside["total_usd"]

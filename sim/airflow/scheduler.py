@@ -352,6 +352,8 @@ class Scheduler:
                     else:
                         if ti in run.sensor_state:        # a new try starts its sensor afresh
                             run.sensor_state[ti][1] = math.nan
+                        if ti in run.defer_state:         # and a deferrable task from execute()
+                            run.defer_state[ti][2] = 0
                         self._schedule(ti, now, "retry delay passed")
         rec = self.rec
         while run.pending:

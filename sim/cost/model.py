@@ -54,10 +54,12 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
 
     for _ in range(sim.airflow.schedulers):
         machine("scheduler host", comp["scheduler"], window)
+    if sim.airflow.standalone_dag_processor:
+        machine("DAG processor host", comp["dag_processor"], window)
     machine("metadata DB", comp["metadata_db"], window)
     paid_capacity = used_capacity = 0.0
     kinds = set()
-    for ex in sim.executors.values():
+    for ex in sim.scheduler.all_executors:     # with several schedulers, each one's executor
         parts = [ex.celery, ex.kubernetes] if hasattr(ex, "celery") else [ex]
         for part in parts:
             kinds.add(part.name)
