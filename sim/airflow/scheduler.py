@@ -598,6 +598,10 @@ class Scheduler:
         db, host = self.db, proc.host
         executors = list(proc.executors.values())
         several = len(self.procs) > 1
+        if several:
+            # Another scheduler's idle loops take the critical section and DB connections at
+            # moments of their own: skipping them would not be exact, so every loop is simulated.
+            self.skip_idle_loops = False
         examine, critical = self._examine_runs, self._critical_section
         at_heartbeat = False
         while True:
