@@ -1,4 +1,4 @@
-"""The command line: ``sim run | validate | bench | schema | profile``.
+"""The command line: ``sim run | validate | bench | schema | profile | calibrate | ...``.
 
 Exit codes: 0 success, 2 bad input (the message names the file, the field and the problem),
 1 internal error (a bug: please report it with the scenario).
@@ -78,6 +78,27 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("profile", help="print a built-in profile, to copy and edit")
     pr.add_argument("name", nargs="?", help="profile name (omit to list them)")
+
+    k = sub.add_parser("calibrate", help="fit a profile's overheads to exports of real Airflow runs")
+    k.add_argument("--runs", action="append", required=True, metavar="EXPORT",
+                   help="task_instance export (CSV, Airflow's columns); repeatable")
+    k.add_argument("--dag", action="append", required=True, metavar="STRUCTURE",
+                   help="a DAG to fit on: <dag_id>.tasks.json from Airflow's REST API; repeatable")
+    k.add_argument("--executor", required=True, choices=["local", "celery"])
+    k.add_argument("--dag-runs", action="append", metavar="CSV", help="dag_run export (CSV); repeatable")
+    k.add_argument("--config", metavar="FILE", help="the deployment's configuration, 'section.key = value' lines")
+    k.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a known setting, not fitted, e.g. overheads.scheduler_host_cores=2 (repeatable)")
+    k.add_argument("--body", dest="bodies", action="append", default=[], metavar="DAG[.TASK]=SECONDS",
+                   help="a task's own work when known (e.g. chain=0.5 for `sleep 0.5`); else estimated")
+    k.add_argument("--predict", action="append", default=[], metavar="STRUCTURE",
+                   help="a DAG not fitted on, to predict with the fitted profile and compare; repeatable")
+    k.add_argument("--base", default="airflow-2.10", help="profile to start from (default airflow-2.10)")
+    k.add_argument("--out", help="write the fitted profile to this YAML file")
+    k.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    k.add_argument("--seeds", type=int, default=3, help="simulations per evaluation (default 3)")
+    k.add_argument("--evaluations", type=int, default=300, help="optimiser budget (default 300)")
+    k.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -224,7 +245,12 @@ def cmd_profile(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
+def cmd_calibrate(args) -> int:
+    from .calibration.cli import run_calibrate
+    return run_calibrate(args)
+
+
+COMMANDS = {"calibrate": cmd_calibrate, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
             "profile": cmd_profile}
 
 
