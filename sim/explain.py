@@ -101,6 +101,8 @@ class RunStory:
             if celery:
                 queues = sorted({t["queue"] for t in group})
                 head = f"the scheduler sends {names} to the broker (queue {', '.join(queues)})"
+            elif "kubernetes" in executor:
+                head = f"the scheduler's KubernetesExecutor asks the API server for a pod for {names}"
             else:
                 head = f"the scheduler hands {names} to LocalExecutor worker processes"
             notes = []
@@ -142,6 +144,9 @@ class RunStory:
                                  f"result backend at {t['written']:.3f}")
                     parts.append(f"the scheduler sees it {_d(t['seen'] - t['written'])} later, on its next "
                                  f"loop's sync (slot free at {t['released']:.3f})")
+                elif "kubernetes" in executor:
+                    parts.append(f"the watcher reports the pod's end; the scheduler's next heartbeat frees "
+                                 f"the slot at {t['released']:.3f}")
                 else:
                     parts.append(f"the scheduler's next heartbeat frees the slot at {t['released']:.3f}")
                 notes.append(f"{t['task']}: " + "; ".join(parts))

@@ -952,3 +952,14 @@ def test_spot_and_capacity_many_seeds(seed):
         cores, memory = cap[g["pool"].iloc[0]]
         assert max_overlap_weighted(g["bind_at"], g["ended_at"], g["cpu"]) <= cores + EPS
         assert max_overlap_weighted(g["bind_at"], g["ended_at"], g["mem"]) <= memory + EPS
+
+
+def test_explain_tells_a_kubernetes_run_in_pods():
+    from pathlib import Path
+
+    from sim import load_scenario, run
+    from sim.explain import explain
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "seed-diamond.yaml"
+    text = explain(run(load_scenario(path, executor="kubernetes", sets=["horizon=10m"])))
+    assert "asks the API server for a pod" in text and "LocalExecutor" not in text
+    assert "watcher reports the pod's end" in text
