@@ -120,9 +120,8 @@ def mean_ci(values) -> tuple[float, float]:
 def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, progress: bool = False,
             base_seed: int | None = None) -> Comparison:
     from .scenario import load_scenario
-    for ex in executors:                       # refuse bad input before any point runs
-        load_scenario(path, sets=sets, executor=ex)
-    first = base_seed if base_seed is not None else load_scenario(path, sets=sets).seed
+    loaded = [load_scenario(path, sets=sets, executor=ex) for ex in executors]   # refuse bad input first
+    first = base_seed if base_seed is not None else loaded[0].seed
     points = [(str(path), ex, first + i, tuple(sets)) for i in range(seeds) for ex in executors]
     results = run_points(_one, points, jobs, progress, "compare")
     runs = pd.DataFrame([r["row"] for r in results])

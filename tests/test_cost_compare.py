@@ -88,3 +88,15 @@ def test_compare_writes_every_chart_and_intervals_shrink(tmp_path):
     # parallel and serial give the same numbers
     again = compare(path, ["local", "kubernetes"], seeds=3, jobs=2)
     assert small.runs.equals(again.runs)
+
+
+def test_compare_takes_settings_only_the_compared_executor_knows():
+    """Celery-only settings on a Local scenario: the seed comes from the Celery load, not from
+    loading the file with those settings under its own executor (which refuses them)."""
+    from pathlib import Path
+
+    from sim.compare import compare
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "seed-diamond.yaml"
+    c = compare(path, ["celery"], seeds=2, jobs=1,
+                sets=["executor.worker_pools=[{name: w, replicas: 2}]", "horizon=20m"])
+    assert set(c.runs["executor"]) == {"celery"} and len(c.runs) == 2
