@@ -30,7 +30,7 @@ from ..model.dag import (DAG, DEFAULT_POOL, DEFAULT_QUEUE, DEFAULT_RETRY_DELAY, 
                          WEIGHT_RULES, DagError, Task)
 from ..model.durations import Empirical
 from ..model.schedules import At
-from .wfcommons import read_json
+from .wfcommons import MAX_PROBLEMS, _Problems, read_json
 
 #: Columns of the ``task_instance`` export that the import needs.
 TI_REQUIRED = ("dag_id", "task_id", "run_id", "try_number", "state", "queued_dttm", "start_date",
@@ -56,16 +56,9 @@ _MISSING = frozenset({"", "none", "null", "nan", "nat", "\\n"})
 _TZ = re.compile(r"\d(?:\.\d+)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 #: Airflow's aliases of trigger rules the model knows by another name.
 _TRIGGER_ALIASES = {"none_failed_or_skipped": "none_failed_min_one_success", "dummy": "always"}
-MAX_PROBLEMS = 20
 
 
 # -- reading the CSV exports --------------------------------------------------------------------
-class _Problems(list):
-    def add(self, where: str, msg: str) -> None:
-        if len(self) < MAX_PROBLEMS:
-            self.append((where, msg))
-
-
 class _Rows:
     """Names a data row: ``line L (row R), column C``. Line numbers come from re-reading the file
     with the csv module (a quoted field may span lines), only when there is something to report."""
@@ -349,14 +342,9 @@ def read_rest_tasks(path, dag_id: str | None = None) -> DagStructure:
         if not isinstance(t, dict):
             problems.add(where, "must be an object")
             continue
-        tid = t.get("task_id")
-        if not isinstance(tid, str) or not tid:
-            problems.add(f"{where}.task_id", "missing" if tid is None else f"must be a non-empty string (got {tid!r})")
+        tid = problems.new_id(t, "task_id", where, seen, i, "task_id")
+        if tid is None:
             continue
-        if tid in seen:
-            problems.add(f"{where}.task_id", f"duplicate task_id {tid!r} (also tasks[{seen[tid]}])")
-            continue
-        seen[tid] = i
         kw = {"task_id": tid}
         down = t.get("downstream_task_ids")
         if down is None:

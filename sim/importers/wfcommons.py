@@ -35,9 +35,24 @@ MAX_PROBLEMS = 20
 
 
 class _Problems(list):
+    """(where, what is wrong) pairs, at most MAX_PROBLEMS of them (shared by the importers)."""
+
     def add(self, path: str, msg: str) -> None:
         if len(self) < MAX_PROBLEMS:
             self.append((path, msg))
+
+    def new_id(self, item: dict, key: str, where: str, seen: dict, index: int, label: str) -> str | None:
+        """``item[key]`` if it is a non-empty string not in ``seen`` (then recorded there with
+        ``index``); else a problem at ``where.key`` and None."""
+        tid = item.get(key)
+        if not isinstance(tid, str) or not tid:
+            self.add(f"{where}.{key}", "missing" if tid is None else f"must be a non-empty string (got {tid!r})")
+            return None
+        if tid in seen:
+            self.add(f"{where}.{key}", f"duplicate {label} {tid!r} (also tasks[{seen[tid]}])")
+            return None
+        seen[tid] = index
+        return tid
 
 
 def _is_number(v) -> bool:
@@ -135,14 +150,8 @@ def _check(data, file: str) -> tuple[list[dict], dict[str, dict]]:
     ids: dict[str, int] = {}
     for i, t in enumerate(spec_tasks):
         where = f"workflow.specification.tasks[{i}]"
-        tid = t.get("id")
-        if not isinstance(tid, str) or not tid:
-            problems.add(f"{where}.id", "missing" if tid is None else f"must be a non-empty string (got {tid!r})")
+        if problems.new_id(t, "id", where, ids, i, "task id") is None:
             continue
-        if tid in ids:
-            problems.add(f"{where}.id", f"duplicate task id {tid!r} (also tasks[{ids[tid]}])")
-            continue
-        ids[tid] = i
         for key in ("name",):
             if not isinstance(t.get(key), str) or not t.get(key):
                 problems.add(f"{where}.{key}", "missing" if key not in t else "must be a non-empty string")
