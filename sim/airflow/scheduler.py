@@ -563,12 +563,13 @@ class Scheduler:
     def _process_executor_events(self, proc, now: float) -> int:
         n = 0
         rec = self.rec
+        unsynced = self._unsynced
         for ex in proc.executors.values():
             for ti, try_number, state in ex.get_event_buffer():
                 n += 1
-                if self._unsynced and ti in self._unsynced:
+                if unsynced and ti in unsynced:
                     # the first half of a deferred task has exited; resume it if its trigger fired
-                    if self._unsynced.pop(ti):
+                    if unsynced.pop(ti):
                         self._scheduled.append(ti)
                         self._sorted = False
                     continue
@@ -681,7 +682,7 @@ class Scheduler:
                 if not self.finished.triggered:
                     self.finished.succeed()
                 return
-            if self.finished.triggered:
+            if several and self.finished.triggered:
                 return                               # another scheduler found the end
             if not repeatable or not self.skip_idle_loops:
                 if sleep > 0.0:
@@ -698,7 +699,7 @@ class Scheduler:
             proc.idle_cpu = cpu
             bell = proc.doorbell = env.event()
             yield bell
-            if self.finished.triggered:
+            if several and self.finished.triggered:
                 return
             # The loops skipped meanwhile count as loops (their CPU as scheduler CPU, their
             # queries as database work).

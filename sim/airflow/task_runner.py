@@ -98,10 +98,11 @@ class TaskRunner:
             self._beating = True
             env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
         self.rec.transition(ti, S.RUNNING, started, f"task process started on {proc.worker}")
-        duration = ti.duration_of_try()
-        if ti.task.deferrable is not None and ti.run.defer_state[ti][2]:
+        task = ti.task
+        duration = ti.durations[ti.try_number - 1]
+        if task.deferrable is not None and ti.run.defer_state[ti][2]:
             duration = ti.run.defer_state[ti][1]     # the resumed part (execute_complete)
-        sensor = ti.task.sensor
+        sensor = task.sensor
         if sensor is not None:
             state = ti.run.sensor_state[ti]
             if state[1] != state[1]:
@@ -111,10 +112,10 @@ class TaskRunner:
                 polls = math.ceil(max(0.0, state[0]) / sensor.poke_interval)
                 duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
         run_cpu = self.run_cpu
-        if (ti.task.cpu_bound and duration > 0.0) or run_cpu > 0.0:
+        if (task.cpu_bound and duration > 0.0) or run_cpu > 0.0:
             wait = started - env.now
             host = proc.host
-            if ti.task.cpu_bound:
+            if task.cpu_bound:
                 def go(_e=None):
                     host.run(run_cpu + duration, lambda: self._ended(proc))
             else:
@@ -138,12 +139,12 @@ class TaskRunner:
         env = self.env
         ti = proc.ti
         ti.ended_at = env.now
-        sensor = ti.task.sensor
-        defer = ti.task.deferrable is not None and not ti.run.defer_state[ti][2]
-        if defer:
+        task = ti.task
+        sensor = task.sensor
+        if task.deferrable is not None and not ti.run.defer_state[ti][2]:
             outcome = S.DEFERRED          # TaskDeferred: write the trigger row, free the slots
-        elif ti.fails_this_try():
-            outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
+        elif ti.failure_draws is not None and ti.fails_this_try():
+            outcome = S.UP_FOR_RETRY if ti.try_number <= task.retries else S.FAILED
         elif sensor is None:
             outcome = S.SUCCESS
         else:
@@ -189,13 +190,19 @@ class TaskRunner:
                 return
             self._mini_schedule(proc, outcome)
             return
-        self._leave(proc, outcome)
+        if self.exit_cpu > 0.0:
+            self._leave(proc, outcome)
+        else:
+            self._exit(proc, outcome)
 
     def _mini_schedule(self, proc, outcome) -> None:
         if not proc.alive:
             return
         self.sim.scheduler.mini_schedule(proc.ti)
-        self._leave(proc, outcome)
+        if self.exit_cpu > 0.0:
+            self._leave(proc, outcome)
+        else:
+            self._exit(proc, outcome)
 
     def _leave(self, proc, outcome) -> None:
         """The process's work after its outcome (task_exit_cpu: LocalTaskJob's handle_task_exit,
