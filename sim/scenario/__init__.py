@@ -35,16 +35,21 @@ class Scenario:
     @classmethod
     def build(cls, dags: list[DAG], *, name: str = "python", description: str = "", seed: int = 0,
               horizon: float = 86400.0, profile: str = "airflow-2.10", airflow: dict | None = None,
-              overheads: dict | None = None, executor: str = "local",
+              overheads: dict | None = None, executor: "str | list[str]" = "local",
               executor_settings: dict | None = None) -> "Scenario":
         """A scenario from DAGs built in Python: the profile's settings, then ``airflow`` and
-        ``overheads`` key by key (Airflow's config names)."""
+        ``overheads`` key by key (Airflow's config names). ``executor`` is a kind, or a list of
+        kinds for Airflow 2.10+'s several executors (the first is the default)."""
         prof = load_profile(profile)
+        kinds = list(executor) if isinstance(executor, (list, tuple)) else [executor]
+        settings = _settings(kinds, prof, executor_settings or {})
+        if len(kinds) > 1:
+            settings["kinds"] = kinds                # as the scenario loader passes them
         return cls(name=name, description=description, seed=seed, horizon=float(horizon),
                    profile=profile,
                    airflow=AirflowConfig(**{**prof.get("airflow", {}), **(airflow or {})}),
                    overheads=Overheads(**{**prof.get("overheads", {}), **(overheads or {})}),
-                   executor=ExecutorSpec(executor, _settings([executor], prof, executor_settings or {})),
+                   executor=ExecutorSpec("+".join(kinds), settings),
                    dags=list(dags))
 
 
