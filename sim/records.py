@@ -94,6 +94,9 @@ class Recorder:
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
         self.on_occupy = None     # set by the scheduler: callbacks into the concurrency limits
         self.on_release = None
+        #: set by the scheduler when several schedulers share an executor: a freed executor slot
+        #: counts against the scheduler that queued the try
+        self.on_slot_free = None
 
     # -- the one place a task instance changes state -------------------------------------------
     def transition(self, ti, new: S, now: float, cause: str) -> None:
@@ -161,6 +164,8 @@ class Recorder:
     def release(self, ti, try_number: int, at: float) -> None:
         """Stamp when the executor freed the slot of a try (its row may be written already, or
         later: a zombie's row is written when it is detected)."""
+        if self.on_slot_free is not None:
+            self.on_slot_free(ti)
         row = self._unreleased.pop((ti.uid, try_number), None)
         if row is not None:
             self.ti_times["released_at"][row] = at

@@ -67,20 +67,22 @@ class Simulation:
         self.scheduler_host = Host(self.env, "scheduler", cores)
         # Several schedulers (airflow-mechanics.md §1.13): each has its own host and executor. A
         # LocalExecutor is its scheduler's own; the others' infrastructure (broker, workers,
-        # cluster) is shared, so they are modelled as one executor with every scheduler's slots.
+        # cluster) is shared, so they are modelled as one executor with every scheduler's slots,
+        # each scheduler counting the tries it queued against its own parallelism.
         n = self.airflow.schedulers
         own = n > 1 and spec.kind == "local" and not (spec.settings or {}).get("kinds")
         par = self.airflow.parallelism
         self.executor_parallelism = par if n == 1 or own else par * n
         self.executors = self._build_executors(spec)
-        self.scheduler_processes = [(self.scheduler_host, self.executors, self.executor_parallelism)]
+        shared = n > 1 and not own
+        self.scheduler_processes = [(self.scheduler_host, self.executors, par, shared)]
         for i in range(1, n):
             host = Host(self.env, f"scheduler-{i}", cores)
             if own:
                 ex = LocalExecutor(self, par, host)
-                self.scheduler_processes.append((host, {ex.name: ex}, par))
+                self.scheduler_processes.append((host, {ex.name: ex}, par, False))
             else:
-                self.scheduler_processes.append((host, self.executors, self.executor_parallelism))
+                self.scheduler_processes.append((host, self.executors, par, True))
         #: Executor slots of the whole deployment.
         self.total_parallelism = par * n
         #: A task's ``executor`` may name the executor by kind (``local``) or by class name.
@@ -101,7 +103,7 @@ class Simulation:
         if self.airflow.standalone_dag_processor:
             hosts = [Host(self.env, "dag-processor", self.overheads.dag_processor_host_cores)]
         else:
-            hosts = [host for host, _, _ in self.scheduler_processes]   # one per scheduler
+            hosts = [host for host, *_ in self.scheduler_processes]   # one per scheduler
         self.dag_processors = [DagProcessor(self, host) for host in hosts]
 
     def _build_executors(self, spec) -> dict:

@@ -157,3 +157,30 @@ def test_airflow3_refuses_the_hybrid_executor_and_takes_several_executors():
         load_scenario("scenarios/hybrid-celery-kubernetes.yaml", profile="airflow-3")
     sc = load_scenario("scenarios/airflow3-multi-executor.yaml")
     assert sc.airflow.execution_api and sc.profile == "airflow-3"
+
+
+def test_schedulers_sharing_celery_each_keep_to_their_own_parallelism():
+    """Several schedulers' CeleryExecutors share the broker and workers: modelled as one executor
+    with every scheduler's slots, each scheduler counting the tries it queued against its own
+    parallelism, as each real scheduler's executor does."""
+    from sim.simulation import Simulation
+    sc = Scenario.build(burst(n_dags=6, width=40), profile="airflow-2.10", executor="celery",
+                        executor_settings={"worker_pools": [{"name": "w", "replicas": 4, "concurrency": 16}]},
+                        airflow={"parallelism": 8, "max_active_tasks_per_dag": 100, "schedulers": 2},
+                        overheads=BUSY_LOOP)
+    sim = Simulation(sc)
+    procs, ex = sim.scheduler.procs, next(iter(sim.executors.values()))
+    seen = {"peak_each": 0, "peak_total": 0}
+
+    def watch():
+        while True:
+            assert all(0 <= p.occupied <= 8 for p in procs)
+            assert sum(p.occupied for p in procs) == ex.slots_occupied
+            seen["peak_each"] = max(seen["peak_each"], *(p.occupied for p in procs))
+            seen["peak_total"] = max(seen["peak_total"], ex.slots_occupied)
+            yield sim.env.timeout(0.05)
+    sim.env.process(watch())
+    r = sim.run()
+    assert r.summary["task_instances"]["by_state"] == {"success": 240}
+    assert seen["peak_each"] == 8 and seen["peak_total"] > 8     # each at its limit, together above it
+    assert all(p.occupied == 0 for p in procs)

@@ -37,14 +37,18 @@ class SchedulerProcess:
 
     __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "doorbell", "idle_end",
                  "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped",
-                 "quiet", "loops", "critical_section_busy", "cpu_seconds")
+                 "quiet", "loops", "critical_section_busy", "cpu_seconds", "shared", "occupied")
 
-    def __init__(self, index: int, host, executors: dict, parallelism: int):
+    def __init__(self, index: int, host, executors: dict, parallelism: int, shared: bool = False):
         self.index = index
         self.name = host.name
         self.host = host
         self.executors = executors
         self.parallelism = parallelism          # the slots this scheduler's executors have
+        #: Its executors' infrastructure is shared with the other schedulers' (Celery, Kubernetes):
+        #: modelled as one executor; this scheduler counts the slots of the tries it queued.
+        self.shared = shared
+        self.occupied = 0
         self.rung = False
         self.doorbell = None
         self.idle_end = self.idle_sleep = self.idle_period = self.idle_phase_a = self.idle_cpu = 0.0
@@ -65,8 +69,10 @@ class Scheduler:
         self.rec = sim.recorder
         self.db = sim.db
         #: The scheduler processes (airflow-mechanics.md §1.13), each with its host and executors.
-        self.procs = [SchedulerProcess(i, host, executors, par)
-                      for i, (host, executors, par) in enumerate(sim.scheduler_processes)]
+        self.procs = [SchedulerProcess(i, host, executors, par, shared)
+                      for i, (host, executors, par, shared) in enumerate(sim.scheduler_processes)]
+        if any(p.shared for p in self.procs):
+            self.rec.on_slot_free = self._slot_free
         self.all_executors = list({id(ex): ex for p in self.procs for ex in p.executors.values()}.values())
         self.default_executor = next(iter(sim.executors))
         self._cs_holder = None               # the process inside the critical section (several schedulers)
@@ -400,6 +406,14 @@ class Scheduler:
                 self._schedule(d, now, "mini-scheduler")
         self.ring()
 
+    @staticmethod
+    def _slot_free(ti) -> None:
+        """An executor slot freed: it no longer counts against the scheduler that queued the try."""
+        proc = ti.queued_by
+        if proc is not None:
+            proc.occupied -= 1
+            ti.queued_by = None
+
     # -- deferred tasks (airflow-mechanics.md §1.11) -------------------------------------------
     def deferred(self, ti) -> None:
         """The task's process wrote ``deferred`` and its trigger: the triggerer takes over. The
@@ -534,10 +548,13 @@ class Scheduler:
         Returns (CPU seconds, DB queries, task instances queued)."""
         cfg = self.cfg
         executors = proc.executors
-        occupied = 0
-        for ex in executors.values():
-            occupied += ex.slots_occupied
-        open_slots = proc.parallelism - occupied
+        if proc.shared:
+            open_slots = proc.parallelism - proc.occupied
+        else:
+            occupied = 0
+            for ex in executors.values():
+                occupied += ex.slots_occupied
+            open_slots = proc.parallelism - occupied
         if open_slots <= 0:
             return 0.0, 0, 0
         queued = 0
@@ -557,6 +574,10 @@ class Scheduler:
                     executors[ti.executor].queue_workload(ti)
                 self._scheduled = [t for t in self._scheduled if t.state is S.SCHEDULED]
                 queued = len(accepted)
+                if proc.shared:
+                    for ti in accepted:
+                        ti.queued_by = proc
+                    proc.occupied += queued
         # pool lock, select scheduled TIs, update to queued
         return self.ov.scheduler_per_ti * queued, 3, queued
 

@@ -53,7 +53,7 @@ class TaskInstance:
     __slots__ = ("uid", "run", "ti_index", "task", "map_index", "try_number", "state", "executor",
                  "worker", "host", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
                  "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
-                 "up_failed", "up_skipped", "decision", "durations", "failure_draws")
+                 "up_failed", "up_skipped", "decision", "durations", "failure_draws", "queued_by")
 
     def __init__(self, uid: int, run: "DagRun", ti_index: int, task: Task, priority: int):
         self.uid = uid
@@ -76,6 +76,7 @@ class TaskInstance:
         self.decision = None
         self.durations = None
         self.failure_draws = None
+        self.queued_by = None              # the scheduler that queued it, when several share an executor
 
     @property
     def key(self) -> tuple:
