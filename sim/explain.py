@@ -69,6 +69,7 @@ class RunStory:
             uid, k = r.ti_uid, r.try_number
             out.append({
                 "task": str(r.task_id), "uid": uid, "try": k, "state": str(r.state), "worker": str(r.worker),
+                "map_index": int(r.map_index),
                 "queue": str(r.queue), "ready": r.ready_at, "scheduled": r.scheduled_at, "queued": r.queued_at,
                 "launched": r.launched_at, "started": r.started_at, "ended": r.ended_at, "released": r.released_at,
                 "published": self._event(uid, k, "published", r.queued_at),
@@ -173,7 +174,8 @@ class RunStory:
         parallelism = cfg.parallelism * cfg.schedulers       # each scheduler's executor has its own
         tis = self.result.task_instances
         for t in rows:
-            out.append(f"{task_id} try {t['try']} ({t['state']}): ready at {t['ready']:.3f} s, "
+            element = f" [map_index {t['map_index']}]" if t["map_index"] >= 0 else ""
+            out.append(f"{task_id}{element} try {t['try']} ({t['state']}): ready at {t['ready']:.3f} s, "
                        f"started at {t['started']:.3f} s, waited {_d(t['started'] - t['ready'])}:")
             if t["scheduled"] == t["scheduled"]:
                 by = "the mini-scheduler (right after its upstream task)" if "mini" in t["scheduled_by"] else \

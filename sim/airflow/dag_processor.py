@@ -39,8 +39,8 @@ class DagProcessor:
         while not finished.triggered:
             start = env.now
             jobs = [self.host.work(share) for share in self.shares if share > 0.0]
-            self.cpu_seconds += sum(self.shares)
             yield env.all_of(jobs)
+            self.cpu_seconds += sum(self.shares)      # counted with the cycle, once it is done
             wait = db.book(self.files)             # write each serialized DAG
             if wait > 0.0:
                 yield env.timeout(wait)
