@@ -69,14 +69,13 @@ class Scheduler:
         self.rec = sim.recorder
         self.db = sim.db
         #: The scheduler processes (airflow-mechanics.md §1.13), each with its host and executors.
-        self.procs = [SchedulerProcess(i, host, executors, par, shared)
-                      for i, (host, executors, par, shared) in enumerate(sim.scheduler_processes)]
+        self.procs = tuple(SchedulerProcess(i, host, executors, par, shared)
+                           for i, (host, executors, par, shared) in enumerate(sim.scheduler_processes))
         if any(p.shared for p in self.procs):
             self.rec.on_slot_free = self._slot_free
         self.all_executors = list({id(ex): ex for p in self.procs for ex in p.executors.values()}.values())
         self.default_executor = next(iter(sim.executors))
         self._cs_holder = None               # the process inside the critical section (several schedulers)
-        self._procs = tuple(self.procs)
         self.executor_aliases = sim.executor_aliases
         self.plans = sim.plans
         pools = {"default_pool": self.cfg.default_pool_task_slot_count, **self.cfg.pools}
@@ -140,7 +139,7 @@ class Scheduler:
 
     def ring(self) -> None:
         """Something changed that a scheduler loop would act on."""
-        for proc in self._procs:
+        for proc in self.procs:
             proc.rung = True
             bell = proc.doorbell
             if bell is not None:

@@ -91,7 +91,7 @@ class TaskRunner:
             self._exit(proc, None)
             return
         # UPDATE task_instance SET state='running' (Airflow 3: POST /run to the API server)
-        started = env.now + (self.db.book(1) if self.api is None else self._write())
+        started = env.now + (self.db.book(1) if self.api is None else self._api_write())
         ti.started_at = started
         self.running[(ti, proc.try_number)] = proc
         if self.heartbeat_interval > 0.0 and not self._beating:
@@ -157,7 +157,7 @@ class TaskRunner:
                 outcome = S.SKIPPED if sensor.soft_fail else S.FAILED
             else:
                 outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
-        write = self.db.book(1) if self.api is None else self._write()   # the task writes its outcome
+        write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
         if write > 0.0:
             env.timeout(write).callbacks.append(lambda _e: self._written(proc, outcome))
         else:
@@ -220,13 +220,10 @@ class TaskRunner:
             del self.running[key]
         proc.on_exit(proc, outcome)
 
-    def _write(self) -> float:
-        """One state write by the task: straight to the metadata DB (Airflow 2), or a request to
-        the API server, which makes the query (Airflow 3's Task SDK, airflow-mechanics.md §2.6)."""
-        api = self.api
-        if api is None:
-            return self.db.book(1)
-        t = api.book(1)
+    def _api_write(self) -> float:
+        """One state write by the task through the API server, which makes the DB query (Airflow
+        3's Task SDK, airflow-mechanics.md §2.6); Airflow 2's tasks book the DB directly."""
+        t = self.api.book(1)
         return t + self.db.book(1, at=self.env.now + t)
 
     def _heartbeats(self, _e=None) -> None:
