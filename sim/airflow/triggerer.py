@@ -5,8 +5,8 @@ no executor slot and no pool slot while it waits. Each triggerer process runs
 ``TriggererJobRunner._run_trigger_loop``: ``load_triggers`` claims unassigned triggers up to its
 ``[triggerer] capacity`` (``Trigger.assign_unassigned``), ``handle_events`` submits the events of
 triggers that fired (the task instance goes back to ``scheduled``: a second trip through the
-scheduler and the executor), then the loop sleeps one second (``overheads.triggerer_loop_sleep``). Several triggerers share the trigger
-table; a trigger nobody has room for waits unassigned.
+scheduler and the executor), then the loop sleeps one second (``overheads.triggerer_loop_sleep``).
+Several triggerers share the trigger table; a trigger nobody has room for waits unassigned.
 
 A trigger's condition holds ``wait`` after the deferral, whether or not a triggerer runs it yet; a
 trigger claimed late fires on its first check. The loop's one-second passes are only simulated
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+
 
 class Triggerer:
     """One ``airflow triggerer`` process."""
