@@ -79,6 +79,14 @@ def mmc_wq(lam: float, mu: float, c: int) -> float:
     return p / (c * mu - lam)
 
 
+def mmc_relaxation_time(c: int, rho: float, service: float) -> float:
+    """The M/M/c queue's relaxation time 1/(cμ(1−√ρ)²), μ = 1/service: how long a queue started
+    empty takes to forget its start (tests discard several of them as warm-up)."""
+    c = _check_int("c", c)
+    _check_stable(rho)
+    return _check_positive("service", service) / (c * (1.0 - math.sqrt(rho)) ** 2)
+
+
 def mmc_w(lam: float, mu: float, c: int) -> float:
     """Mean time in system for M/M/c: W = Wq + 1/μ (validation.md)."""
     return mmc_wq(lam, mu, c) + 1.0 / mu
@@ -210,6 +218,30 @@ def _dag_args(total_work, critical_path, m):
         # The critical path is a set of tasks, so it can never exceed the total work.
         raise ValueError(f"critical_path={cp} exceeds total_work={wk}")
     return wk, cp, m
+
+
+def critical_path(durations: dict, edges) -> float:
+    """The longest path through a DAG, weighted by its tasks' durations: its makespan with
+    unlimited slots and no overheads (validation.md). ``edges`` are (upstream, downstream) pairs
+    of keys of ``durations``. Computed here independently of the model's own DAG code."""
+    preds: dict = {t: [] for t in durations}
+    succs: dict = {t: [] for t in durations}
+    for a, b in edges:
+        preds[b].append(a)
+        succs[a].append(b)
+    waiting = {t: len(p) for t, p in preds.items()}
+    ready = [t for t, n in waiting.items() if n == 0]
+    finish: dict = {}
+    while ready:                                  # Kahn's order: every task after its upstream
+        t = ready.pop()
+        finish[t] = float(durations[t]) + max((finish[p] for p in preds[t]), default=0.0)
+        for s in succs[t]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                ready.append(s)
+    if len(finish) != len(durations):
+        raise ValueError("the edges contain a cycle")
+    return max(finish.values(), default=0.0)
 
 
 def dag_lower_bound(total_work: float, critical_path: float, m: int) -> float:

@@ -268,8 +268,7 @@ class CeleryQueue:
 
     @property
     def warmup(self) -> float:
-        relax = SERVICE / (self.c * (1.0 - math.sqrt(self.rho)) ** 2)
-        return max(3600.0, 10.0 * relax)
+        return max(3600.0, 10.0 * th.mmc_relaxation_time(self.c, self.rho, SERVICE))
 
     @property
     def horizon(self) -> float:

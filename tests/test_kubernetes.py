@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim import theory as th
 from sim.cli import main as cli
 from sim.infra.cluster import AUTOSCALERS, SPOT_NOTICE
 from sim.scenario import load_profile, scenario_from_dict
@@ -130,18 +131,8 @@ def final_states(result) -> pd.Series:
 
 
 def critical_path(dur: dict[str, float], deps: list[str]) -> float:
-    """Longest path, weights = durations, through the DAG given as 'a >> b' edges."""
-    preds: dict[str, list[str]] = {t: [] for t in dur}
-    for e in deps:
-        a, b = (s.strip() for s in e.split(">>"))
-        preds[b].append(a)
-    finish: dict[str, float] = {}
-
-    def ef(t: str) -> float:
-        if t not in finish:
-            finish[t] = dur[t] + max((ef(p) for p in preds[t]), default=0.0)
-        return finish[t]
-    return max(ef(t) for t in dur)
+    """sim.theory's longest path, for edges written 'a >> b'."""
+    return th.critical_path(dur, [tuple(s.strip() for s in e.split(">>")) for e in deps])
 
 
 # =========================================================================== 1. node capacity

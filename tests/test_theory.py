@@ -173,3 +173,19 @@ def test_batch_means():
 def test_invalid_inputs_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_critical_path_is_the_longest_weighted_path():
+    dur = {"a": 2.0, "b": 5.0, "c": 1.0, "d": 3.0}
+    edges = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
+    assert th.critical_path(dur, edges) == 10.0            # a, b, d
+    assert th.critical_path({"x": 4.0, "y": 1.0}, []) == 4.0
+    with pytest.raises(ValueError, match="cycle"):
+        th.critical_path({"a": 1.0, "b": 1.0}, [("a", "b"), ("b", "a")])
+
+
+def test_mmc_relaxation_time():
+    # 1 / (c mu (1 - sqrt(rho))^2) with mu = 1/60 s, c = 2, rho = 0.81: 60 / (2 * 0.01) = 3000 s
+    assert th.mmc_relaxation_time(2, 0.81, 60.0) == pytest.approx(3000.0)
+    with pytest.raises(ValueError):
+        th.mmc_relaxation_time(2, 1.0, 60.0)

@@ -16,7 +16,6 @@ The bigger, more replicated variants are marked ``slow`` (``pytest -m slow``).
 from __future__ import annotations
 
 import functools
-import math
 import random
 from dataclasses import dataclass
 
@@ -111,8 +110,7 @@ class Queue:
     def warmup(self) -> float:
         """Discarded start (seconds): 10 relaxation times 1/(cμ(1−√ρ)²) of the queue started
         empty, at least one hour."""
-        relax = SERVICE / (self.c * (1.0 - math.sqrt(self.rho)) ** 2)
-        return max(3600.0, 10.0 * relax)
+        return max(3600.0, 10.0 * th.mmc_relaxation_time(self.c, self.rho, SERVICE))
 
     @property
     def horizon(self) -> float:
@@ -338,18 +336,8 @@ def recorded_dag(f: Frames) -> tuple[float, float, float]:
 
 
 def critical_path(dur: dict[str, float], deps: list[str]) -> float:
-    """Longest path, weights = durations, through the DAG given as 'a >> b' edges."""
-    preds: dict[str, list[str]] = {t: [] for t in dur}
-    for e in deps:
-        a, b = (s.strip() for s in e.split(">>"))
-        preds[b].append(a)
-    finish: dict[str, float] = {}
-
-    def ef(t: str) -> float:
-        if t not in finish:
-            finish[t] = dur[t] + max((ef(p) for p in preds[t]), default=0.0)
-        return finish[t]
-    return max(ef(t) for t in dur)
+    """sim.theory's longest path, for edges written 'a >> b'."""
+    return th.critical_path(dur, [tuple(s.strip() for s in e.split(">>")) for e in deps])
 
 
 # The seed-diamond DAG (T1 >> [T2, T3] >> T4) plus a longer branch T1 >> L1 >> L2 >> L3 >> T4.
