@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import theory as th
 from sim.cli import main as cli
 from sim.infra.cluster import AUTOSCALERS, SPOT_NOTICE
 from sim.scenario import load_profile, scenario_from_dict
 from sim.simulation import Simulation
+
+from ideal_dags import DIAMOND_CONSTANT, DIAMOND_DEPS, DIAMOND_RANDOM, critical_path  # tests/ideal_dags.py
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S_SHORT_TASKS = ROOT / "scenarios" / "k8s-short-tasks.yaml"
@@ -130,9 +131,6 @@ def final_states(result) -> pd.Series:
     return tis.groupby("ti_uid")["state"].last().astype(str)
 
 
-def critical_path(dur: dict[str, float], deps: list[str]) -> float:
-    """sim.theory's longest path, for edges written 'a >> b'."""
-    return th.critical_path(dur, [tuple(s.strip() for s in e.split(">>")) for e in deps])
 
 
 # =========================================================================== 1. node capacity
@@ -410,13 +408,6 @@ def test_pod_too_big_for_every_pool_adds_no_node():
 
 
 # =========================================================================== 3. ideal = critical path
-DIAMOND_DEPS = ["T1 >> T2", "T1 >> T3", "T2 >> T4", "T3 >> T4",
-                "T1 >> L1", "L1 >> L2", "L2 >> L3", "L3 >> T4"]
-DIAMOND_CONSTANT = {"T1": 30, "T2": 60, "T3": 45, "T4": 10, "L1": 25, "L2": 25, "L3": 25}
-DIAMOND_RANDOM = {"T1": 30, "T2": {"lognormal": {"mean": 60, "cv": 0.5}},
-                  "T3": {"exponential": {"mean": 45}}, "T4": {"uniform": {"low": 5, "high": 15}},
-                  "L1": {"exponential": {"mean": 25}}, "L2": {"lognormal": {"mean": 25, "cv": 1.0}},
-                  "L3": {"uniform": {"low": 10, "high": 40}}}
 WIDE_DEPS = [f"root >> w{i}" for i in range(12)] + [f"w{i} >> sink" for i in range(12)] + ["w0 >> w0b"]
 WIDE = {"root": 5, **{f"w{i}": 10 + 7 * i for i in range(12)}, "w0b": 100, "sink": 3}
 
