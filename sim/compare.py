@@ -117,6 +117,13 @@ def mean_ci(values) -> tuple[float, float]:
     return tuple(float(x) for x in t_mean_ci(v, 0.95))
 
 
+def pareto_front(points) -> list:
+    """The points ``(x, y, ...)`` that no other point beats on both x and y (lower is better for
+    both: delay and cost), sorted by x. Points with the same x and y do not beat each other."""
+    pts = sorted(points)
+    return [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q[:2] != p[:2] for q in pts)]
+
+
 def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, progress: bool = False,
             base_seed: int | None = None) -> Comparison:
     from .scenario import load_scenario

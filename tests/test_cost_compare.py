@@ -100,3 +100,10 @@ def test_compare_takes_settings_only_the_compared_executor_knows():
     c = compare(path, ["celery"], seeds=2, jobs=1,
                 sets=["executor.worker_pools=[{name: w, replicas: 2}]", "horizon=20m"])
     assert set(c.runs["executor"]) == {"celery"} and len(c.runs) == 2
+
+
+def test_pareto_front_keeps_what_nothing_beats_on_both_axes():
+    from sim.compare import pareto_front
+    pts = [(5.0, 1.0, "cheap"), (1.0, 3.0, "fast"), (4.0, 4.0, "worse than cheap"), (2.0, 2.0, "middle"),
+           (2.0, 2.0, "middle twin")]
+    assert [p[2] for p in pareto_front(pts)] == ["fast", "middle", "middle twin", "cheap"]

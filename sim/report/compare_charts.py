@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..compare import pareto_front
 from .charts import COLORS, STAGE_LABELS, plt
 
 
@@ -73,8 +74,7 @@ def cost_vs_latency(cmp):
         ax.errorbar(p[ex], c[ex], xerr=ph[ex], yerr=ch[ex], fmt="o", color=COLORS[i % len(COLORS)], capsize=3,
                     label=ex)
         pts.append((p[ex], c[ex], ex))
-    # Pareto frontier: no other executor is both cheaper and faster
-    front = sorted(pt for pt in pts if not any(q[0] <= pt[0] and q[1] <= pt[1] and q != pt for q in pts))
+    front = pareto_front(pts)          # no other executor is both cheaper and faster
     if len(front) > 1:
         ax.plot([f[0] for f in front], [f[1] for f in front], "--", color="grey", lw=1, label="Pareto frontier")
     ax.set_xlabel("ready -> started p95 (seconds)")
