@@ -225,7 +225,7 @@ def observations(ti: pd.DataFrame, dr: pd.DataFrame | None, structures: dict) ->
 def stage_stats(obs: pd.DataFrame) -> pd.DataFrame:
     """Per DAG and stage: n, mean, p50, and for the makespan the spread of the runs (min, max,
     standard deviation, the 95 % t-interval of the mean)."""
-    from scipy import stats as st
+    from ..compare import mean_ci
     rows = []
     for dag_id, g in obs.groupby("dag_id", sort=False):
         for stage in STAGES:
@@ -238,7 +238,7 @@ def stage_stats(obs: pd.DataFrame) -> pd.DataFrame:
             row = {"dag_id": dag_id, "stage": stage, "n": len(x), "mean": float(x.mean()),
                    "p50": float(np.median(x)), "min": float(x.min()), "max": float(x.max()),
                    "sd": float(x.std(ddof=1)) if len(x) > 1 else math.nan}
-            half = (st.t.ppf(0.975, len(x) - 1) * row["sd"] / math.sqrt(len(x))) if len(x) > 1 else math.nan
+            half = mean_ci(x)[1]                  # 95 % Student t; NaN for a single run
             row["ci_low"], row["ci_high"] = row["mean"] - half, row["mean"] + half
             rows.append(row)
     return pd.DataFrame(rows)
