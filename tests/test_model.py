@@ -1,9 +1,10 @@
 """The workload model without a running simulation: states, DAGs, trigger rules, schedules."""
+import itertools
 import random
 
 import pytest
 
-from sim.model.dag import DAG, DagError, Task
+from sim.model.dag import DAG, TRIGGER_RULES, DagError, Task
 from sim.model.durations import Constant, Empirical, Exponential, LogNormal, Uniform
 from sim.model.schedules import At, Burst, Cron, Interval, Poisson
 from sim.model.states import (DAGRUN_TRANSITIONS, TI_TRANSITIONS, DagRunState, IllegalTransition,
@@ -144,3 +145,76 @@ def test_schedules():
     rng = random.Random(1)
     times = list(Poisson(3600).times(10000, rng))
     assert abs(len(times) - 10000) < 400 and times == sorted(times)
+
+
+def _airflow_trigger_rule(rule, n, success, failed, skipped, upstream_failed):
+    """Airflow 2.10's ``TriggerRuleDep._evaluate_direct_relatives`` transcribed branch by branch
+    (airflow/ti_deps/deps/trigger_rule_dep.py, flag_upstream_failed=True): the state the rule
+    sets wins; else the task is ready if the rule passes, else it waits."""
+    done = success + failed + skipped + upstream_failed
+    upstream_done = done >= n
+    new_state = None
+    if rule == "all_success":
+        if upstream_failed or failed:
+            new_state = S.UPSTREAM_FAILED
+        elif skipped:
+            new_state = S.SKIPPED
+    elif rule == "all_failed":
+        if success or skipped:
+            new_state = S.SKIPPED
+    elif rule == "one_success":
+        if upstream_done and done == skipped:
+            new_state = S.SKIPPED
+        elif upstream_done and success <= 0:
+            new_state = S.UPSTREAM_FAILED
+    elif rule == "one_failed":
+        if upstream_done and not (failed or upstream_failed):
+            new_state = S.SKIPPED
+    elif rule == "one_done":
+        if upstream_done and not (failed or success):
+            new_state = S.SKIPPED
+    elif rule in ("none_failed", "none_failed_min_one_success"):
+        if upstream_failed or failed:
+            new_state = S.UPSTREAM_FAILED
+        elif rule == "none_failed_min_one_success" and skipped == n:
+            new_state = S.SKIPPED
+    elif rule == "none_skipped":
+        if skipped:
+            new_state = S.SKIPPED
+    elif rule == "all_skipped":
+        if success or failed or upstream_failed:
+            new_state = S.SKIPPED
+    if new_state is not None:
+        return new_state
+    passes = {
+        "one_success": success > 0,
+        "one_failed": bool(failed or upstream_failed),
+        "one_done": success + failed > 0,
+        "all_success": n - success <= 0,
+        "all_failed": n - failed - upstream_failed <= 0,
+        "all_done": upstream_done,
+        "none_failed": n - success - skipped <= 0,
+        "none_failed_min_one_success": n - success - skipped <= 0,
+        "none_skipped": upstream_done and not skipped,
+        "all_skipped": n - skipped <= 0,
+        "always": True,
+    }[rule]
+    return READY if passes else None
+
+
+@pytest.mark.parametrize("rule", sorted(TRIGGER_RULES))
+def test_every_trigger_rule_matches_airflow_on_every_upstream_mix(rule):
+    """Every split of up to 3 upstream tasks into success / failed / skipped / upstream_failed /
+    unfinished gives Airflow's answer (issue #12: one_done ran on an upstream_failed upstream)."""
+    for n in range(1, 4):
+        for success, failed, skipped, ufailed in itertools.product(range(n + 1), repeat=4):
+            if success + failed + skipped + ufailed > n:
+                continue
+            want = _airflow_trigger_rule(rule, n, success, failed, skipped, ufailed)
+            assert decide(rule, n, success, failed, skipped, ufailed) == want, \
+                (rule, n, success, failed, skipped, ufailed)
+
+
+def test_one_done_skips_when_its_only_upstream_is_upstream_failed():
+    assert decide("one_done", 1, 0, 0, 0, 1) is S.SKIPPED
+    assert decide("one_done", 1, 0, 1, 0, 0) == READY

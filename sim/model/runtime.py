@@ -53,7 +53,7 @@ class TaskInstance:
     __slots__ = ("uid", "run", "ti_index", "task", "map_index", "try_number", "state", "executor",
                  "worker", "host", "priority", "sort_key", "ready_at", "scheduled_at", "queued_at",
                  "launched_at", "started_at", "ended_at", "next_retry_at", "up_success",
-                 "up_failed", "up_skipped", "decision", "durations", "failure_draws", "queued_by")
+                 "up_failed", "up_upstream_failed", "up_skipped", "decision", "durations", "failure_draws", "queued_by")
 
     def __init__(self, uid: int, run: "DagRun", ti_index: int, task: Task, priority: int):
         self.uid = uid
@@ -72,7 +72,7 @@ class TaskInstance:
         self.ready_at = self.scheduled_at = self.queued_at = math.nan
         self.launched_at = self.started_at = self.ended_at = math.nan
         self.next_retry_at = math.nan
-        self.up_success = self.up_failed = self.up_skipped = 0
+        self.up_success = self.up_failed = self.up_upstream_failed = self.up_skipped = 0
         self.decision = None
         self.durations = None
         self.failure_draws = None
@@ -171,11 +171,14 @@ class DagRun:
                 d.up_success += 1
             elif state is S.SKIPPED:
                 d.up_skipped += 1
+            elif state is S.UPSTREAM_FAILED:
+                d.up_upstream_failed += 1
             else:
                 d.up_failed += 1
             if d.decision is None and d.state is S.NONE:
                 n_up = self.n_up[j] if self.n_up is not None else plan.n_upstream[j]
-                verdict = decide(plan.rules[j], n_up, d.up_success, d.up_failed, d.up_skipped)
+                verdict = decide(plan.rules[j], n_up, d.up_success, d.up_failed, d.up_skipped,
+                                 d.up_upstream_failed)
                 if verdict is not None:
                     d.decision = verdict
                     d.ready_at = max(at, self.started_at)
