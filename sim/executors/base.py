@@ -21,7 +21,9 @@ class BaseExecutor:
         self.env = sim.env
         self.parallelism = parallelism
         self.queued_tasks: dict = {}          # ti -> None, in queueing order
-        self.running: set = set()             # (ti, try_number): a new try is a new key, as in Airflow
+        #: (ti, try_number) -> None: a new try is a new key, as in Airflow. A dict, not a set: a set of
+        #: tuples of objects iterates in address order, which differs between identical runs.
+        self.running: dict = {}
         self.event_buffer: list = []
 
     # -- slots ----------------------------------------------------------------------------------
@@ -47,7 +49,7 @@ class BaseExecutor:
             batch = sorted(queued, key=_neg_priority)[:open_slots] if len(queued) > 1 else list(queued)
             for ti in batch:
                 del queued[ti]
-                self.running.add((ti, ti.try_number))
+                self.running[(ti, ti.try_number)] = None
             cost += self.trigger_tasks(batch)
         cost += self.sync()
         return cost
@@ -62,7 +64,7 @@ class BaseExecutor:
 
     def change_state(self, ti, try_number: int, state) -> None:
         """A task's process reported its end: free the slot and leave an event for the scheduler."""
-        self.running.discard((ti, try_number))
+        self.running.pop((ti, try_number), None)
         self.sim.recorder.release(ti, try_number, self.env.now)
         self.event_buffer.append((ti, try_number, state))
 
@@ -76,7 +78,7 @@ class BaseExecutor:
         message may still be delivered, and then finds the try no longer queued)."""
         if (ti, try_number) in self.running or ti in self.queued_tasks:
             self.sim.recorder.release(ti, try_number, self.env.now)
-        self.running.discard((ti, try_number))
+        self.running.pop((ti, try_number), None)
         self.queued_tasks.pop(ti, None)
 
     def has_pending_work(self) -> bool:

@@ -52,7 +52,7 @@ class Node:
     ready_at: float
     cpu_free: float = 0.0
     mem_free: float = 0.0
-    pods: set = field(default_factory=set)
+    pods: dict = field(default_factory=dict)     # pod -> None: ordered, unlike a set of objects
     images: dict = field(default_factory=dict)   # image -> time it is (or will be) on the node
     pull_free_at: float = 0.0                   # kubelet pulls one image at a time
     ready: bool = False
@@ -76,6 +76,8 @@ class Cluster:
         self.node_log: list = []            # (time, pool, nodes)
         self.scale_ups = 0
         self.scale_downs = 0
+        self._last_add = -math.inf         # Cluster Autoscaler pauses scale-down cluster-wide
+        self._scaling = False
 
     # -- nodes ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,15 +167,17 @@ class Cluster:
                 node = max(nodes, key=lambda n: (n.cpu_free / n.pool.cores, n.name))
             node.cpu_free -= pod.cpu
             node.mem_free -= pod.memory
-            node.pods.add(pod)
+            node.pods[pod] = None
             pod.bind(node)
         self.pending = keep
+        if keep and self.auto.get("instant") and not self._scaling:
+            self._scale_up()                 # nodes that are ready at once bind the pods left
 
     def release(self, pod) -> None:
         node = pod.node
         if node is None or pod not in node.pods:
             return
-        node.pods.discard(pod)
+        node.pods.pop(pod, None)
         node.cpu_free += pod.cpu
         node.mem_free += pod.memory
         if not node.pods:
@@ -197,41 +201,51 @@ class Cluster:
         env = self.env
         a = self.auto
         finished = self.sim.scheduler.finished
-        last_add = -math.inf                  # Cluster Autoscaler pauses scale-down cluster-wide
         while not finished.triggered:
             yield env.timeout(a["scan_interval"])
-            now = env.now
-            # scale up: pods no ready node can take, and no node on its way could take
-            coming = [n for n in self.nodes if not n.ready]
-            waiting = [p for p in self.pending if not p.cancelled]
-            need: dict = {}
-            room = [[n.pool.cores, n.pool.memory, n.pool] for n in coming]
-            for pod in waiting:
-                if any(self._fits(n, pod) for n in self.nodes):
+            self._scale_up()
+            self._scale_down()
+
+    def _scale_up(self) -> None:
+        """Add nodes for the pods no ready node can take, and no node on its way could take. With
+        ``instant`` (the ideal profile's ``instant_nodes``) they are ready at once."""
+        a = self.auto
+        coming = [n for n in self.nodes if not n.ready]
+        waiting = [p for p in self.pending if not p.cancelled]
+        need: dict = {}
+        room = [[n.pool.cores, n.pool.memory, n.pool] for n in coming]
+        for pod in waiting:
+            if any(self._fits(n, pod) for n in self.nodes):
+                continue
+            slot = next((r for r in room if r[0] >= pod.cpu and r[1] >= pod.memory), None)
+            if slot is None:
+                pool = next((p for p in self.pools if p.cores >= pod.cpu and p.memory >= pod.memory
+                             and self.node_count(p.name) + need.get(p.name, 0) < p.max_nodes), None)
+                if pool is None:
                     continue
-                slot = next((r for r in room if r[0] >= pod.cpu and r[1] >= pod.memory), None)
-                if slot is None:
-                    pool = next((p for p in self.pools if p.cores >= pod.cpu and p.memory >= pod.memory
-                                 and self.node_count(p.name) + need.get(p.name, 0) < p.max_nodes), None)
-                    if pool is None:
-                        continue
-                    need[pool.name] = need.get(pool.name, 0) + 1
-                    slot = [pool.cores, pool.memory, pool]
-                    room.append(slot)
-                slot[0] -= pod.cpu
-                slot[1] -= pod.memory
-            for pool in self.pools:
-                for _ in range(need.get(pool.name, 0)):
-                    provision = self._rng.uniform(a["provision_min"], a["provision_max"])
-                    self._add_node(pool, provision)
-                    self.scale_ups += 1
-                    last_add = now
-            # scale down: empty nodes unneeded for long enough (bare pods block eviction, so only
-            # empty nodes go), not too soon after a scale-up, above the pool's minimum
-            for node in list(self.nodes):
-                pool = node.pool
-                if node.ready and not node.pods and now - node.empty_since >= a["scale_down_unneeded_time"] \
-                        and now - last_add >= a["scale_down_delay_after_add"] \
-                        and self.node_count(pool.name) > pool.min_nodes:
-                    self._remove_node(node)
-                    self.scale_downs += 1
+                need[pool.name] = need.get(pool.name, 0) + 1
+                slot = [pool.cores, pool.memory, pool]
+                room.append(slot)
+            slot[0] -= pod.cpu
+            slot[1] -= pod.memory
+        self._scaling = True                 # a node ready at once binds pods: no nested scale-up
+        for pool in self.pools:
+            for _ in range(need.get(pool.name, 0)):
+                provision = 0.0 if a.get("instant") else self._rng.uniform(a["provision_min"], a["provision_max"])
+                self.scale_ups += 1
+                self._last_add = self.env.now
+                self._add_node(pool, provision)
+        self._scaling = False
+
+    def _scale_down(self) -> None:
+        """Remove empty nodes unneeded for long enough (bare pods block eviction, so only empty
+        nodes go), not too soon after a scale-up, above the pool's minimum."""
+        a = self.auto
+        now = self.env.now
+        for node in list(self.nodes):
+            pool = node.pool
+            if node.ready and not node.pods and now - node.empty_since >= a["scale_down_unneeded_time"] \
+                    and now - self._last_add >= a["scale_down_delay_after_add"] \
+                    and self.node_count(pool.name) > pool.min_nodes:
+                self._remove_node(node)
+                self.scale_downs += 1
