@@ -358,7 +358,7 @@ def test_cluster_autoscaler_delay_after_add_is_cluster_wide():
     holds back the removal of pool a's idle node until 505 s."""
     dags = [dag("s", {"at": [0, 1200]}, {"small": {"duration": "60s", "cpu": 1}}),
             dag("b", {"at": [200]}, {"big": {"duration": "60s", "cpu": 6}})]
-    data = k8s_scenario(dags, kubernetes={"worker_pods_creation_batch_size": 16},
+    data = k8s_scenario(dags, kubernetes={"worker_pods_creation_batch_size": 16, "instant_nodes": False},
                         cluster={"autoscaler": "cluster-autoscaler",
                                  "autoscaler_settings": {"scan_interval": 5, "provision_min": 20, "provision_max": 20,
                                                          "scale_down_unneeded_time": 120,
@@ -455,6 +455,25 @@ def test_ideal_kubernetes_makespan_equals_critical_path(name, seed):
     assert len(p) == len(tis) and set(p["pod"]) == set(tis["worker"])
     for col in ("scheduling_s", "image_pull_s", "init_containers_s", "container_start_s"):
         assert np.allclose(p[col], 0.0, rtol=0, atol=1e-9), col
+
+
+@pytest.mark.parametrize("autoscaler", ["cluster-autoscaler", "karpenter"])
+def test_ideal_kubernetes_from_an_empty_cluster_is_the_critical_path(autoscaler):
+    """Issue #12: under ideal every overhead is zero, node provisioning included. On the default
+    cluster (scaled from zero nodes by an autoscaler preset that takes minutes) a DAG run still
+    lasts exactly its critical path: a pod that needs a node gets one at once."""
+    data = k8s_scenario([dag("g", {"at": [0, 500]}, {t: {"duration": d, "cpu": 1} for t, d in DIAMOND_CONSTANT.items()},
+                             DIAMOND_DEPS)],
+                        kubernetes={"worker_pods_creation_batch_size": 1000},
+                        cluster={"autoscaler": autoscaler, "node_pools": [{"name": "p", "cores": 2, "max_nodes": 50}]})
+    r, sim = simulate(data)
+    assert not r.stuck and len(r.dag_runs) == 2 and (r.dag_runs["state"] == "success").all()
+    cp = critical_path(DIAMOND_CONSTANT, DIAMOND_DEPS)
+    for _, run in r.dag_runs.iterrows():
+        assert float(run["ended_at"] - run["started_at"]) == pytest.approx(cp, rel=0, abs=1e-9)
+    tis = r.task_instances
+    assert np.allclose(tis["started_at"], tis["queued_at"], rtol=0, atol=1e-9)
+    assert kube(sim).cluster.scale_ups >= 2          # the nodes were added on demand, not there before
 
 
 # =========================================================================== 4. pod creation batches

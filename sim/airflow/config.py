@@ -163,3 +163,6 @@ class KubernetesConfig:
     #: Pod requests when a task sets none (cores, MiB): ASSUMPTION, as in the profile.
     default_cpu: float = 1.0
     default_memory: float = 512.0
+    #: Simulator extension: a pod that no node can take gets a node that is ready at once (no
+    #: scan interval, no provisioning time). The ideal profile sets it: node start-up is overhead.
+    instant_nodes: bool = False

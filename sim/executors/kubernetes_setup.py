@@ -17,5 +17,6 @@ def build_kubernetes(sim, settings: dict) -> KubernetesExecutor:
     pools = [NodePool(**p) for p in cl.get("node_pools") or [{"name": "default", "max_nodes": 10}]]
     auto = dict(AUTOSCALERS[cl.get("autoscaler", "cluster-autoscaler")])
     auto.update({k: v for k, v in (cl.get("autoscaler_settings") or {}).items() if v is not None})
+    auto["instant"] = cfg.instant_nodes
     cluster = Cluster(sim, pools, auto, cl.get("scoring", "least_allocated"))
     return KubernetesExecutor(sim, sim.executor_parallelism, cfg, cluster)

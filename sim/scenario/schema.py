@@ -570,6 +570,8 @@ class KubernetesSection(Strict):
     watcher_delay: Duration = KubernetesConfig.watcher_delay
     default_cpu: PositiveFloat = KubernetesConfig.default_cpu
     default_memory: PositiveFloat = KubernetesConfig.default_memory
+    instant_nodes: bool = KubernetesConfig.instant_nodes
+    """Simulator extension: new nodes are ready at once, when a pod needs one (the ideal profile)."""
 
 
 class NodePoolSpec(Strict):
