@@ -172,6 +172,13 @@ class Recorder:
         else:
             self._released_early[(ti.uid, try_number)] = at
 
+    def forget_release(self, ti) -> None:
+        """The current try was revoked while queued and goes back to ``scheduled`` under the
+        same key: its row will be that of the attempt that runs, so the revoked attempt's early
+        release must not be stamped on it."""
+        if self._released_early:
+            self._released_early.pop((ti.uid, ti.try_number), None)
+
     def dag_run_ended(self, run) -> None:
         self.dr_rows.append((run.plan.index, run.idx, run.due_at, run.created_at, run.started_at,
                              run.ended_at, run.state.value))

@@ -483,16 +483,23 @@ class Scheduler:
         now = self.env.now
         limit = now - cfg.task_queued_timeout
         for ex in self.all_executors:
-            stuck = [ti for ti, _ in list(ex.running) if ti.state is S.QUEUED and ti.queued_at <= limit]
-            stuck += [ti for ti in list(ex.queued_tasks) if ti.state is S.QUEUED and ti.queued_at <= limit]
-            for ti in stuck:
+            # Airflow selects the queued rows from task_instance: each task instance once, and
+            # only its current try (the executor may still hold an older try's key, #43448).
+            stuck = {ti: None for ti, t in ex.running if t == ti.try_number}
+            stuck.update(dict.fromkeys(ex.queued_tasks))
+            for ti in [ti for ti in stuck if ti.state is S.QUEUED and ti.queued_at <= limit]:
                 ex.revoke(ti, ti.try_number)
                 self._stuck_requeues[ti] = n = self._stuck_requeues.get(ti, 0) + 1
                 if n <= cfg.num_stuck_in_queued_retries:
                     self.rec.transition(ti, S.SCHEDULED, now, f"stuck in queued for over "
                                         f"{cfg.task_queued_timeout:g} s: re-queued ({n} of "
                                         f"{cfg.num_stuck_in_queued_retries})")
-                    ti.queued_at = math.nan      # scheduled_at stays: the wait counts as scheduled -> queued
+                    # scheduled_at stays: the wait counts as scheduled -> queued. The abandoned
+                    # attempt's launch and slot release belong to no row: the try's row tells
+                    # the attempt that ran.
+                    ti.queued_at = ti.launched_at = math.nan
+                    ti.worker = ti.host = None
+                    self.rec.forget_release(ti)
                     self._scheduled.append(ti)
                     self._sorted = False
                 else:

@@ -163,18 +163,25 @@ class CeleryExecutor(BaseExecutor):
         per_send = self.cfg.operation_timeout if down else self.cfg.publish_time
         cost = (self.cfg.send_pool_startup if parallel else 0.0) + rounds * per_send
         if down:
+            failed = []
             for ti in tis:
                 tries = self._publish_tries.get(ti, 0) + 1
-                self.running.discard((ti, ti.try_number))
                 self.sim.recorder.event(now, "publish timed out (broker down)", ti, ti.try_number, "scheduler")
                 if tries <= self.cfg.task_publish_max_retries:
+                    self.running.pop((ti, ti.try_number), None)
                     self._publish_tries[ti] = tries
                     self.queued_tasks[ti] = None     # sent again at the next heartbeat
                 else:
                     self._publish_tries.pop(ti, None)
                     self.publish_failures += 1
-                    self.sim.recorder.release(ti, ti.try_number, now + cost)
-                    self.event_buffer.append((ti, ti.try_number, S.FAILED))
+                    failed.append((ti, ti.try_number))
+            if failed:
+                # The key stays in running until the sends have timed out (CE's fail(key) runs
+                # after them): another scheduler sharing this executor must not take the slot.
+                if cost > 0.0:
+                    env.timeout(cost).callbacks.append(lambda _e: self._publish_failed(failed))
+                else:
+                    self._publish_failed(failed)
             return cost
         msgs = []
         for ti in tis:
@@ -188,6 +195,13 @@ class CeleryExecutor(BaseExecutor):
             for m in msgs:
                 self.broker.publish(m)
         return cost
+
+    def _publish_failed(self, keys: list) -> None:
+        now = self.env.now
+        for ti, try_number in keys:
+            if self.running.pop((ti, try_number), ...) is not ...:
+                self.sim.recorder.release(ti, try_number, now)
+                self.event_buffer.append((ti, try_number, S.FAILED))
 
     def revoke(self, ti, try_number: int) -> None:
         """``cleanup_stuck_queued_tasks``: revoke the Celery task (a worker receiving it discards

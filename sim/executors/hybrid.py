@@ -29,8 +29,8 @@ class CeleryKubernetesExecutor(BaseExecutor):
         return self.celery.slots_available + self.kubernetes.slots_available
 
     @property
-    def queued_tasks(self):                    # read by the scheduler's idle check
-        return self.celery.queued_tasks or self.kubernetes.queued_tasks
+    def queued_tasks(self):                    # read by the idle check and the stuck-in-queued check
+        return self.celery.queued_tasks | self.kubernetes.queued_tasks
 
     @queued_tasks.setter
     def queued_tasks(self, value):
