@@ -1,11 +1,15 @@
 """The scheduler's critical section and its limits, as plain objects (no SimPy environment)."""
 import random
 
-from sim.airflow.critical_section import Concurrency, executable_task_instances
+import pytest
+
+from sim.airflow.critical_section import Concurrency, ScheduledTIs, executable_task_instances
 from sim.model.dag import DAG
 from sim.model.runtime import DagPlan, DagRun
 from sim.model.states import TaskInstanceState as S
 from sim.records import Recorder
+
+from reference_critical_section import reference_executable_task_instances  # tests/reference_critical_section.py
 
 
 class Harness:
@@ -115,3 +119,73 @@ def test_occupancy_released_on_terminal_state():
     h.rec.transition(ti, S.SUCCESS, 2.0, "test")
     assert h.conc.pool_open("p") == 1
     assert h.conc.dag_active[0] == 1
+
+
+# -- the ScheduledTIs index (issue #13) -----------------------------------------------------------
+def _random_harness(rng: random.Random, per_run: bool) -> Harness:
+    dags = []
+    for d in range(rng.randint(1, 4)):
+        dag = DAG(f"d{d}", max_active_tasks=rng.choice([None, 1, 3, 8]))
+        for i in range(rng.randint(1, 12)):
+            dag.task(f"t{i:02d}", priority_weight=rng.choice([1, 1, 2, 10]),
+                     pool=rng.choice(["default_pool", "default_pool", "p", "q"]),
+                     pool_slots=rng.choice([1, 1, 2, 5]),
+                     max_active_tis_per_dag=rng.choice([None, None, 1, 2]),
+                     max_active_tis_per_dagrun=rng.choice([None, None, 1]))
+        dags.append(dag)
+    return Harness(dags, pools={"p": rng.choice([1, 3, 6]), "q": rng.choice([2, 4])}, per_run=per_run,
+                   runs_per_dag=rng.randint(1, 4))
+
+
+@pytest.mark.parametrize("per_run", [False, True])
+def test_scheduled_index_selects_exactly_as_the_sorted_scan(per_run):
+    """The index must choose the same task instances, in the same order, with the same starvation
+    as the linear scan over the sorted list it replaced (tests/reference_critical_section.py),
+    round after round as tries are queued, finish and free their limits."""
+    rng = random.Random(13)
+    rounds = 0
+    for case in range(60):
+        h = _random_harness(rng, per_run)
+        index = ScheduledTIs(per_run)
+        for ti in h.scheduled:
+            index.add(ti)
+        queued: list = []
+        for _ in range(30):
+            max_tis = rng.choice([1, 2, 4, 16, 64])
+            ex_open = {"LocalExecutor": rng.choice([0, 1, 3, 1000])}
+            want = reference_executable_task_instances(h.scheduled, max_tis, h.conc, dict(ex_open))
+            got = executable_task_instances(index, max_tis, h.conc, dict(ex_open))
+            assert got == want, (case, rounds)
+            assert len(index) == len(h.scheduled) - len(got[0])
+            h.queue(got[0])
+            queued += got[0]
+            rng.shuffle(queued)
+            for ti in queued[:rng.randint(0, len(queued))]:  # some tries end and free their limits
+                h.rec.transition(ti, S.RUNNING, 1.0, "test")
+                h.rec.transition(ti, S.SUCCESS, 2.0, "test")
+            queued = [ti for ti in queued if ti.state is S.QUEUED]
+            rounds += 1
+    assert rounds == 60 * 30
+
+
+def test_a_starved_backlog_is_skipped_without_visiting_it(monkeypatch):
+    """Wall cost must not grow with the backlog: 20,000 scheduled task instances of a DAG at its
+    max_active_tasks are skipped as one group, and the other DAG's are found at once."""
+    import sim.airflow.critical_section as cs
+    big = flat_dag("big", 20_000, max_active_tasks=2)
+    for t in big.tasks.values():
+        t.priority_weight = 100
+    h = Harness([big, flat_dag("small", 3)])
+    index = ScheduledTIs(False)
+    for ti in h.scheduled:
+        index.add(ti)
+    first, _ = executable_task_instances(index, 16, h.conc, {"LocalExecutor": 1000})
+    assert [ti.run.plan.dag_id for ti in first] == ["big", "big"]
+    h.queue(first)
+    pops = []
+    real = cs.heappop
+    monkeypatch.setattr(cs, "heappop", lambda heap: pops.append(1) or real(heap))
+    accepted, starving = executable_task_instances(index, 16, h.conc, {"LocalExecutor": 1000})
+    assert [ti.run.plan.dag_id for ti in accepted] == ["small"] * 3
+    assert len(pops) < 50                           # one batch of 16 found the starvation; not 20,000
+    assert len(index) == 20_000 + 3 - 2 - 3

@@ -28,7 +28,7 @@ from ..model.rng import stream
 from ..model.schedules import Cron, Interval
 from ..model.states import DagRunState as DR, TaskInstanceState as S
 from ..model.trigger_rules import READY
-from .critical_section import Concurrency, executable_task_instances
+from .critical_section import Concurrency, ScheduledTIs, executable_task_instances
 
 
 class SchedulerProcess:
@@ -91,8 +91,7 @@ class Scheduler:
         self._queued_runs: list = []
         self._examine: deque = deque()
         self._dirty: dict = {}               # running runs with news (pending, retrying, all done), in order
-        self._scheduled: list = []
-        self._sorted = True
+        self._scheduled = ScheduledTIs(self.conc.per_run)   # the scheduled TIs, as the query reads them
         self._sources_left = 0
         self._triggers_pending = 0           # externally triggered sources with a timer armed
         self.starving: dict = {}             # ti -> why the last critical section passed it over
@@ -334,8 +333,7 @@ class Scheduler:
         ti.scheduled_at = now
         ti.executor = self.executor_aliases[ti.task.executor] if ti.task.executor else self.default_executor
         ti.decision = None
-        self._scheduled.append(ti)
-        self._sorted = False
+        self._scheduled.add(ti)
 
     def _examine_run(self, run: DagRun, now: float) -> bool:
         """Schedule what is ready, apply trigger-rule verdicts, finish the run when all is done.
@@ -433,8 +431,7 @@ class Scheduler:
         if ti in self._unsynced:
             self._unsynced[ti] = True
         else:
-            self._scheduled.append(ti)
-            self._sorted = False
+            self._scheduled.add(ti)
         self.ring()
 
     # -- lost tasks (airflow-mechanics.md §1.14) ------------------------------------------------
@@ -500,8 +497,7 @@ class Scheduler:
                     ti.queued_at = ti.launched_at = math.nan
                     ti.worker = ti.host = None
                     self.rec.forget_release(ti)
-                    self._scheduled.append(ti)
-                    self._sorted = False
+                    self._scheduled.add(ti)
                 else:
                     self._stuck_requeues.pop(ti, None)
                     self._fail_try(ti, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
@@ -566,9 +562,6 @@ class Scheduler:
         queued = 0
         if self._scheduled:
             max_tis = open_slots if cfg.max_tis_per_query == 0 else min(cfg.max_tis_per_query, open_slots)
-            if not self._sorted:
-                self._scheduled.sort(key=_sort_key)
-                self._sorted = True
             executor_open = {name: ex.slots_available for name, ex in executors.items()}
             accepted, self.starving = executable_task_instances(self._scheduled, max_tis, self.conc,
                                                                 executor_open)
@@ -578,7 +571,6 @@ class Scheduler:
                     rec.transition(ti, S.QUEUED, now, "critical section")
                     ti.queued_at = now
                     executors[ti.executor].queue_workload(ti)
-                self._scheduled = [t for t in self._scheduled if t.state is S.SCHEDULED]
                 queued = len(accepted)
                 if proc.shared:
                     for ti in accepted:
@@ -597,8 +589,7 @@ class Scheduler:
                 if unsynced and ti in unsynced:
                     # the first half of a deferred task has exited; resume it if its trigger fired
                     if unsynced.pop(ti):
-                        self._scheduled.append(ti)
-                        self._sorted = False
+                        self._scheduled.add(ti)
                     continue
                 if ti.try_number == try_number and ti.state is S.QUEUED:
                     # The executor says the task ended but it never even started: Airflow 2
@@ -783,7 +774,3 @@ class Scheduler:
 
     def unfinished_runs(self) -> list:
         return list(self._examine) + self._queued_runs
-
-
-def _sort_key(ti):
-    return ti.sort_key
