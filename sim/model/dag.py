@@ -118,7 +118,10 @@ class Task:
     # -- Airflow's bitshift composition -------------------------------------------------------
     def set_downstream(self, other: "Task | Sequence[Task]") -> None:
         for t in _as_tasks(other):
-            if t not in self.downstream:
+            # The edge is in both lists: look in the shorter, so a fan-out or fan-in of n tasks
+            # costs O(n), not O(n^2).
+            known = self in t.upstream if len(t.upstream) < len(self.downstream) else t in self.downstream
+            if not known:
                 self.downstream.append(t)
                 t.upstream.append(self)
                 for dag in (self.dag, t.dag):
