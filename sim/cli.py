@@ -108,12 +108,21 @@ def _load(args):
                          profile=args.profile)
 
 
+def _out_dir(args, scenario, leaf) -> Path:
+    """--out, or results/<scenario name as a safe folder name>/<leaf>; refused (exit 2) before any
+    work if it is not ours to write (sim.results.check_out_dir)."""
+    from .results import check_out_dir, safe_name
+    if isinstance(leaf, (list, tuple)):
+        leaf = "+".join(leaf)
+    return check_out_dir(Path(args.out) if args.out else Path("results") / safe_name(scenario.name) / safe_name(leaf))
+
+
 def cmd_run(args) -> int:
     from .simulation import Simulation
     scenario = _load(args)
+    out = _out_dir(args, scenario, scenario.executor.kind)
     sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
     result = sim.run()
-    out = Path(args.out) if args.out else Path("results") / scenario.name / scenario.executor.kind
     result.write(out, charts=not args.no_charts)
     s = result.summary
     d = s["scheduling_delay_seconds"]
@@ -128,6 +137,11 @@ def cmd_run(args) -> int:
         print(f"    {stage.replace('_', ' '):22s} mean {_f(d[stage]['mean'])}  p95 {_f(d[stage]['p95'])}")
     print(f"  executor slots busy {100 * (s['utilisation']['executor_slots'] or 0):.1f}%   "
           f"states {s['task_instances']['by_state']}")
+    failed_runs = s["dag_runs"]["by_state"].get("failed", 0)
+    if failed_runs:
+        tis = s["task_instances"]["by_state"]
+        print(f"  NOTE: {failed_runs} of {s['dag_runs']['count']} DAG runs failed "
+              f"({tis.get('failed', 0)} task instances failed, {tis.get('upstream_failed', 0)} upstream_failed)")
     if s["stuck"]["count"]:
         print(f"  WARNING: {s['stuck']['count']} task instances never finished (see summary.json 'stuck')")
     print(f"  results in {out}/")
@@ -147,8 +161,8 @@ def cmd_compare(args) -> int:
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
     scenario = load_scenario(args.scenario, sets=args.sets)
+    out = _out_dir(args, scenario, "compare")
     cmp = compare(args.scenario, executors, args.seeds, args.sets, args.jobs, progress=True)
-    out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
     cmp.write(out, charts=not args.no_charts, title=scenario.name)
     t = cmp.table
     print(f"{scenario.name}: {', '.join(executors)} over {args.seeds} seeds (mean ± 95% CI)")
@@ -177,8 +191,8 @@ def cmd_sweep(args) -> int:
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
     scenario = load_scenario(args.scenario, sets=args.sets)
+    out = _out_dir(args, scenario, "sweep")
     sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True)
-    out = Path(args.out) if args.out else Path("results") / scenario.name / "sweep"
     sw.write(out, charts=not args.no_charts)
     failed = sw.table[sw.table["error"] != ""]
     print(f"{scenario.name}: {len(sw.table)} points ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"

@@ -9,7 +9,6 @@ of each metric against each swept setting.
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +71,13 @@ class Sweep:
     table: pd.DataFrame
 
     def write(self, out_dir, charts: bool = True) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".sweep.csv.tmp"
-        self.table.to_csv(tmp, index=False, float_format="%.6f", lineterminator="\n")
-        os.replace(tmp, out / "sweep.csv")
-        if charts:
-            from .report.sweep_charts import write_sweep_charts
-            write_sweep_charts(self, out / "charts")
-        return out
+        from .results import atomic_folder
+        with atomic_folder(out_dir) as tmp:
+            self.table.to_csv(tmp / "sweep.csv", index=False, float_format="%.6f", lineterminator="\n")
+            if charts:
+                from .report.sweep_charts import write_sweep_charts
+                write_sweep_charts(self, tmp / "charts")
+        return Path(out_dir)
 
 
 def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, dask: str | None = None,

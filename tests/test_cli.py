@@ -14,7 +14,7 @@ DIAMOND = ROOT / "scenarios" / "seed-diamond.yaml"
 def test_run_writes_results_atomically(tmp_path, capsys):
     out = tmp_path / "res"
     assert main(["run", str(DIAMOND), "--out", str(out), "--no-progress"]) == 0
-    assert {p.name for p in out.iterdir()} == {"task_instances.csv", "dag_runs.csv", "transitions.csv",
+    assert {p.name for p in out.iterdir()} == {".sim-result", "task_instances.csv", "dag_runs.csv", "transitions.csv",
                                               "summary.json", "charts", "report.html"}
     assert {p.name for p in (out / "charts").iterdir()} == {"delay_breakdown.png", "busy_slots.png",
                                                           "gantt_first_run.png"}
