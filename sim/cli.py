@@ -15,10 +15,32 @@ from .errors import SimError
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """No prefix matching (``--seed`` must not mean ``--seeds``), and ``--debug`` accepted after the
+    subcommand as well as before it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        if kwargs.get("prog", "").startswith("sim "):
+            self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                              help="show tracebacks of internal errors")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("airflow-executor-sim")
+    except Exception:                          # not installed (run from a checkout)
+        from . import __version__
+        return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sim", description="Simulate Apache Airflow executor architectures.")
+    p = _Parser(prog="sim", description="Simulate Apache Airflow executor architectures.")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"sim {_version()}", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def scenario_args(sp):
         sp.add_argument("scenario", help="scenario YAML file")
@@ -41,21 +63,25 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--executors", default="local,celery,kubernetes",
                    help="comma-separated executor kinds (default local,celery,kubernetes)")
     c.add_argument("--seeds", type=int, default=5, help="seeds per executor (default 5)")
+    c.add_argument("--seed", type=int, help="the first seed (default: the scenario's); seeds are seed, seed+1, ...")
     c.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
-    c.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting by dotted path for every run (repeatable)")
     c.add_argument("--out", help="results folder (default results/<scenario>/compare)")
-    c.add_argument("--no-charts", action="store_true")
+    c.add_argument("--no-charts", action="store_true", help="do not draw the charts or the report")
 
     w = sub.add_parser("sweep", help="run the Cartesian product of settings x seeds")
     w.add_argument("scenario", help="scenario YAML file")
     w.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a setting (a --set path, or 'executor') and its values (repeatable)")
-    w.add_argument("--seeds", type=int, default=3)
+    w.add_argument("--seeds", type=int, default=3, help="seeds per point (default 3)")
+    w.add_argument("--seed", type=int, help="the first seed (default: the scenario's); seeds are seed, seed+1, ...")
     w.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
     w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (the [dask] extra)")
-    w.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    w.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting by dotted path for every point (repeatable)")
     w.add_argument("--out", help="results folder (default results/<scenario>/sweep)")
-    w.add_argument("--no-charts", action="store_true")
+    w.add_argument("--no-charts", action="store_true", help="do not draw the charts")
 
     e = sub.add_parser("explain", help="tell the story of one DAG run, step by step")
     scenario_args(e)
@@ -84,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="task_instance export (CSV, Airflow's columns); repeatable")
     k.add_argument("--dag", action="append", required=True, metavar="STRUCTURE",
                    help="a DAG to fit on: <dag_id>.tasks.json from Airflow's REST API; repeatable")
-    k.add_argument("--executor", required=True, choices=["local", "celery"])
+    k.add_argument("--executor", required=True, choices=["local", "celery"],
+                   help="the executor the exports were recorded on")
     k.add_argument("--dag-runs", action="append", metavar="CSV", help="dag_run export (CSV); repeatable")
     k.add_argument("--config", metavar="FILE", help="the deployment's configuration, 'section.key = value' lines")
     k.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -162,7 +189,7 @@ def cmd_compare(args) -> int:
         raise SimError("--seeds must be at least 1")
     scenario = load_scenario(args.scenario, sets=args.sets)
     out = _out_dir(args, scenario, "compare")
-    cmp = compare(args.scenario, executors, args.seeds, args.sets, args.jobs, progress=True)
+    cmp = compare(args.scenario, executors, args.seeds, args.sets, args.jobs, progress=True, base_seed=args.seed)
     cmp.write(out, charts=not args.no_charts, title=scenario.name)
     t = cmp.table
     print(f"{scenario.name}: {', '.join(executors)} over {args.seeds} seeds (mean ± 95% CI)")
@@ -192,13 +219,25 @@ def cmd_sweep(args) -> int:
         raise SimError("--seeds must be at least 1")
     scenario = load_scenario(args.scenario, sets=args.sets)
     out = _out_dir(args, scenario, "sweep")
-    sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True)
+    sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True,
+               base_seed=args.seed)
     sw.write(out, charts=not args.no_charts)
-    failed = sw.table[sw.table["error"] != ""]
-    print(f"{scenario.name}: {len(sw.table)} points ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"
+    t = sw.table
+    failed = t[t["error"] != ""]
+    print(f"{scenario.name}: {len(t)} points ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"
           f" x {args.seeds} seeds), {len(failed)} failed; table in {out}/sweep.csv")
+    ok = t[t["error"] == ""]
+    if len(ok):
+        shown = [k for k in grid if k != "executor"] + ["executor", "seed"]
+        shown += [c for c in ("makespan_mean_s", "makespan_p95_s", "delay_p95_s", "cost_usd")
+                  if c in ok.columns]
+        print(ok[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for _, r in failed.iterrows():
         print(f"  failed: seed {r['seed']} {r['executor']}: {r['error']}", file=sys.stderr)
+    # a failed point is a failed sweep: exit 2 when every failure is the user's to fix, else 1
+    if len(failed):
+        user = failed["error"].str.match(r"(Scenario|Sim)Error").all()
+        return EXIT_BAD_INPUT if user else EXIT_INTERNAL
     return EXIT_OK
 
 

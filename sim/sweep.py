@@ -35,7 +35,7 @@ def parse_grid(items) -> dict[str, list[str]]:
     return grid
 
 
-def points_of(path, grid: dict, seeds: int, sets=()) -> list[dict]:
+def points_of(path, grid: dict, seeds: int, sets=(), base_seed: int | None = None) -> list[dict]:
     """Every (settings, seed) point; each validated now, so a bad grid fails before any run."""
     from .scenario import load_scenario
     keys = list(grid)
@@ -53,7 +53,8 @@ def points_of(path, grid: dict, seeds: int, sets=()) -> list[dict]:
                                          for p, m in e.problems]) from None
         for i in range(seeds):
             out.append({"setting": setting, "sets": point_sets,
-                        "executor": executor or base.executor.kind, "seed": base.seed + i})
+                        "executor": executor or base.executor.kind,
+                        "seed": (base.seed if base_seed is None else base_seed) + i})
     return out
 
 
@@ -81,8 +82,8 @@ class Sweep:
 
 
 def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, dask: str | None = None,
-          progress: bool = False) -> Sweep:
-    pts = points_of(path, grid, seeds, sets)
+          progress: bool = False, base_seed: int | None = None) -> Sweep:
+    pts = points_of(path, grid, seeds, sets, base_seed)
     args = [(str(path), p["executor"], p["seed"], p["sets"]) for p in pts]
     if dask:
         from dask.distributed import Client

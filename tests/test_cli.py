@@ -1,6 +1,9 @@
 """The command line: runs, results on disk, exit codes, determinism."""
+import argparse
 import json
 import subprocess
+
+import pytest
 import sys
 from pathlib import Path
 
@@ -73,3 +76,60 @@ def test_bench_prints_its_figures(capsys):
     assert main(["bench", "--task-instances", "2000", "--json"]) == 0
     fig = json.loads(capsys.readouterr().out)
     assert fig["task_instances"] >= 2000 and fig["task_instances_per_second"] > 0 and fig["peak_memory_mib"] > 0
+
+
+# -- rough edges a new user hits (issue #12) -------------------------------------------------------
+def _walk(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _walk(sub)
+
+
+def test_no_option_is_prefix_matched_and_every_option_has_help():
+    from sim.cli import _parser
+    parsers = list(_walk(_parser()))
+    assert len(parsers) >= 10
+    for p in parsers:
+        assert p.allow_abbrev is False, p.prog
+        for action in p._actions:
+            if action.option_strings:
+                assert action.help, f"{p.prog} {action.option_strings} has no help"
+
+
+def test_compare_seed_is_the_first_seed_not_a_prefix_of_seeds(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", str(DIAMOND), "--seed", "7", "--seeds", "2", "--executors", "local",
+                 "--jobs", "1", "--no-charts", "--out", str(out)]) == 0
+    runs = (out / "runs.csv").read_text().splitlines()
+    seeds = [line.split(",")[1] for line in runs[1:]]
+    assert seeds == ["7", "8"]
+    with pytest.raises(SystemExit) as e:
+        main(["compare", str(DIAMOND), "--seedz", "3"])
+    assert e.value.code == 2
+
+
+def test_version_and_debug_after_the_subcommand(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("sim ")
+    assert main(["run", str(DIAMOND), "--no-progress", "--no-charts", "--out", str(tmp_path / "o"), "--debug"]) == 0
+    assert main(["validate", str(DIAMOND), "--debug"]) == 0
+
+
+def test_sweep_with_failed_points_prints_the_rest_and_exits_non_zero(tmp_path, capsys, monkeypatch):
+    import sim.sweep as sw
+    real = sw._one
+
+    def flaky(args):
+        if "airflow.parallelism=2" in args[3]:
+            raise RuntimeError("boom")
+        return real(args)
+    monkeypatch.setattr(sw, "_one", flaky)
+    code = main(["sweep", str(DIAMOND), "--grid", "airflow.parallelism=1,2", "--seeds", "1", "--jobs", "1",
+                 "--no-charts", "--out", str(tmp_path / "sw")])
+    io = capsys.readouterr()
+    assert code == 1                                # a bug-like failure; a user error would be 2
+    assert "1 failed" in io.out and "makespan_mean_s" in io.out
+    assert "failed: seed" in io.err and "boom" in io.err
