@@ -4,16 +4,25 @@ Workload (issue #2): a diamond DAG ``T1 >> [T2, T3] >> T4`` due every 3 s, expon
 durations of mean 10 s, parallelism 16, LocalExecutor, the default ``airflow-2.10`` profile.
 It reports task instances simulated per wall-clock second and the process's peak memory, and
 it runs in this one process, so the figure is for one core.
+
+``--scaling`` (issue #13) times bursts of 1k/4k/16k diamond runs due at once and one-DAG
+fan-outs of 2k/8k/32k tasks, to show that the wall cost per task instance does not grow with the
+backlog or the DAG's width. ``--reference`` times the full model against the minimal SimPy
+simulation of the same workload (:mod:`sim.bench_reference`), each in a fresh process,
+alternating, and reports the median ratio: absolute speeds drift with the machine's load.
 """
 from __future__ import annotations
 
+import json
 import resource
+import statistics
+import subprocess
 import sys
 import time
 
 from .model.dag import DAG
 from .model.durations import Exponential
-from .model.schedules import Interval
+from .model.schedules import At, Burst, Interval
 
 
 def bench_scenario(task_instances: int, profile: str = "airflow-2.10", executor: str = "local"):
@@ -58,3 +67,82 @@ def run_bench(task_instances: int = 200_000, profile: str = "airflow-2.10",
         "profile": profile,
         "executor": executor,
     }
+
+
+#: The scaling cases: (workload, size). A burst is that many diamond runs due at once; a fan-out
+#: is one DAG ``start >> [size tasks]``. LocalExecutor-style limits: parallelism 64.
+SCALING_CASES = (("burst", 1000), ("burst", 4000), ("burst", 16000),
+                 ("fan-out", 2000), ("fan-out", 8000), ("fan-out", 32000))
+
+
+def scaling_scenario(workload: str, size: int, executor: str = "local", profile: str = "airflow-2.10"):
+    from .scenario import Scenario
+
+    if workload == "burst":
+        dag = DAG("diamond", Burst(runs=size), max_active_runs=size)
+        for name in ("T1", "T2", "T3", "T4"):
+            dag.task(name, duration=Exponential(10.0))
+        dag.set_dependencies("T1 >> [T2, T3] >> T4")
+    else:
+        dag = DAG("fan", At((0.0,)), max_active_tasks=64)
+        start = dag.task("start", duration=Exponential(10.0))
+        start >> [dag.task(f"p{i}", duration=Exponential(10.0)) for i in range(size)]
+    return Scenario.build([dag], profile=profile, executor=executor, horizon=1.0, seed=1,
+                          airflow={"parallelism": 64})
+
+
+def run_scaling(executor: str = "local", profile: str = "airflow-2.10", cases=SCALING_CASES,
+                progress=None) -> list[dict]:
+    """Wall time of each case's simulation (not the scenario's construction or the results)."""
+    from .simulation import Simulation
+
+    rows = []
+    for workload, size in cases:
+        scenario = scaling_scenario(workload, size, executor, profile)
+        t0 = time.perf_counter()
+        result = Simulation(scenario).run()
+        wall = time.perf_counter() - t0
+        n = len(result.task_instances)
+        rows.append({"executor": executor, "workload": workload, "size": size, "task_instances": n,
+                     "wall_seconds": round(wall, 2), "task_instances_per_second": round(n / wall),
+                     "microseconds_per_task_instance": round(1e6 * wall / n, 1)})
+        if progress is not None:
+            progress(rows[-1])
+    return rows
+
+
+def scaling_growth(rows: list[dict]) -> dict:
+    """Per workload: cost per task instance of the largest case over that of the smallest."""
+    out = {}
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        mine = sorted((r for r in rows if r["workload"] == workload), key=lambda r: r["size"])
+        out[workload] = round(mine[-1]["microseconds_per_task_instance"] /
+                              mine[0]["microseconds_per_task_instance"], 2)
+    return out
+
+
+def _json_of(cmd: list[str]) -> dict:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_reference(task_instances: int = 200_000, pairs: int = 3, profile: str = "airflow-2.10",
+                  executor: str = "local", progress=None) -> dict:
+    """``pairs`` alternating runs of the full model and the minimal reference, each in a fresh
+    process; the ratio of their speeds per pair, and the median."""
+    model = [sys.executable, "-c",
+             "import json, sys; from sim.bench import run_bench; "
+             f"print(json.dumps(run_bench({task_instances}, {profile!r}, {executor!r})))"]
+    reference = [sys.executable, "-m", "sim.bench_reference", "--task-instances", str(task_instances)]
+    rows = []
+    for i in range(pairs):
+        m = _json_of(model)
+        r = _json_of(reference)
+        rows.append({"pair": i + 1, "model_ti_per_s": m["task_instances_per_second"],
+                     "reference_ti_per_s": r["task_instances_per_second"],
+                     "ratio": round(m["task_instances_per_second"] / r["task_instances_per_second"], 3),
+                     "model_peak_mib": m["peak_memory_mib"], "reference_peak_mib": r["peak_memory_mib"]})
+        if progress is not None:
+            progress(rows[-1])
+    return {"executor": executor, "profile": profile, "task_instances": task_instances, "pairs": rows,
+            "median_ratio": round(statistics.median(r["ratio"] for r in rows), 3)}

@@ -95,9 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="the standard speed benchmark (task instances per second, peak memory)")
     b.add_argument("--task-instances", type=int, default=200_000,
                    help="size of the workload (default 200000; the issue's target is checked with 1000000)")
-    b.add_argument("--profile", default="airflow-2.10")
-    b.add_argument("--executor", default="local")
+    b.add_argument("--profile", default="airflow-2.10", help="profile to simulate (default airflow-2.10)")
+    b.add_argument("--executor", default="local",
+                   help="local, celery or kubernetes; with --scaling also 'all' (default local)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.add_argument("--scaling", action="store_true",
+                   help="time bursts of 1k/4k/16k runs and fan-outs of 2k/8k/32k tasks: the cost per "
+                        "task instance must not grow with the backlog")
+    b.add_argument("--reference", action="store_true",
+                   help="alternate the model with the minimal SimPy simulation of the same workload "
+                        "(fresh processes) and print the median speed ratio")
+    b.add_argument("--pairs", type=int, default=3, help="with --reference: alternating pairs (default 3)")
 
     s = sub.add_parser("schema", help="write the JSON Schema of scenario files (for editors)")
     s.add_argument("--out", default="-", help="file to write (default: standard output)")
@@ -265,6 +273,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.scaling:
+        return _bench_scaling(args)
+    if args.reference:
+        return _bench_reference(args)
     from .bench import run_bench
     fig = run_bench(args.task_instances, args.profile, args.executor, progress=sys.stderr.isatty())
     if args.json:
@@ -273,6 +285,44 @@ def cmd_bench(args) -> int:
         print(f"sim bench ({fig['executor']}, {fig['profile']}): {fig['task_instances']} task instances "
               f"({fig['simulated_hours']} simulated hours) in {fig['wall_seconds']} s = "
               f"{fig['task_instances_per_second']} task instances/s; peak memory {fig['peak_memory_mib']} MiB")
+    return EXIT_OK
+
+
+def _bench_scaling(args) -> int:
+    from .bench import run_scaling, scaling_growth
+    kinds = ["local", "celery", "kubernetes"] if args.executor == "all" else [args.executor]
+    rows = []
+    if not args.json:
+        print(f"{'executor':<11}{'workload':<9}{'size':>7}{'task inst.':>12}{'wall s':>9}{'TI/s':>9}{'us/TI':>8}")
+    for kind in kinds:
+        rows += run_scaling(kind, args.profile, progress=None if args.json else lambda r: print(
+            f"{r['executor']:<11}{r['workload']:<9}{r['size']:>7}{r['task_instances']:>12}"
+            f"{r['wall_seconds']:>9}{r['task_instances_per_second']:>9}"
+            f"{r['microseconds_per_task_instance']:>8}", flush=True))
+    growth = {kind: scaling_growth([r for r in rows if r["executor"] == kind]) for kind in kinds}
+    if args.json:
+        print(json.dumps({"cases": rows, "growth": growth}))
+    else:
+        for kind, g in growth.items():
+            print(f"{kind}: cost per task instance, largest case / smallest: "
+                  + ", ".join(f"{w} x{v}" for w, v in g.items()) + " (target: at most x1.5)")
+    return EXIT_OK
+
+
+def _bench_reference(args) -> int:
+    from .bench import run_reference
+    if not args.json:
+        print(f"sim bench --reference ({args.executor}, {args.profile}, {args.task_instances} task instances; "
+              "fresh processes, alternating)")
+    fig = run_reference(args.task_instances, args.pairs, args.profile, args.executor,
+                        progress=None if args.json else lambda r: print(
+                            f"  pair {r['pair']}: model {r['model_ti_per_s']} TI/s ({r['model_peak_mib']} MiB), "
+                            f"reference {r['reference_ti_per_s']} TI/s ({r['reference_peak_mib']} MiB): "
+                            f"ratio {r['ratio']}", flush=True))
+    if args.json:
+        print(json.dumps(fig))
+    else:
+        print(f"  median ratio {fig['median_ratio']} (targets: 0.6 Local, 0.5 Celery and Kubernetes)")
     return EXIT_OK
 
 

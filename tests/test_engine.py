@@ -210,3 +210,23 @@ def test_several_schedulers_simulate_every_loop():
     path = Path(__file__).resolve().parents[1] / "scenarios" / "ha-schedulers.yaml"
     a = Simulation(load_scenario(path), skip_idle_loops=True).run()
     assert a.summary["scheduler"]["idle_loops_skipped"] == 0
+
+
+# -- sim bench --scaling / --reference (issue #13) ---------------------------------------------
+def test_bench_scaling_cases_simulate_their_workloads():
+    from sim.bench import run_scaling, scaling_growth
+    rows = run_scaling("local", cases=(("burst", 20), ("burst", 40), ("fan-out", 30)))
+    assert [r["task_instances"] for r in rows] == [80, 160, 31]
+    growth = scaling_growth(rows)
+    assert set(growth) == {"burst", "fan-out"} and growth["fan-out"] == 1.0 and growth["burst"] > 0
+
+
+def test_bench_reference_simulates_the_same_workload():
+    """The minimal reference finishes every task instance, and with 16 slots at load ~0.83 its
+    runs take about the diamond's mean critical path (10 + 15 + 10 s with two parallel tasks)
+    plus the one-second polling: a sanity check that it does the work it is timed for."""
+    from sim.bench_reference import simulate
+    totals = simulate(2000, seed=1)
+    assert totals["finished"] == 8000
+    mean_makespan = totals["makespan"] / 2000
+    assert 35.0 < mean_makespan < 45.0, mean_makespan
