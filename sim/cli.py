@@ -164,6 +164,8 @@ def cmd_run(args) -> int:
     print(f"{scenario.name}: {s['dag_runs']['count']} DAG runs, {s['task_instances']['count']} task "
           f"instances on {scenario.executor.kind} ({s['profile']} profile, seed {s['seed']}), "
           f"{s['simulated_seconds'] / 3600:.2f} simulated hours")
+    for line in s["deployment"]:
+        print(f"  on {line}")
     print(f"  DAG-run makespan   mean {_f(s['dag_runs']['makespan_seconds']['mean'])}  "
           f"p95 {_f(s['dag_runs']['makespan_seconds']['p95'])}")
     print(f"  ready -> started   p50 {_f(d['ready_to_started']['p50'])}  p95 {_f(d['ready_to_started']['p95'])}  "
@@ -189,6 +191,7 @@ def _f(x) -> str:
 
 def cmd_compare(args) -> int:
     from .compare import METRICS, compare
+    from .report.html import ci_text
     from .scenario import load_scenario
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     if not executors:
@@ -207,11 +210,11 @@ def cmd_compare(args) -> int:
         cells = []
         for ex in executors:
             r = t[(t["executor"] == ex) & (t["metric"] == metric)].iloc[0]
-            m, h = r["mean"], r["ci95"]
-            if h == h and h < 1e-9 * max(1.0, abs(m)):
-                h = 0.0                                  # identical over seeds (float noise)
-            cells.append(f"{m:>14.4g} ± {h:<7.3g}" if h == h else f"{m:>14.4g}{'':10s}")
+            cells.append(ci_text(r["mean"], r["ci95"], share="share" in metric or "utilisation" in metric))
         print(f"  {label:34s}" + "".join(f"{c:>24s}" for c in cells))
+    print("  deployments:")
+    for dep in cmp.runs.drop_duplicates("executor")["deployment"]:
+        print(f"    {dep}")
     stuck = int(cmp.runs["stuck"].sum())
     if stuck:
         print(f"  WARNING: {stuck} task instances never finished in some runs (see runs.csv)")

@@ -57,6 +57,8 @@ def _one(args) -> dict:
         "slot_utilisation": s["utilisation"]["executor_slots"],
         "cost_usd": s["cost"]["total_usd"], "cost_per_1000_tasks_usd": s["cost"]["per_1000_tasks_usd"],
         "idle_share": s["cost"]["idle_share"], "stuck": s["stuck"]["count"],
+        "deployment": " | ".join(s["deployment"]),
+        "profile": s["profile"], "horizon_s": s["horizon_seconds"], "simulated_s": s["simulated_seconds"],
     }
     return {"row": row, "delays": delays[:200_000]}
 

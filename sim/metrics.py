@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .cost import cost_of_run
+from .deployment import describe
 
 STAGES = (
     ("ready_to_scheduled", "ready_at", "scheduled_at"),
@@ -64,6 +65,7 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
         "executor": sim.scenario.executor.kind,
         "seed": sim.seed,
         "profile": sim.scenario.profile,
+        "deployment": describe(sim.scenario),
         "simulated_seconds": _r(end),
         "horizon_seconds": _r(sim.horizon),
         "dag_runs": {

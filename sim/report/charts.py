@@ -1,16 +1,18 @@
 """Charts of one run, each readable at a glance: a title that says what it shows, units on the
-axes, a legend. Every function takes the run's DataFrames and returns a matplotlib Figure."""
+axes, a legend. Every function takes the run's DataFrames and returns the matplotlib Figure it
+drew on; give ``ax=`` to draw into an Axes of your own figure instead.
+
+Figures are made with ``matplotlib.figure.Figure``, not pyplot: importing this module leaves the
+user's matplotlib backend and pyplot's figure list alone, and writing files needs no display.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files, not windows: works on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..metrics import STAGES  # noqa: E402
+from ..metrics import STAGES
 
 STAGE_LABELS = {
     "ready_to_scheduled": "ready → scheduled (waiting for a scheduler loop)",
@@ -21,11 +23,25 @@ STAGE_LABELS = {
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 
 
-def delay_breakdown(tis, title: str = "Where scheduling delay goes"):
+def _fig_ax(ax, figsize):
+    """(figure, axes, whether the figure is ours): a new figure of ``figsize``, or ``ax``'s."""
+    if ax is not None:
+        return ax.figure, ax, False
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(), True
+
+
+def _done(fig, own: bool):
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def delay_breakdown(tis, title: str = "Where scheduling delay goes", ax=None):
     """Mean and p95 of each stage between 'dependencies met' and 'task code starts'."""
     ran = tis[tis["started_at"].notna()]
     stats = [(name, (ran[b] - ran[a]).mean(), (ran[b] - ran[a]).quantile(0.95)) for name, a, b in STAGES]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax, own = _fig_ax(ax, (9, 3.6))
     left = 0.0
     for (name, mean, _), color in zip(stats, COLORS):
         ax.barh([0], [mean], left=left, color=color, label=f"{STAGE_LABELS[name]}: mean {mean:.3f} s")
@@ -36,13 +52,12 @@ def delay_breakdown(tis, title: str = "Where scheduling delay goes"):
     ax.set_title(f"{title}\nready → started: mean {total.mean():.3f} s, p95 {total.quantile(0.95):.3f} s, "
                  f"p99 {total.quantile(0.99):.3f} s over {len(ran)} tries")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=1, fontsize=8, frameon=False)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def busy_slots(tis, parallelism: int, title: str = "Executor slots over time"):
+def busy_slots(tis, parallelism: int, title: str = "Executor slots over time", ax=None):
     """Slots occupied (queued → released, as Airflow counts them) and tasks running, over time."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax, own = _fig_ax(ax, (9, 3.6))
     for (start, end), label, color in ((("queued_at", "released_at"), "slots occupied (queued + running)", COLORS[0]),
                                        (("started_at", "ended_at"), "task code running", COLORS[2]),
                                        (("scheduled_at", "queued_at"), "scheduled, waiting for a slot", COLORS[1])):
@@ -53,8 +68,7 @@ def busy_slots(tis, parallelism: int, title: str = "Executor slots over time"):
     ax.set_ylabel("task instances")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
 def _step(starts, ends):
@@ -66,7 +80,7 @@ def _step(starts, ends):
     return np.concatenate([[0.0], times[order]]), np.concatenate([[0], np.cumsum(deltas[order])])
 
 
-def gantt(tis, run_id: str | None = None, title: str | None = None):
+def gantt(tis, run_id: str | None = None, title: str | None = None, ax=None):
     """One DAG run: a row per worker, each try waiting (light) then running (solid)."""
     if run_id is None:
         run_id = tis["run_id"].iloc[0]
@@ -76,7 +90,7 @@ def gantt(tis, run_id: str | None = None, title: str | None = None):
     origin = rows["ready_at"].min()
     tasks = list(dict.fromkeys(rows["task_id"].astype(str)))
     color = {t: COLORS[i % len(COLORS)] for i, t in enumerate(tasks)}
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(workers), 2)))
+    fig, ax, own = _fig_ax(ax, (9, 1.2 + 0.45 * max(len(workers), 2)))
     for r in rows.itertuples():
         row = y[str(r.worker)]
         ax.barh(row, r.started_at - r.ready_at, left=r.ready_at - origin, color=color[str(r.task_id)], alpha=0.25)
@@ -85,14 +99,13 @@ def gantt(tis, run_id: str | None = None, title: str | None = None):
     ax.set_yticks(range(len(workers)), workers)
     ax.set_xlabel("seconds since the run's first task was ready (light: waiting, solid: running)")
     ax.set_title(title or f"Gantt of DAG run {run_id}")
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def count_over_time(frame, column: str, title: str, ylabel: str, label: str):
+def count_over_time(frame, column: str, title: str, ylabel: str, label: str, ax=None):
     """A step line per pool of a count over time (Celery workers, Kubernetes nodes)."""
     from matplotlib.ticker import MaxNLocator
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax, own = _fig_ax(ax, (9, 3.2))
     for i, (pool, g) in enumerate(frame.groupby("pool", sort=True)):
         t = np.append(g["time"].to_numpy(), g["time"].max())
         # a small offset keeps pools with equal counts visible
@@ -104,20 +117,19 @@ def count_over_time(frame, column: str, title: str, ylabel: str, label: str):
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def workers_over_time(workers, title: str = "Workers over time"):
+def workers_over_time(workers, title: str = "Workers over time", ax=None):
     """Celery workers alive (starting or online) per pool, as the autoscaler and crashes change them."""
-    return count_over_time(workers, "workers", title, "workers (starting or online)", "pool")
+    return count_over_time(workers, "workers", title, "workers (starting or online)", "pool", ax=ax)
 
 
-def pod_startup(pods, title: str = "Where pod start-up time goes"):
+def pod_startup(pods, title: str = "Where pod start-up time goes", ax=None):
     """Mean time per pod start-up stage, for pods on a node that had the image and on a cold one."""
     stages = [("scheduling_s", "waiting for a node (bind)"), ("image_pull_s", "image pull"),
               ("init_containers_s", "init containers (git-sync)"), ("container_start_s", "container start")]
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig, ax, own = _fig_ax(ax, (9, 3.4))
     groups = [("cold node (pulled the image)", pods[pods["cold_pull"].astype(bool)]),
               ("warm node (image cached)", pods[~pods["cold_pull"].astype(bool)])]
     for y, (label, g) in enumerate(groups):
@@ -133,13 +145,12 @@ def pod_startup(pods, title: str = "Where pod start-up time goes"):
     ax.set_xlabel("seconds from pod creation to container start (mean); then Airflow boots and the task runs")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4, frameon=False)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def nodes_over_time(nodes, title: str = "Nodes over time"):
+def nodes_over_time(nodes, title: str = "Nodes over time", ax=None):
     """Kubernetes nodes (provisioning or ready) per node pool, as the autoscaler and spot change them."""
-    return count_over_time(nodes, "nodes", title, "nodes (provisioning or ready)", "node pool")
+    return count_over_time(nodes, "nodes", title, "nodes (provisioning or ready)", "node pool", ax=ax)
 
 
 def write_charts(result, out_dir) -> list[Path]:
@@ -165,6 +176,5 @@ def write_charts(result, out_dir) -> list[Path]:
         charts["workers.png"] = workers_over_time(result.workers, f"{name}: Celery workers over time")
     for fname, fig in charts.items():
         fig.savefig(out / fname, dpi=110, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
         written.append(out / fname)
     return written

@@ -1,13 +1,23 @@
 """Charts of a comparison of executors: latency CDFs, where the delay goes, cost, and cost versus
-p95 latency with the Pareto frontier."""
+p95 latency with the Pareto frontier. Each returns the Figure it drew on; ``ax=`` draws into an
+Axes of your own (``axes=`` a pair, for the cost bars)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from ..compare import pareto_front
-from .charts import COLORS, STAGE_LABELS, plt
+from .charts import COLORS, STAGE_LABELS, _done, _fig_ax
+
+#: Ticks of the latency axis: decades from 10 ms, labelled in seconds.
+_DECADES = [0.0, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0]
+
+
+def _seconds(v, _pos=None) -> str:
+    return "0" if v == 0 else f"{v:g} s"
 
 
 def _table(cmp, metric):
@@ -15,25 +25,33 @@ def _table(cmp, metric):
     return t["mean"], t["ci95"].fillna(0.0)
 
 
-def latency_cdf(cmp):
-    fig, ax = plt.subplots(figsize=(8, 4))
+def latency_cdf(cmp, ax=None):
+    """Share of task tries started within x seconds of being ready, every seed's tries pooled."""
+    fig, ax, own = _fig_ax(ax, (8, 4))
+    top = 0.0
     for i, (ex, d) in enumerate(cmp.delays.items()):
         if len(d):
             x = np.sort(d)
-            ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=f"{ex} (p95 {np.percentile(d, 95):.2f} s)",
+            top = max(top, float(x[-1]))
+            ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post",
+                    label=f"{ex} (p95 of all seeds' tries pooled: {np.percentile(d, 95):.3g} s)",
                     color=COLORS[i % len(COLORS)])
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("ready -> started (seconds, log scale above 1 s)")
+    ax.set_xscale("symlog", linthresh=0.01, linscale=0.3)
+    ax.xaxis.set_major_locator(FixedLocator([t for t in _DECADES if t <= max(top, 1.0) * 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(_seconds))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(left=0.0)
+    ax.grid(True, axis="x", lw=0.5, alpha=0.5)
+    ax.set_xlabel("ready -> started (log scale)")
     ax.set_ylabel("share of task tries")
     ax.set_title("Scheduling delay: cumulative distribution per executor (all seeds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def stage_bars(cmp):
+def stage_bars(cmp, ax=None):
     stages = ["ready_to_scheduled", "scheduled_to_queued", "queued_to_launched", "launched_to_started"]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax, own = _fig_ax(ax, (9, 3.8))
     executors = list(cmp.delays)
     left = np.zeros(len(executors))
     for stage, color in zip(stages, COLORS):
@@ -48,27 +66,30 @@ def stage_bars(cmp):
     ax.set_xlabel("mean seconds per try (mean over seeds)")
     ax.set_title("Where scheduling delay goes, per executor")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def cost_bars(cmp):
+def cost_bars(cmp, axes=None):
     m, h = _table(cmp, "cost_usd")
     k, kh = _table(cmp, "cost_per_1000_tasks_usd")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    own = axes is None
+    if own:
+        fig = Figure(figsize=(10, 3.6))
+        axes = fig.subplots(1, 2)
+    else:
+        fig = axes[0].figure
     for ax, (vals, err, label) in zip(axes, ((m, h, "total cost of the run (USD)"),
                                              (k, kh, "cost per 1,000 tasks (USD)"))):
         ax.bar(vals.index, vals.values, yerr=err.values, capsize=4, color=COLORS[:len(vals)])
         ax.set_ylabel(label)
         ax.set_title(label[0].upper() + label[1:] + ", 95 % CI over seeds", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def cost_vs_latency(cmp):
+def cost_vs_latency(cmp, ax=None):
     c, ch = _table(cmp, "cost_usd")
     p, ph = _table(cmp, "delay_p95_s")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax, own = _fig_ax(ax, (7, 4.5))
     pts = []
     for i, ex in enumerate(c.index):
         ax.errorbar(p[ex], c[ex], xerr=ph[ex], yerr=ch[ex], fmt="o", color=COLORS[i % len(COLORS)], capsize=3,
@@ -81,18 +102,16 @@ def cost_vs_latency(cmp):
     ax.set_ylabel("total cost (USD)")
     ax.set_title("Cost versus p95 scheduling delay (lower left is better)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
-def throughput_bars(cmp):
+def throughput_bars(cmp, ax=None):
     m, h = _table(cmp, "throughput_per_hour")
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax, own = _fig_ax(ax, (6, 3.6))
     ax.bar(m.index, m.values, yerr=h.values, capsize=4, color=COLORS[:len(m)])
     ax.set_ylabel("task instances succeeded per hour")
     ax.set_title("Throughput per executor, 95 % CI over seeds")
-    fig.tight_layout()
-    return fig
+    return _done(fig, own)
 
 
 def write_compare_charts(cmp, out_dir) -> list[Path]:
@@ -105,5 +124,4 @@ def write_compare_charts(cmp, out_dir) -> list[Path]:
         for ext in ("png", "svg"):
             fig.savefig(out / f"{name}.{ext}", dpi=110, bbox_inches="tight", metadata={"Software": None} if ext == "png" else None)
             written.append(out / f"{name}.{ext}")
-        plt.close(fig)
     return written

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 #: Airflow's UI colours for task-instance states.
@@ -50,22 +49,56 @@ def _grid(tis, max_runs: int = 60) -> str:
     return f'<p class="legend">{legend}</p>' + "".join(parts)
 
 
+def _num(x, unit: str = "") -> str:
+    """A figure for people: 4 significant digits, or n/a."""
+    if x is None or x != x:
+        return "n/a"
+    return f"{x:.4g}{unit}" if isinstance(x, float) else f"{x}{unit}"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or x != x else f"{100.0 * x:.1f} %"
+
+
+def plain(x: float, digits: int = 4) -> str:
+    """``digits`` significant digits without exponents (1,235 not 1.235e+03; 98 not 1e+02)."""
+    if x != x:
+        return "n/a"
+    if abs(x) >= 10 ** (digits - 1):
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def ci_text(mean: float, half: float, share: bool = False) -> str:
+    """``mean ± half`` with a half-width that is 0 up to float noise shown as 0, and shares in %."""
+    if half == half and half < 1e-9 * max(1.0, abs(mean)):
+        half = 0.0
+    if share:
+        return _pct(mean) + ("" if half != half else f" ± {plain(100.0 * half, 2)} points")
+    return plain(mean) + ("" if half != half else f" ± {plain(half, 2)}")
+
+
 def _summary_table(summary: dict) -> str:
     rows = []
     d = summary["scheduling_delay_seconds"]
+    mk = summary["dag_runs"]["makespan_seconds"]
+    cost = summary.get("cost", {})
     for label, value in (
             ("DAG runs", summary["dag_runs"]["count"]),
-            ("task instances by state", json.dumps(summary["task_instances"]["by_state"])),
-            ("throughput (task instances/h)", summary["throughput_per_hour"]["task_instances_succeeded"]),
-            ("makespan mean / p95 (s)", f'{summary["dag_runs"]["makespan_seconds"]["mean"]} / '
-                                        f'{summary["dag_runs"]["makespan_seconds"]["p95"]}'),
-            ("ready -> started p50 / p95 / p99 (s)", f'{d["ready_to_started"]["p50"]} / '
-                                                     f'{d["ready_to_started"]["p95"]} / {d["ready_to_started"]["p99"]}'),
-            ("executor slots busy", summary["utilisation"]["executor_slots"]),
-            ("cost (USD)", summary.get("cost", {}).get("total_usd")),
-            ("cost per 1,000 tasks (USD)", summary.get("cost", {}).get("per_1000_tasks_usd"))):
+            ("task instances by state", ", ".join(f"{k} {v}" for k, v in summary["task_instances"]["by_state"].items())),
+            ("throughput (task instances succeeded per hour)", _num(summary["throughput_per_hour"]["task_instances_succeeded"])),
+            ("DAG-run makespan, mean / p95", f'{_num(mk["mean"], " s")} / {_num(mk["p95"], " s")}'),
+            ("ready -> started, p50 / p95 / p99 (all tries of this run)",
+             " / ".join(_num(d["ready_to_started"][q], " s") for q in ("p50", "p95", "p99"))),
+            ("executor slots busy", _pct(summary["utilisation"]["executor_slots"])),
+            ("cost", _num(cost.get("total_usd"), " USD")),
+            ("cost per 1,000 tasks", _num(cost.get("per_1000_tasks_usd"), " USD"))):
         rows.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(value))}</td></tr>")
     return f"<table>{''.join(rows)}</table>"
+
+
+def _deployments(lines) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(str(x))}</li>" for x in lines) + "</ul>"
 
 
 def write_report(result, folder: Path) -> Path:
@@ -75,8 +108,10 @@ def write_report(result, folder: Path) -> Path:
     charts = sorted((folder / "charts").glob("*.png")) if (folder / "charts").exists() else []
     body = [f"<h1>{html.escape(s['scenario'])} on the {html.escape(s['executor'])} executor</h1>",
             f"<p>{html.escape(getattr(result.scenario, 'description', '') or '')}</p>",
-            f"<p>profile {html.escape(str(s['profile']))}, seed {s['seed']}, "
-            f"{s['simulated_seconds'] / 3600:.2f} simulated hours</p>",
+            f"<p>profile {html.escape(str(s['profile']))}, seed {s['seed']}; DAG runs due from 0 to "
+            f"{s['horizon_seconds'] / 3600:.3g} h, simulated until every run ended at "
+            f"{s['simulated_seconds'] / 3600:.3g} h</p>",
+            "<h2>Deployment</h2>", _deployments(s.get("deployment", [])),
             "<h2>Summary</h2>", _summary_table(s),
             "<h2>Grid: DAG runs × tasks, coloured by final state</h2>", _grid(result.task_instances),
             "<h2>Charts</h2>", *(_img(p) for p in charts)]
@@ -99,15 +134,27 @@ def write_compare_report(cmp, folder: Path, title: str) -> Path:
         cells = []
         for e in executors:
             r = g[g["executor"] == e].iloc[0]
-            cells.append(f"<td>{r['mean']:.4g} ± {r['ci95']:.2g}</td>" if r["ci95"] == r["ci95"]
-                         else f"<td>{r['mean']:.4g}</td>")
+            share = "share" in metric or "utilisation" in metric
+            cells.append(f"<td>{html.escape(ci_text(r['mean'], r['ci95'], share))}</td>")
         rows.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     charts = sorted((folder / "charts").glob("*.png")) if (folder / "charts").exists() else []
-    seeds = int(cmp.runs.groupby("executor").size().max())
+    runs = cmp.runs
+    seeds = sorted(int(x) for x in runs["seed"].unique())
+    first = runs.iloc[0]
+    context = ""
+    if "profile" in runs:
+        context = (f" Profile {html.escape(str(first['profile']))}; DAG runs due from 0 to "
+                   f"{first['horizon_s'] / 3600:.3g} h; seeds {', '.join(map(str, seeds))}.")
+    deployments = runs.drop_duplicates("executor")["deployment"] if "deployment" in runs else []
     body = [f"<h1>{html.escape(title)}: executors compared</h1>",
-            f"<p>{len(executors)} executors × {seeds} seeds, the same workload for each seed; "
-            f"mean ± 95 % confidence interval over seeds.</p>",
-            f"<table>{head}{''.join(rows)}</table>", "<h2>Charts</h2>", *(_img(p) for p in charts)]
+            f"<p>{len(executors)} executors × {len(seeds)} seeds, the same workload for each seed; "
+            f"mean ± 95 % confidence interval over seeds.{context}</p>",
+            "<h2>Deployments</h2>", _deployments(deployments),
+            f"<table>{head}{''.join(rows)}</table>",
+            "<p>Percentiles in the table are the mean over seeds of each seed's percentile; the "
+            "latency chart's legend gives the percentile of every seed's tries pooled, so the two "
+            "p95s differ a little.</p>",
+            "<h2>Charts</h2>", *(_img(p) for p in charts)]
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)} - sim compare"
             f"</title><style>{CSS}</style>{CHECK}</head><body>{''.join(body)}</body></html>")
     out = folder / "report.html"

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .charts import COLORS, plt
+from matplotlib.figure import Figure
+
+from .charts import COLORS
 
 SHOWN = {"delay_p95_s": "ready -> started p95 (s)", "makespan_mean_s": "DAG-run makespan, mean (s)",
          "throughput_per_hour": "task instances per hour", "cost_usd": "total cost (USD)"}
@@ -17,7 +19,8 @@ def write_sweep_charts(sw, out_dir) -> list[Path]:
     for key in sw.grid:
         if key == "executor":
             continue
-        fig, axes = plt.subplots(1, len(SHOWN), figsize=(4.2 * len(SHOWN), 3.6))
+        fig = Figure(figsize=(4.2 * len(SHOWN), 3.6))
+        axes = fig.subplots(1, len(SHOWN))
         for ax, (metric, label) in zip(axes, SHOWN.items()):
             s = summarise(sw, key, metric)
             for i, (ex, g) in enumerate(s.groupby("executor", sort=False)):
@@ -33,5 +36,4 @@ def write_sweep_charts(sw, out_dir) -> list[Path]:
         for ext in ("png", "svg"):
             fig.savefig(out / f"{name}.{ext}", dpi=100, bbox_inches="tight")
             written.append(out / f"{name}.{ext}")
-        plt.close(fig)
     return written
