@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import SimError
+from .errors import SimError, SimNote
+
+_warn_default = warnings.showwarning
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -360,8 +363,17 @@ COMMANDS = {"calibrate": cmd_calibrate, "run": cmd_run, "compare": cmd_compare, 
             "profile": cmd_profile}
 
 
+def _show_note(message, category, filename, lineno, file=None, line=None):
+    """Notes to the user (sim.scenario.aliases.SimNote) as 'note: ...', other warnings as usual."""
+    if issubclass(category, SimNote):
+        print(f"note: {message}", file=sys.stderr)
+    else:
+        _warn_default(message, category, filename, lineno, file, line)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    warnings.showwarning = _show_note
     try:
         return COMMANDS[args.command](args)
     except SimError as e:

@@ -27,3 +27,7 @@ class ScenarioError(SimError):
             parts = [p for p in (self.file, path) if p]
             lines.append(": ".join(parts + [problem]))
         return "\n".join(lines)
+
+
+class SimNote(UserWarning):
+    """Something the user should know that is not an error (the CLI shows it as 'note: ...')."""

@@ -365,3 +365,47 @@ def test_json_schema_accepts_the_library():
     schema = json_schema()
     for path in SHIPPED:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+# -- Airflow's older setting names (issue #12) ----------------------------------------------------
+OLD_NAMES = """name: names
+horizon: 1h
+airflow: {{{airflow}}}
+executor: {{kind: celery, worker_pools: [{{name: w, concurrency: 2, crash_rate_per_hour: 6}}]}}
+dags:
+  - dag_id: d
+    schedule: {{every: 10m}}
+    tasks: {{a: {{duration: 30}}, b: {{duration: 30}}, c: {{duration: 30}}}}
+"""
+
+
+def test_airflow_older_setting_names_run_identically_with_a_note(tmp_path, capsys):
+    from sim.cli import main
+    old = tmp_path / "old.yaml"
+    new = tmp_path / "new.yaml"
+    old.write_text(OLD_NAMES.format(airflow="scheduler_zombie_task_threshold: 120, zombie_detection_interval: 7, "
+                                            "stalled_task_timeout: 90, dag_concurrency: 2"))
+    new.write_text(OLD_NAMES.format(airflow="task_instance_heartbeat_timeout: 120, "
+                                            "task_instance_heartbeat_timeout_detection_interval: 7, "
+                                            "task_queued_timeout: 90, max_active_tasks_per_dag: 2"))
+    for f in (old, new):
+        assert main(["run", str(f), "--no-progress", "--no-charts", "--out", str(tmp_path / f.stem)]) == 0
+    err = capsys.readouterr().err
+    assert "airflow.scheduler_zombie_task_threshold is Airflow's older name for " \
+           "airflow.task_instance_heartbeat_timeout" in err and str(old) in err
+    for name in ("task_instances.csv", "dag_runs.csv", "transitions.csv"):
+        assert (tmp_path / "old" / name).read_bytes() == (tmp_path / "new" / name).read_bytes(), name
+    s = load_scenario(old)
+    assert s.airflow.task_instance_heartbeat_timeout == 120 and s.airflow.max_active_tasks_per_dag == 2
+
+
+def test_older_name_in_set_and_both_names_at_once(tmp_path, capsys):
+    from sim.cli import main
+    f = tmp_path / "s.yaml"
+    f.write_text(OLD_NAMES.format(airflow="parallelism: 4"))
+    s = load_scenario(f, sets=["airflow.processor_poll_interval=2"])
+    assert s.airflow.scheduler_idle_sleep_time == 2
+    f.write_text(OLD_NAMES.format(airflow="dag_concurrency: 2, max_active_tasks_per_dag: 3"))
+    assert main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "airflow.dag_concurrency" in err and "keep one" in err and "Traceback" not in err

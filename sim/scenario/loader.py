@@ -17,6 +17,7 @@ from ..model.dag import DAG, DEFAULT_POOL, DagError, Deferral, Sensor, Task
 from . import ExecutorSpec, Scenario
 from . import _settings as executor_settings
 from .imported import import_dag
+from .aliases import alias_of_set_key, resolve_airflow_aliases
 from .profiles import load_profile, merge_sections
 from .schema import (IMPLEMENTED_EXECUTORS, DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
                      read_yaml, type_at, unknown_key, validate)
@@ -51,6 +52,7 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
         data["seed"] = seed
     if profile is not None:
         data["profile"] = profile
+    resolve_airflow_aliases(data, file)
     for assignment in sets:
         apply_set(data, assignment, file)
 
@@ -233,7 +235,7 @@ def apply_set(data: dict, assignment: str, file: str | None = None) -> None:
     or dag_id; keys containing dots (dag ids, task ids) are matched greedily. A key that does
     not exist yet may be created only where the schema has that field."""
     key, sep, text = assignment.partition("=")
-    key = key.strip()
+    key = alias_of_set_key(key, file).strip()
     where = f"--set {key}" if key else "--set"
 
     def fail(msg: str):

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ScenarioError
+from .aliases import resolve_airflow_aliases
 from .schema import ProfileFile, read_yaml, validate
 
 _PACKAGE = "sim.profiles"
@@ -65,6 +66,7 @@ def load_profile(name_or_path: str, base_dir=None, *, _chain: tuple[str, ...] = 
         data = {}
     if not isinstance(data, dict):
         raise ScenarioError(where, "a profile must be a mapping with airflow: and overheads: sections")
+    resolve_airflow_aliases(data, where)
     spec = validate(ProfileFile, data, where)
     base: dict = {"airflow": {}, "overheads": {}, "celery": {}, "kubernetes": {}}
     if spec.extends:
