@@ -181,7 +181,8 @@ def bad_trace(tmp_path, edit, name="bad.json") -> Path:
     (lambda d: d["workflow"]["execution"]["tasks"][0].update(coreCount=0),
      "workflow.execution.tasks[0].coreCount", "must be a number >= 1"),
     (lambda d: d["workflow"].pop("execution"), "workflow.execution", "missing"),
-    (lambda d: d.update(schemaVersion="1.4"), "schemaVersion", "not supported"),
+    (lambda d: d.update(schemaVersion="1.3"), "schemaVersion", "not supported"),
+    (lambda d: d.update(schemaVersion="1.4"), "workflow.tasks", "a WfFormat 1.4 trace lists its tasks there"),
     (lambda d: d["workflow"]["specification"]["tasks"][0]["parents"].append("cpuhog_forkjoin_00000010"),
      "workflow.specification.tasks", "cycle"),
 ])
@@ -535,3 +536,58 @@ def test_dag_files_without_airflow_say_which_extra(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "dags[0].airflow_export: reading Airflow DAG files needs apache-airflow" in err
     assert "Traceback" not in err
+
+
+# -- WfFormat 1.4 and 1.6 (issue #12: WfCommons' current tools write 1.6) -------------------------
+FORKJOIN = WF / "helloworld" / "helloworld-forkjoin-10-chameleon.json"
+
+
+def test_wfformat_1_6_reads_as_1_5(tmp_path):
+    data = json.loads(FORKJOIN.read_text())
+    data["schemaVersion"] = "1.6"
+    data["workflow"]["execution"]["tasks"][0]["metrics"] = {"cpu": [{"timestamp": 0, "value": 0.5}]}
+    f = tmp_path / "t16.json"
+    f.write_text(json.dumps(data))
+    a, b = load_wfcommons(FORKJOIN), load_wfcommons(f, dag_id=FORKJOIN.stem)
+    assert {t: (x.duration.mean, [d.task_id for d in x.downstream]) for t, x in a.tasks.items()} == \
+           {t: (x.duration.mean, [d.task_id for d in x.downstream]) for t, x in b.tasks.items()}
+
+
+def _trace_1_4() -> dict:
+    """A hand-written WfFormat 1.4 trace: one list of tasks, dependencies by task name (the names
+    differ from the ids), runtimes, cores and memory on each task."""
+    task = lambda name, tid, parents, children, rt, cores: {  # noqa: E731
+        "name": name, "id": tid, "type": "compute", "parents": parents, "children": children,
+        "runtimeInSeconds": rt, "cores": cores, "memoryInBytes": 2 * 1024 * 1024,
+        "files": [{"name": f"{name}.out", "link": "output", "sizeInBytes": 10}]}
+    return {"name": "fj", "schemaVersion": "1.4", "wms": {"name": "Pegasus", "version": "5"},
+            "workflow": {"makespanInSeconds": 30, "executedAt": "20240101T000000+0000", "machines": [],
+                         "tasks": [task("split_ID01", "ID01", [], ["work_ID02", "work_ID03"], 5.0, 1),
+                                   task("work_ID02", "ID02", ["split_ID01"], ["join_ID04"], 20.0, 2),
+                                   task("work_ID03", "ID03", ["ID01"], ["join_ID04"], 12.5, 1),
+                                   task("join_ID04", "ID04", ["work_ID02", "work_ID03"], [], 3.0, 1)]}}
+
+
+def test_wfformat_1_4_reads_with_its_dependencies_by_name(tmp_path):
+    f = tmp_path / "t14.json"
+    f.write_text(json.dumps(_trace_1_4()))
+    dag = load_wfcommons(f)
+    assert list(dag.tasks) == ["split_ID01", "work_ID02", "work_ID03", "join_ID04"]
+    assert {(u, d.task_id) for u, t in dag.tasks.items() for d in t.downstream} == {
+        ("split_ID01", "work_ID02"), ("split_ID01", "work_ID03"), ("work_ID02", "join_ID04"), ("work_ID03", "join_ID04")}
+    assert dag.tasks["work_ID02"].duration.mean == 20.0 and dag.tasks["work_ID02"].cpu == 2.0
+    assert dag.tasks["join_ID04"].memory == 2.0
+    assert dag.critical_path() == 5.0 + 20.0 + 3.0
+
+
+def test_bad_wfformat_1_4_names_its_own_fields(tmp_path):
+    data = _trace_1_4()
+    del data["workflow"]["tasks"][2]["runtimeInSeconds"]
+    data["workflow"]["tasks"][3]["parents"].append("ghost")
+    f = tmp_path / "bad14.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(ScenarioError) as e:
+        load_wfcommons(f)
+    msg = str(e.value)
+    assert f"{f}: workflow.tasks[3].parents[2]: unknown task id 'ghost'" in msg
+    assert "specification" not in msg

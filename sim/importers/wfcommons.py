@@ -1,4 +1,4 @@
-"""Import a WfCommons WfFormat trace (JSON, schema 1.5) as a DAG.
+"""Import a WfCommons WfFormat trace (JSON, schema 1.4 to 1.6) as a DAG.
 
 A WfFormat file records one execution of a scientific workflow (Pegasus, Makeflow, Nextflow, ...):
 ``workflow.specification.tasks[]`` gives each task's ``id``, ``name``, ``parents`` and ``children``;
@@ -27,8 +27,11 @@ from ..model.dag import DAG, Task
 from ..model.durations import Constant
 from ..model.schedules import At
 
-#: The WfFormat versions this importer reads (the spec/execution split came with 1.5).
-SCHEMA_VERSIONS = ("1.5",)
+#: The WfFormat versions this importer reads. 1.5 split a workflow into its specification (tasks,
+#: dependencies by task id) and its execution (runtimes, cores, memory); 1.6 only added optional
+#: items (WfFormat's tools/wfcommons-migrate-instance.py: "all new additions are optional"); a 1.4
+#: trace keeps one list of tasks, dependencies by task name, and is read through :func:`_from_1_4`.
+SCHEMA_VERSIONS = ("1.4", "1.5", "1.6")
 MIB = 1024.0 * 1024.0
 #: Stop listing problems after this many: one mistake repeated over a thousand tasks says enough.
 MAX_PROBLEMS = 20
@@ -76,7 +79,7 @@ def read_json(path, what: str):
 
 
 def load_wfcommons(path, *, dag_id: str | None = None, schedule=None) -> DAG:
-    """The workflow of a WfFormat 1.5 file as a DAG.
+    """The workflow of a WfFormat 1.4, 1.5 or 1.6 file as a DAG.
 
     ``dag_id`` defaults to the file name without ``.json``; ``schedule`` to one run at time 0
     (``At((0.0,))``). A file that is not valid WfFormat raises :class:`ScenarioError` naming the
@@ -112,9 +115,53 @@ def wfcommons_edges(path) -> set[tuple[str, str]]:
             | {(t["id"], c) for t in spec_tasks for c in t["children"]})
 
 
+def _from_1_4(data: dict) -> dict:
+    """A WfFormat 1.4 trace in 1.5's shape: ``workflow.tasks`` (each with ``name``, ``parents`` and
+    ``children`` by name or id, ``runtimeInSeconds``, ``cores``, ``memoryInBytes``) becomes the
+    specification and execution lists, in the same order, each task keyed by its name."""
+    tasks = data["workflow"]["tasks"]
+    key = {}
+    for t in tasks:
+        if isinstance(t, dict):
+            tid = t.get("name") if isinstance(t.get("name"), str) and t.get("name") else t.get("id")
+            for ref in (t.get("name"), t.get("id")):
+                if isinstance(ref, str) and ref not in key:
+                    key[ref] = tid
+    spec, execution = [], []
+    for t in tasks:
+        if not isinstance(t, dict):
+            spec.append(t)
+            execution.append(t)
+            continue
+        tid = key.get(t.get("name")) or t.get("id")
+        deps = {k: [key.get(r, r) if isinstance(r, str) else r for r in t[k]] if isinstance(t.get(k), list)
+                else t.get(k, []) for k in ("parents", "children")}
+        spec.append({"id": tid, "name": t.get("name"), **deps})
+        execution.append({"id": tid, "runtimeInSeconds": t.get("runtimeInSeconds"), "coreCount": t.get("cores"),
+                          "memoryInBytes": t.get("memoryInBytes")})
+    return {**data, "workflow": {"specification": {"tasks": spec}, "execution": {"tasks": execution}}}
+
+
 def _check(data, file: str) -> tuple[list[dict], dict[str, dict]]:
     """The specification tasks (in file order) and the execution tasks by id, or a
-    ScenarioError listing what is wrong."""
+    ScenarioError listing what is wrong (for a 1.4 trace, with its own paths)."""
+    if isinstance(data, dict) and data.get("schemaVersion") == "1.4" and isinstance(data.get("workflow"), dict) \
+            and isinstance(data["workflow"].get("tasks"), list):
+        try:
+            return _check_1_5(_from_1_4(data), file)
+        except ScenarioError as e:
+            e.problems = [(p.replace("workflow.specification.tasks", "workflow.tasks")
+                           .replace("workflow.execution.tasks", "workflow.tasks")
+                           .replace(".coreCount", ".cores"), m.replace("workflow.specification.tasks", "workflow.tasks"))
+                          for p, m in e.problems]
+            raise ScenarioError(e.file, e.problems) from None
+    if isinstance(data, dict) and data.get("schemaVersion") == "1.4":
+        raise ScenarioError(file, [("workflow.tasks", "missing: a WfFormat 1.4 trace lists its tasks there "
+                                                      "(specification and execution came with 1.5)")])
+    return _check_1_5(data, file)
+
+
+def _check_1_5(data, file: str) -> tuple[list[dict], dict[str, dict]]:
     problems = _Problems()
 
     def fail():
