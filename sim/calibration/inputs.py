@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScenarioError, SimError
+from ..files import MAX_YAML_BYTES, read_text
 from ..importers.airflow_export import (observed_runs, read_dag_runs, read_rest_tasks,
                                         read_task_instances)
 
@@ -77,10 +78,7 @@ def read_config(path) -> tuple[dict, str | None]:
     kind or None)``; keys the simulator has no use for and ``<not present ...>`` values are skipped.
     ``database.sql_alchemy_pool_size`` + ``max_overflow`` (default 10) give ``db_connections``."""
     file = str(path)
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ScenarioError(file, f"cannot read the configuration: {e.strerror or e}") from None
+    lines = read_text(path, MAX_YAML_BYTES, "configuration").splitlines()
     raw: dict[str, str] = {}
     for i, line in enumerate(lines, 1):
         s = line.strip()

@@ -7,10 +7,9 @@ import typing
 from pathlib import Path
 from typing import Iterable
 
-import yaml
-
 from ..airflow.config import AirflowConfig, Overheads
 from ..errors import ScenarioError
+from ..files import MAX_YAML_BYTES, read_text
 from ..model import durations as dist
 from ..model import schedules as sch
 from ..model.dag import DAG, DEFAULT_POOL, DagError, Deferral, Sensor, Task
@@ -26,10 +25,7 @@ def load_scenario(path, *, sets: Iterable[str] = (), executor: str | None = None
                   seed: int | None = None, profile: str | None = None) -> Scenario:
     """Load, override (``--executor``, ``--seed``, ``--profile``, then each ``--set``), validate."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError(file, f"cannot read the file: {e.strerror}") from None
+    text = read_text(path, MAX_YAML_BYTES)
     return scenario_from_dict(read_yaml(text, file), file=file, sets=sets, executor=executor,
                               seed=seed, profile=profile, base_dir=Path(path).parent)
 
@@ -223,8 +219,8 @@ def _unshare(x):
 
 def _parse_value(text: str):
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return read_yaml(text, None)
+    except ScenarioError:
         return text        # e.g. "a: b: c" -- keep it as the string the user typed
 
 

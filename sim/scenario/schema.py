@@ -39,8 +39,54 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
+#: Bounds on a YAML document, counted with aliases expanded: a "billion laughs" file of a few
+#: hundred bytes (anchors of lists of aliases of anchors...) expands to 10^9 nodes, and deep
+#: nesting overflows the stack. The largest shipped scenario has a few hundred nodes, nested 8 deep.
+MAX_YAML_NODES = 1_000_000
+MAX_YAML_DEPTH = 64
+
+
+class _TooBig(yaml.MarkedYAMLError):
+    pass
+
+
+def _check_size(root) -> None:
+    """Count ``root``'s nodes with aliases expanded, and its depth, without expanding anything
+    (an alias is the anchored node itself, so each node is measured once)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in size and not done:
+            continue
+        children = [c for kv in node.value for c in kv] if isinstance(node, yaml.MappingNode) \
+            else node.value if isinstance(node, yaml.SequenceNode) else []
+        if not done:
+            size[key] = -1                       # being measured (YAML has no recursive aliases here)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        size[key] = 1 + sum(size[id(c)] for c in children)
+        depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+        if size[key] > MAX_YAML_NODES:
+            raise _TooBig(problem=f"the document expands to more than {MAX_YAML_NODES:,} values "
+                          "(anchors and aliases repeat what they point at); write it out with fewer "
+                          "repetitions", problem_mark=node.start_mark)
+        if depth[key] > MAX_YAML_DEPTH:
+            raise _TooBig(problem=f"nested more than {MAX_YAML_DEPTH} levels deep",
+                          problem_mark=node.start_mark)
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)
+    and documents too large or too deep once aliases are expanded (see ``MAX_YAML_NODES``)."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_size(node)
+        return node
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -63,8 +109,10 @@ def read_yaml(text: str, file: str | None):
     """Parse YAML; a syntax error becomes a ScenarioError naming line and column."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as e:
+    except (_DuplicateKey, _TooBig) as e:
         raise ScenarioError(file, f"{e.problem} at {_at(e.problem_mark)}") from None
+    except RecursionError:
+        raise ScenarioError(file, f"nested too deeply (at most {MAX_YAML_DEPTH} levels)") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         msg = f"YAML syntax error at {_at(mark)}: {e.problem or e.context}" if mark else str(e)
