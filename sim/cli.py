@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--seeds", type=int, default=3)
     w.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
     w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (the [dask] extra)")
+    w.add_argument("--dask-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="give up when the Dask scheduler does not answer within this time (default 5)")
     w.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     w.add_argument("--out", help="results folder (default results/<scenario>/sweep)")
     w.add_argument("--no-charts", action="store_true")
@@ -177,7 +179,8 @@ def cmd_sweep(args) -> int:
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
     scenario = load_scenario(args.scenario, sets=args.sets)
-    sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True)
+    sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True,
+               dask_timeout=args.dask_timeout)
     out = Path(args.out) if args.out else Path("results") / scenario.name / "sweep"
     sw.write(out, charts=not args.no_charts)
     failed = sw.table[sw.table["error"] != ""]

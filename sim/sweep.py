@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ScenarioError
+from .errors import ScenarioError, SimError
 from .compare import METRICS, _one, mean_ci, run_points
 
 
@@ -83,13 +83,33 @@ class Sweep:
         return out
 
 
+#: Seconds to wait for a Dask scheduler to answer before giving up (Dask's own default is 30 s).
+DASK_TIMEOUT = 5.0
+
+
+def _dask_client(address: str, timeout: float):
+    """A client of the Dask scheduler at ``address``; a SimError if it cannot be reached in time."""
+    if not timeout > 0:
+        raise SimError(f"--dask-timeout must be > 0 seconds (got {timeout:g})")
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise SimError("--dask needs dask.distributed (pip install -e '.[dask]')") from None
+    try:
+        return Client(address, timeout=timeout)
+    except Exception as e:   # noqa: BLE001 - only the user's address is involved here: a refused or
+        # silent port, a bad scheme, or a server that is not Dask's (its reply read as a huge frame)
+        raise SimError(f"--dask {address}: no Dask scheduler answered (waited at most {timeout:g} s; "
+                       f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'}); "
+                       "check the address (tcp://HOST:8786) or raise --dask-timeout") from None
+
+
 def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, dask: str | None = None,
-          progress: bool = False) -> Sweep:
+          progress: bool = False, dask_timeout: float = DASK_TIMEOUT) -> Sweep:
     pts = points_of(path, grid, seeds, sets)
     args = [(str(path), p["executor"], p["seed"], p["sets"]) for p in pts]
     if dask:
-        from dask.distributed import Client
-        client = Client(dask) if isinstance(dask, str) else dask
+        client = _dask_client(dask, dask_timeout) if isinstance(dask, str) else dask
         try:
             results = client.gather(client.map(_safe, args, pure=False))
         finally:

@@ -3,6 +3,7 @@ profile, build the model objects. Every problem becomes a :class:`ScenarioError`
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Iterable
@@ -244,7 +245,7 @@ def apply_set(data: dict, assignment: str, file: str | None = None) -> None:
     while True:
         if isinstance(node, list):
             name = parts[i]
-            if name.lstrip("-").isdigit():
+            if re.fullmatch(r"-?[0-9]+", name):          # not str.isdigit(): '²' is a digit to it
                 idx, j = int(name), i + 1
                 if not 0 <= idx < len(node):
                     fail(f"{'.'.join(parts[:i]) or 'list'} has no item {idx} (it has {len(node)})")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       WithJsonSchema, field_validator, model_validator)
 
@@ -162,6 +162,11 @@ def _check_cron(v: str) -> str:
     if not croniter.is_valid(v):
         raise ValueError(f"not a valid cron expression: {v!r} (five fields, minute hour "
                          "day-of-month month day-of-week, e.g. '0 * * * *', or @hourly, @daily)")
+    from ..model.schedules import EPOCH
+    try:
+        croniter(v, EPOCH).get_next(float)
+    except (CroniterBadDateError, ValueError, KeyError, OverflowError):
+        raise ValueError(f"the cron expression {v!r} never fires (no such date, e.g. 30 February)") from None
     return v
 
 
