@@ -9,6 +9,7 @@ of each metric against each swept setting.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,22 +37,34 @@ def parse_grid(items) -> dict[str, list[str]]:
     return grid
 
 
-def points_of(path, grid: dict, seeds: int, sets=()) -> list[dict]:
-    """Every (settings, seed) point; each validated now, so a bad grid fails before any run."""
+def points_of(path, grid: dict, seeds: int, sets=(), limit: int | None = None) -> list[dict]:
+    """Every (settings, seed) point; each validated now, so a bad grid fails before any run.
+    ``limit``: refuse a sweep expected to simulate more task-instance tries in all (sim.limits)."""
+    from .limits import FLAG, check_work
     from .scenario import load_scenario
     keys = list(grid)
     base = load_scenario(path, sets=sets)
-    out = []
+    combos = math.prod(len(v) for v in grid.values())
+    if limit is not None and combos * seeds > limit:
+        raise SimError(f"the sweep has {combos:,} settings x {seeds:,} seeds = {combos * seeds:,} "
+                       f"simulations, more than the limit of {limit:,}; raise it with {FLAG} N")
+    out, total = [], 0.0
     for combo in itertools.product(*(grid[k] for k in keys)):
         setting = dict(zip(keys, combo))
         executor = setting.get("executor")
         point_sets = tuple(sets) + tuple(f"{k}={v}" for k, v in setting.items() if k != "executor")
         try:
-            load_scenario(path, sets=point_sets, executor=executor)
+            point = load_scenario(path, sets=point_sets, executor=executor)
         except ScenarioError as e:
             where = ", ".join(f"{k}={v}" for k, v in setting.items())
             raise ScenarioError(e.file, [(f"--grid {where}: {p}" if p else f"--grid {where}", m)
                                          for p, m in e.problems]) from None
+        if limit is not None:
+            total += max(1.0, check_work(point, None)["tries"]) * seeds
+            if not total <= limit:
+                raise SimError(f"{path}: the sweep would simulate about {total:,.0f} task-instance "
+                               f"tries in all (so far, at --grid {', '.join(f'{k}={v}' for k, v in setting.items())}"
+                               f", x {seeds} seeds), more than the limit of {limit:,}; raise it with {FLAG} N")
         for i in range(seeds):
             out.append({"setting": setting, "sets": point_sets,
                         "executor": executor or base.executor.kind, "seed": base.seed + i})
@@ -105,8 +118,9 @@ def _dask_client(address: str, timeout: float):
 
 
 def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, dask: str | None = None,
-          progress: bool = False, dask_timeout: float = DASK_TIMEOUT) -> Sweep:
-    pts = points_of(path, grid, seeds, sets)
+          progress: bool = False, dask_timeout: float = DASK_TIMEOUT,
+          max_task_instances: int | None = None) -> Sweep:
+    pts = points_of(path, grid, seeds, sets, max_task_instances)
     args = [(str(path), p["executor"], p["seed"], p["sets"]) for p in pts]
     if dask:
         client = _dask_client(dask, dask_timeout) if isinstance(dask, str) else dask
