@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SimError, SimNote
+from .limits import add_argument as add_limit_argument
 
 _warn_default = warnings.showwarning
 
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--profile", help="override the profile (built-in name or a profile YAML file)")
         sp.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting by dotted path, e.g. airflow.parallelism=4 (repeatable)")
+        add_limit_argument(sp)
 
     r = sub.add_parser("run", help="simulate a scenario and write its results")
     scenario_args(r)
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="override one setting by dotted path for every run (repeatable)")
     c.add_argument("--out", help="results folder (default results/<scenario>/compare)")
     c.add_argument("--no-charts", action="store_true", help="do not draw the charts or the report")
+    add_limit_argument(c)
 
     w = sub.add_parser("sweep", help="run the Cartesian product of settings x seeds")
     w.add_argument("scenario", help="scenario YAML file")
@@ -81,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=int, help="the first seed (default: the scenario's); seeds are seed, seed+1, ...")
     w.add_argument("--jobs", type=int, help="parallel processes (default: all cores)")
     w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster (the [dask] extra)")
+    w.add_argument("--dask-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="give up when the Dask scheduler does not answer within this time (default 5)")
+    add_limit_argument(w)
     w.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting by dotted path for every point (repeatable)")
     w.add_argument("--out", help="results folder (default results/<scenario>/sweep)")
@@ -109,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="alternate the model with the minimal SimPy simulation of the same workload "
                         "(fresh processes) and print the median speed ratio")
     b.add_argument("--pairs", type=int, default=3, help="with --reference: alternating pairs (default 3)")
+    add_limit_argument(b)
 
     s = sub.add_parser("schema", help="write the JSON Schema of scenario files (for editors)")
     s.add_argument("--out", default="-", help="file to write (default: standard output)")
@@ -141,9 +148,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
+    from .limits import check_limit_flag, check_work
     from .scenario import load_scenario
-    return load_scenario(args.scenario, sets=args.sets, executor=args.executor, seed=args.seed,
-                         profile=args.profile)
+    check_limit_flag(args.max_task_instances)
+    scenario = load_scenario(args.scenario, sets=args.sets, executor=args.executor, seed=args.seed,
+                             profile=args.profile)
+    check_work(scenario, args.max_task_instances)
+    return scenario
 
 
 def _out_dir(args, scenario, leaf) -> Path:
@@ -201,8 +212,16 @@ def cmd_compare(args) -> int:
         raise SimError("--executors: name at least one executor (local, celery, kubernetes, celery_kubernetes)")
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
+    from .limits import FLAG, check_limit_flag, check_work
+    check_limit_flag(args.max_task_instances)
     scenario = load_scenario(args.scenario, sets=args.sets)
     out = _out_dir(args, scenario, "compare")
+    tries = max(1.0, check_work(scenario, args.max_task_instances)["tries"])   # a run is work even if empty
+    if tries * args.seeds * len(executors) > args.max_task_instances:
+        raise SimError(f"{args.scenario}: the comparison would simulate about "
+                       f"{tries * args.seeds * len(executors):,.0f} task-instance tries ({tries:,.0f} per "
+                       f"run x {args.seeds} seeds x {len(executors)} executors), more than the limit of "
+                       f"{args.max_task_instances:,}; use fewer seeds or raise the limit with {FLAG} N")
     cmp = compare(args.scenario, executors, args.seeds, args.sets, args.jobs, progress=True, base_seed=args.seed)
     cmp.write(out, charts=not args.no_charts, title=scenario.name)
     t = cmp.table
@@ -231,10 +250,13 @@ def cmd_sweep(args) -> int:
     grid = parse_grid(args.grid)
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
+    from .limits import check_limit_flag, check_work
+    check_limit_flag(args.max_task_instances)
     scenario = load_scenario(args.scenario, sets=args.sets)
     out = _out_dir(args, scenario, "sweep")
+    check_work(scenario, args.max_task_instances)
     sw = sweep(args.scenario, grid, args.seeds, args.sets, args.jobs, args.dask, progress=True,
-               base_seed=args.seed)
+               dask_timeout=args.dask_timeout, max_task_instances=args.max_task_instances, base_seed=args.seed)
     sw.write(out, charts=not args.no_charts)
     t = sw.table
     failed = t[t["error"] != ""]
@@ -284,6 +306,13 @@ def cmd_bench(args) -> int:
     if args.reference:
         return _bench_reference(args)
     from .bench import run_bench
+    from .limits import FLAG, check_limit_flag
+    check_limit_flag(args.max_task_instances)
+    if args.task_instances < 1:
+        raise SimError(f"--task-instances must be at least 1 (got {args.task_instances})")
+    if args.task_instances > args.max_task_instances:
+        raise SimError(f"--task-instances {args.task_instances:,} is more than the limit of "
+                       f"{args.max_task_instances:,} task instances; raise it with {FLAG} N")
     fig = run_bench(args.task_instances, args.profile, args.executor, progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(fig))

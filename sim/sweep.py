@@ -9,12 +9,13 @@ of each metric against each swept setting.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import ScenarioError
+from .errors import ScenarioError, SimError
 from .compare import METRICS, _one, mean_ci, run_points
 
 
@@ -35,22 +36,35 @@ def parse_grid(items) -> dict[str, list[str]]:
     return grid
 
 
-def points_of(path, grid: dict, seeds: int, sets=(), base_seed: int | None = None) -> list[dict]:
-    """Every (settings, seed) point; each validated now, so a bad grid fails before any run."""
+def points_of(path, grid: dict, seeds: int, sets=(), limit: int | None = None,
+              base_seed: int | None = None) -> list[dict]:
+    """Every (settings, seed) point; each validated now, so a bad grid fails before any run.
+    ``limit``: refuse a sweep expected to simulate more task-instance tries in all (sim.limits)."""
+    from .limits import FLAG, check_work
     from .scenario import load_scenario
     keys = list(grid)
     base = load_scenario(path, sets=sets)
-    out = []
+    combos = math.prod(len(v) for v in grid.values())
+    if limit is not None and combos * seeds > limit:
+        raise SimError(f"the sweep has {combos:,} settings x {seeds:,} seeds = {combos * seeds:,} "
+                       f"simulations, more than the limit of {limit:,}; raise it with {FLAG} N")
+    out, total = [], 0.0
     for combo in itertools.product(*(grid[k] for k in keys)):
         setting = dict(zip(keys, combo))
         executor = setting.get("executor")
         point_sets = tuple(sets) + tuple(f"{k}={v}" for k, v in setting.items() if k != "executor")
         try:
-            load_scenario(path, sets=point_sets, executor=executor)
+            point = load_scenario(path, sets=point_sets, executor=executor)
         except ScenarioError as e:
             where = ", ".join(f"{k}={v}" for k, v in setting.items())
             raise ScenarioError(e.file, [(f"--grid {where}: {p}" if p else f"--grid {where}", m)
                                          for p, m in e.problems]) from None
+        if limit is not None:
+            total += max(1.0, check_work(point, None)["tries"]) * seeds
+            if not total <= limit:
+                raise SimError(f"{path}: the sweep would simulate about {total:,.0f} task-instance "
+                               f"tries in all (so far, at --grid {', '.join(f'{k}={v}' for k, v in setting.items())}"
+                               f", x {seeds} seeds), more than the limit of {limit:,}; raise it with {FLAG} N")
         for i in range(seeds):
             out.append({"setting": setting, "sets": point_sets,
                         "executor": executor or base.executor.kind,
@@ -81,13 +95,34 @@ class Sweep:
         return Path(out_dir)
 
 
+#: Seconds to wait for a Dask scheduler to answer before giving up (Dask's own default is 30 s).
+DASK_TIMEOUT = 5.0
+
+
+def _dask_client(address: str, timeout: float):
+    """A client of the Dask scheduler at ``address``; a SimError if it cannot be reached in time."""
+    if not timeout > 0:
+        raise SimError(f"--dask-timeout must be > 0 seconds (got {timeout:g})")
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise SimError("--dask needs dask.distributed (pip install -e '.[dask]')") from None
+    try:
+        return Client(address, timeout=timeout)
+    except Exception as e:   # noqa: BLE001 - only the user's address is involved here: a refused or
+        # silent port, a bad scheme, or a server that is not Dask's (its reply read as a huge frame)
+        raise SimError(f"--dask {address}: no Dask scheduler answered (waited at most {timeout:g} s; "
+                       f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no answer'}); "
+                       "check the address (tcp://HOST:8786) or raise --dask-timeout") from None
+
+
 def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, dask: str | None = None,
-          progress: bool = False, base_seed: int | None = None) -> Sweep:
-    pts = points_of(path, grid, seeds, sets, base_seed)
+          progress: bool = False, dask_timeout: float = DASK_TIMEOUT,
+          max_task_instances: int | None = None, base_seed: int | None = None) -> Sweep:
+    pts = points_of(path, grid, seeds, sets, max_task_instances, base_seed)
     args = [(str(path), p["executor"], p["seed"], p["sets"]) for p in pts]
     if dask:
-        from dask.distributed import Client
-        client = Client(dask) if isinstance(dask, str) else dask
+        client = _dask_client(dask, dask_timeout) if isinstance(dask, str) else dask
         try:
             results = client.gather(client.map(_safe, args, pure=False))
         finally:

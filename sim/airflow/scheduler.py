@@ -23,7 +23,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..model.runtime import DagRun, TaskInstance, draw_deferral, retry_delay
+from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_tries, retry_delay
 from ..model.rng import stream
 from ..model.schedules import Cron, Interval
 from ..model.states import DagRunState as DR, TaskInstanceState as S
@@ -312,7 +312,7 @@ class Scheduler:
                 self._uid += 1
                 extra.map_index = k
                 extra.sort_key = ti.sort_key[:3] + (k,) + ti.sort_key[4:]
-                extra.durations = [ti.task.duration.sample(rng) for _ in range(ti.task.retries + 1)]
+                extra.durations = draw_tries(ti.task.duration.sample, rng, ti.task.retries + 1)
                 extra.failure_draws = ti.failure_draws
                 if ti.task.sensor is not None:
                     run.sensor_state[extra] = [ti.task.sensor.wait.sample(rng), math.nan]

@@ -109,10 +109,15 @@ def _prepare(runs, dags, executor, dag_runs, base_profile, settings, bodies, con
         cfg, cfg_executor = inp.read_config(config)
         if cfg_executor is not None and cfg_executor != executor:
             raise SimError(f"{config}: core.executor is {cfg_executor}, but the calibration is for {executor}")
+        if executor != "celery":
+            cfg = {k: v for k, v in cfg.items() if not k.startswith("celery.")}
+        inp.check_settings(cfg, str(config), inp.config_names())
         known.update(cfg)
-    known.update(inp.normalise_settings(settings))
+    sets = inp.normalise_settings(settings)
     if executor != "celery":
-        known = {k: v for k, v in known.items() if not k.startswith("celery.")}
+        sets = {k: v for k, v in sets.items() if not k.startswith("celery.")}
+    inp.check_settings(sets, "--set")
+    known.update(sets)
     prof = load_profile(base_profile)
     ti, dr = inp.read_runs(runs, dag_runs)
     structures = inp.read_structures(dags)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScenarioError, SimError
+from ..files import MAX_YAML_BYTES, read_text
 from ..importers.airflow_export import (observed_runs, read_dag_runs, read_rest_tasks,
                                         read_task_instances)
 
@@ -77,10 +78,7 @@ def read_config(path) -> tuple[dict, str | None]:
     kind or None)``; keys the simulator has no use for and ``<not present ...>`` values are skipped.
     ``database.sql_alchemy_pool_size`` + ``max_overflow`` (default 10) give ``db_connections``."""
     file = str(path)
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ScenarioError(file, f"cannot read the configuration: {e.strerror or e}") from None
+    lines = read_text(path, MAX_YAML_BYTES, "configuration").splitlines()
     raw: dict[str, str] = {}
     for i, line in enumerate(lines, 1):
         s = line.strip()
@@ -104,10 +102,45 @@ def read_config(path) -> tuple[dict, str | None]:
     if backend:
         out["celery.result_backend"] = "redis" if backend.startswith(("redis", "rediss")) else "database"
     if "database.sql_alchemy_pool_size" in raw:
-        overflow = _value(raw.get("database.sql_alchemy_max_overflow", "10"))
-        out["overheads.db_connections"] = int(_value(raw["database.sql_alchemy_pool_size"])) + int(overflow)
+        sizes = []
+        for key, default in (("database.sql_alchemy_pool_size", None), ("database.sql_alchemy_max_overflow", "10")):
+            v = _value(raw.get(key, default))
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ScenarioError(file, [(key, f"expected a whole number >= 0 (got {raw[key]!r})")])
+            sizes.append(v)
+        out["overheads.db_connections"] = sum(sizes)
     executor = _EXECUTORS.get(raw.get("core.executor", "").split(",")[0].strip())
     return out, executor
+
+
+def check_settings(known: dict, file: str, names: dict | None = None) -> None:
+    """Validate dotted settings against the profile schema (types, bounds, known keys), so a
+    bad value is an error naming ``file`` and the key, not a crash mid-fit. ``names`` maps a
+    profile key back to the key the user wrote (a config.txt key)."""
+    from pydantic import ValidationError
+
+    from ..scenario.schema import ProfileFile, problems_from
+    nested: dict = {}
+    for key, value in known.items():
+        section, name = key.split(".", 1)
+        nested.setdefault(section, {})[name] = value
+    try:
+        ProfileFile.model_validate(nested)
+    except ValidationError as e:
+        problems = []
+        for path, msg in problems_from(e, nested, ProfileFile):
+            if names and path in names:
+                path = f"{names[path]} ({path})"
+            problems.append((path, msg))
+        raise ScenarioError(file, problems) from None
+
+
+def config_names() -> dict:
+    """Profile key -> the config.txt key it was read from (for messages)."""
+    inverse = {}
+    for key, profile_key in _CONFIG_KEYS.items():
+        inverse.setdefault(profile_key, key)
+    return inverse
 
 
 def normalise_settings(settings) -> dict:

@@ -15,14 +15,20 @@ class LocalExecutor(BaseExecutor):
     def __init__(self, sim, parallelism: int, host):
         super().__init__(sim, parallelism)
         self.host = host
-        # QueuedLocalWorker processes, pre-spawned at start (parallelism > 0, LEdoc).
-        self._free_workers = [f"{host.name}/worker-{i}" for i in range(parallelism - 1, -1, -1)]
+        # QueuedLocalWorker processes, pre-spawned at start (parallelism > 0, LEdoc). Named when
+        # first used (worker-0, worker-1, ...), not all at once: parallelism may be 100,000.
+        self._free_workers: list[str] = []
+        self._named = 0
         self._result_queue: list = []
 
     def trigger_tasks(self, tis: list) -> float:
         runner = self.sim.task_runner
         for ti in tis:
-            worker = self._free_workers.pop()
+            if self._free_workers:
+                worker = self._free_workers.pop()
+            else:
+                worker = f"{self.host.name}/worker-{self._named}"
+                self._named += 1
             runner.start(ti, self.host, worker, self._on_process_exit)
         return 0.0  # putting a workload on a multiprocessing queue is negligible
 

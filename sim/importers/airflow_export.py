@@ -26,6 +26,7 @@ from typing import Iterable
 import pandas as pd
 
 from ..errors import ScenarioError
+from ..files import MAX_DATA_BYTES, check_regular
 from ..model.dag import (DAG, DEFAULT_POOL, DEFAULT_QUEUE, DEFAULT_RETRY_DELAY, TRIGGER_RULES,
                          WEIGHT_RULES, DagError, Task)
 from ..model.durations import Empirical
@@ -92,6 +93,7 @@ class _Rows:
 
 def _read_csv(path, what: str) -> pd.DataFrame:
     file = str(path)
+    check_regular(path, MAX_DATA_BYTES, what)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True)
     except FileNotFoundError:

@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 
 from ..errors import ScenarioError
+from ..files import MAX_DATA_BYTES, read_text
 from ..model.dag import DAG, Task
 from ..model.durations import Constant
 from ..model.schedules import At
@@ -65,14 +66,11 @@ def _is_number(v) -> bool:
 def read_json(path, what: str):
     """Parse a JSON file; an unreadable file or a syntax error is a ScenarioError naming it."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError(file, f"cannot read the {what}: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise ScenarioError(file, f"the {what} is not UTF-8 text: {e.reason} at byte {e.start}") from None
+    text = read_text(path, MAX_DATA_BYTES, what)
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ScenarioError(file, f"not a usable {what}: nested too deeply") from None
     except json.JSONDecodeError as e:
         raise ScenarioError(file, f"not valid JSON (a {what}): {e.msg} at line {e.lineno}, "
                                   f"column {e.colno}") from None

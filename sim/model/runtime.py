@@ -140,10 +140,9 @@ class DagRun:
             ti = TaskInstance(next_uid, self, i, task, plan.weights[i])
             next_uid += 1
             tries = task.retries + 1
-            sample = task.duration.sample
-            ti.durations = [sample(rng) for _ in range(tries)]
+            ti.durations = draw_tries(task.duration.sample, rng, tries)
             if plan.draw_failures:
-                ti.failure_draws = [rng.random() for _ in range(tries)]
+                ti.failure_draws = draw_tries(_uniform, rng, tries)
             if task.sensor is not None:
                 # [when the condition holds, first poke of the current try]
                 self.sensor_state[ti] = [task.sensor.wait.sample(rng), math.nan]
@@ -191,6 +190,39 @@ class DagRun:
                 if ti.state in (S.FAILED, S.UPSTREAM_FAILED):
                     return DagRunState.FAILED
         return DagRunState.SUCCESS
+
+
+#: Tries drawn when a task instance is created; a task with more retries draws the rest lazily.
+EAGER_TRIES = 32
+_uniform = random.Random.random
+
+
+class LazyDraws:
+    """A task instance's per-try draws when it may have many tries (``retries: 10**8``): the
+    first ``EAGER_TRIES`` come from the DAG's stream like everyone's, the rest from a stream of
+    the task instance's own (seeded from the DAG's stream, so still the same whatever the
+    executor), drawn only when a try happens. Indexed like the list it stands for."""
+
+    __slots__ = ("_values", "_rng", "_draw")
+
+    def __init__(self, values: list, seed: int, draw):
+        self._values = values
+        self._rng = random.Random(seed)
+        self._draw = draw
+
+    def __getitem__(self, i: int) -> float:
+        values = self._values
+        while len(values) <= i:
+            values.append(self._draw(self._rng))
+        return values[i]
+
+
+def draw_tries(draw, rng: random.Random, tries: int):
+    """``[draw(rng) for each try]``, or a :class:`LazyDraws` past ``EAGER_TRIES`` tries."""
+    if tries <= EAGER_TRIES:
+        return [draw(rng) for _ in range(tries)]
+    first = [draw(rng) for _ in range(EAGER_TRIES)]
+    return LazyDraws(first, rng.getrandbits(64), draw)
 
 
 def draw_deferral(task: Task, rng: random.Random) -> list:

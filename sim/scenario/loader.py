@@ -3,14 +3,14 @@ profile, build the model objects. Every problem becomes a :class:`ScenarioError`
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Iterable
 
-import yaml
-
 from ..airflow.config import AirflowConfig, Overheads
 from ..errors import ScenarioError
+from ..files import MAX_YAML_BYTES, read_text
 from ..model import durations as dist
 from ..model import schedules as sch
 from ..model.dag import DAG, DEFAULT_POOL, DagError, Deferral, Sensor, Task
@@ -27,10 +27,7 @@ def load_scenario(path, *, sets: Iterable[str] = (), executor: str | None = None
                   seed: int | None = None, profile: str | None = None) -> Scenario:
     """Load, override (``--executor``, ``--seed``, ``--profile``, then each ``--set``), validate."""
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError(file, f"cannot read the file: {e.strerror}") from None
+    text = read_text(path, MAX_YAML_BYTES)
     return scenario_from_dict(read_yaml(text, file), file=file, sets=sets, executor=executor,
                               seed=seed, profile=profile, base_dir=Path(path).parent)
 
@@ -225,8 +222,8 @@ def _unshare(x):
 
 def _parse_value(text: str):
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return read_yaml(text, None)
+    except ScenarioError:
         return text        # e.g. "a: b: c" -- keep it as the string the user typed
 
 
@@ -250,7 +247,7 @@ def apply_set(data: dict, assignment: str, file: str | None = None) -> None:
     while True:
         if isinstance(node, list):
             name = parts[i]
-            if name.lstrip("-").isdigit():
+            if re.fullmatch(r"-?[0-9]+", name):          # not str.isdigit(): '²' is a digit to it
                 idx, j = int(name), i + 1
                 if not 0 <= idx < len(node):
                     fail(f"{'.'.join(parts[:i]) or 'list'} has no item {idx} (it has {len(node)})")

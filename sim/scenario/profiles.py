@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ScenarioError
 from .aliases import resolve_airflow_aliases
+from ..files import MAX_YAML_BYTES, read_text
 from .schema import ProfileFile, read_yaml, validate
 
 _PACKAGE = "sim.profiles"
@@ -27,10 +28,7 @@ def _locate(ref: str, base_dir) -> tuple[str, str]:
     candidates = ([Path(base_dir) / ref] if base_dir is not None else []) + [Path(ref)]
     for path in candidates:
         if path.is_file():
-            try:
-                return str(path), path.read_text(encoding="utf-8")
-            except OSError as e:
-                raise ValueError(f"cannot read profile {str(path)!r}: {e.strerror}") from None
+            return str(path), read_text(path, MAX_YAML_BYTES, "profile")
     msg = f"unknown profile {ref!r}: not a built-in profile ({', '.join(list_profiles())}) nor a file"
     close = difflib.get_close_matches(ref, list_profiles(), n=1)
     raise ValueError(msg + (f"; did you mean {close[0]!r}?" if close else ""))

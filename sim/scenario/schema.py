@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       WithJsonSchema, field_validator, model_validator)
 
@@ -39,8 +39,54 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
+#: Bounds on a YAML document, counted with aliases expanded: a "billion laughs" file of a few
+#: hundred bytes (anchors of lists of aliases of anchors...) expands to 10^9 nodes, and deep
+#: nesting overflows the stack. The largest shipped scenario has a few hundred nodes, nested 8 deep.
+MAX_YAML_NODES = 1_000_000
+MAX_YAML_DEPTH = 64
+
+
+class _TooBig(yaml.MarkedYAMLError):
+    pass
+
+
+def _check_size(root) -> None:
+    """Count ``root``'s nodes with aliases expanded, and its depth, without expanding anything
+    (an alias is the anchored node itself, so each node is measured once)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in size and not done:
+            continue
+        children = [c for kv in node.value for c in kv] if isinstance(node, yaml.MappingNode) \
+            else node.value if isinstance(node, yaml.SequenceNode) else []
+        if not done:
+            size[key] = -1                       # being measured (YAML has no recursive aliases here)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        size[key] = 1 + sum(size[id(c)] for c in children)
+        depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+        if size[key] > MAX_YAML_NODES:
+            raise _TooBig(problem=f"the document expands to more than {MAX_YAML_NODES:,} values "
+                          "(anchors and aliases repeat what they point at); write it out with fewer "
+                          "repetitions", problem_mark=node.start_mark)
+        if depth[key] > MAX_YAML_DEPTH:
+            raise _TooBig(problem=f"nested more than {MAX_YAML_DEPTH} levels deep",
+                          problem_mark=node.start_mark)
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML silently keeps the last)
+    and documents too large or too deep once aliases are expanded (see ``MAX_YAML_NODES``)."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_size(node)
+        return node
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -63,8 +109,10 @@ def read_yaml(text: str, file: str | None):
     """Parse YAML; a syntax error becomes a ScenarioError naming line and column."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as e:
+    except (_DuplicateKey, _TooBig) as e:
         raise ScenarioError(file, f"{e.problem} at {_at(e.problem_mark)}") from None
+    except RecursionError:
+        raise ScenarioError(file, f"nested too deeply (at most {MAX_YAML_DEPTH} levels)") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         msg = f"YAML syntax error at {_at(mark)}: {e.problem or e.context}" if mark else str(e)
@@ -91,6 +139,20 @@ def _positive(v: float) -> float:
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
+
+
+def _at_most(n: int, pos: bool = True):
+    """An integer setting that sizes memory or loops (slots, processes, workers, nodes), bounded
+    so an absurd value is refused, not simulated until the machine runs out of memory."""
+    return Annotated[int, Field(ge=1 if pos else 0, le=n)]
+
+
+#: Upper bounds. Slots (parallelism, pod batches) are counters, so 10^9 (people write 10^6 for
+#: "unlimited"). Processes and connections: 100,000, ten times the largest deployments reported.
+#: Workers and nodes: Kubernetes supports 5,000 nodes per cluster, so 10,000 Celery workers or
+#: 5,000 nodes per pool is past any real deployment. Schedulers: HA deployments run 2-4, and
+#: each scheduler's loop is simulated (64 take 10 s for 2 hours), so 16.
+SLOTS, PROCESSES, WORKERS, NODES, SCHEDULERS = 1_000_000_000, 100_000, 10_000, 5_000, 16
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
@@ -114,6 +176,11 @@ def _check_cron(v: str) -> str:
     if not croniter.is_valid(v):
         raise ValueError(f"not a valid cron expression: {v!r} (five fields, minute hour "
                          "day-of-month month day-of-week, e.g. '0 * * * *', or @hourly, @daily)")
+    from ..model.schedules import EPOCH
+    try:
+        croniter(v, EPOCH).get_next(float)
+    except (CroniterBadDateError, ValueError, KeyError, OverflowError):
+        raise ValueError(f"the cron expression {v!r} never fires (no such date, e.g. 30 February)") from None
     return v
 
 
@@ -384,7 +451,7 @@ class DagSpec(Strict):
 class AirflowSection(Strict):
     """airflow.cfg settings by name; unset keys come from the profile."""
 
-    parallelism: PositiveInt = AirflowConfig.parallelism
+    parallelism: _at_most(SLOTS) = AirflowConfig.parallelism
     max_active_tasks_per_dag: PositiveInt = AirflowConfig.max_active_tasks_per_dag
     max_active_runs_per_dag: PositiveInt = AirflowConfig.max_active_runs_per_dag
     default_pool_task_slot_count: PositiveInt = AirflowConfig.default_pool_task_slot_count
@@ -403,7 +470,7 @@ class AirflowSection(Strict):
     """dag: Airflow 2.x (all runs of a DAG); dag_run: Airflow 3.x (per run)."""
     min_file_process_interval: Duration = AirflowConfig.min_file_process_interval
     """Seconds between re-parses of each DAG file by the DAG processor."""
-    parsing_processes: PositiveInt = AirflowConfig.parsing_processes
+    parsing_processes: _at_most(PROCESSES) = AirflowConfig.parsing_processes
     standalone_dag_processor: bool = AirflowConfig.standalone_dag_processor
     """Run the DAG processor on a host of its own instead of inside each scheduler (Airflow 3: always)."""
     task_instance_heartbeat_timeout: PositiveDuration = AirflowConfig.task_instance_heartbeat_timeout
@@ -417,9 +484,9 @@ class AirflowSection(Strict):
     max_map_length: PositiveInt = AirflowConfig.max_map_length
     triggerer_capacity: PositiveInt = AirflowConfig.triggerer_capacity
     """[triggerer] capacity: triggers one triggerer runs at once (2.x: default_capacity)."""
-    triggerers: PositiveInt = AirflowConfig.triggerers
+    triggerers: _at_most(WORKERS) = AirflowConfig.triggerers
     """Triggerer processes in the deployment (several for HA or capacity)."""
-    schedulers: PositiveInt = AirflowConfig.schedulers
+    schedulers: _at_most(SCHEDULERS) = AirflowConfig.schedulers
     """Scheduler replicas running the loop against one metadata DB (HA, active/active); each has its
     own host and executor, and parallelism applies per scheduler."""
     execution_api: bool = AirflowConfig.execution_api
@@ -438,7 +505,7 @@ class OverheadsSection(Strict):
     scheduler_loop_base: Duration = Overheads.scheduler_loop_base
     scheduler_per_ti: Duration = Overheads.scheduler_per_ti
     db_query_time: Duration = Overheads.db_query_time
-    db_connections: PositiveInt = Overheads.db_connections
+    db_connections: _at_most(PROCESSES) = Overheads.db_connections
     process_start_fork: Duration = Overheads.process_start_fork
     process_start_interpreter: Duration = Overheads.process_start_interpreter
     dag_file_parse_time: Duration = Overheads.dag_file_parse_time
@@ -447,9 +514,9 @@ class OverheadsSection(Strict):
     """Pause between two passes of a triggerer's loop (Airflow: time.sleep(1)); 0 = react at once."""
     api_request_time: Duration = Overheads.api_request_time
     """Airflow 3 API server: time to serve one Execution API request, besides its DB query."""
-    api_server_workers: PositiveInt = Overheads.api_server_workers
+    api_server_workers: _at_most(PROCESSES) = Overheads.api_server_workers
     """Airflow 3 API server: requests served at once."""
-    extra_dag_files: NonNegInt = Overheads.extra_dag_files
+    extra_dag_files: _at_most(1_000_000, pos=False) = Overheads.extra_dag_files
     """Other DAG files in the DAGs folder: parsed every min_file_process_interval, never run."""
     dag_processor_host_cores: PositiveFloat | None = Overheads.dag_processor_host_cores
     """Cores of a standalone DAG processor's host; null = unlimited."""
@@ -465,12 +532,12 @@ class CelerySection(Strict):
     """CeleryExecutor settings by their [celery] names, the broker and result-backend flavours and
     the timings of their hops; unset keys come from the profile's celery: section."""
 
-    worker_concurrency: PositiveInt = CeleryConfig.worker_concurrency
+    worker_concurrency: _at_most(WORKERS) = CeleryConfig.worker_concurrency
     worker_prefetch_multiplier: NonNegInt = CeleryConfig.worker_prefetch_multiplier
     """0 = no limit (Celery's meaning)."""
     task_acks_late: bool = CeleryConfig.task_acks_late
     operation_timeout: PositiveDuration = CeleryConfig.operation_timeout
-    sync_parallelism: NonNegInt = CeleryConfig.sync_parallelism
+    sync_parallelism: _at_most(PROCESSES, pos=False) = CeleryConfig.sync_parallelism
     """0 = max(1, scheduler host cores - 1)."""
     task_publish_max_retries: NonNegInt = CeleryConfig.task_publish_max_retries
     broker: Literal["redis", "rabbitmq"] = CeleryConfig.broker
@@ -493,8 +560,8 @@ class CelerySection(Strict):
 class KedaSpec(Strict):
     """KEDA autoscaling of a worker pool, as the official Helm chart configures it."""
 
-    min_replicas: NonNegInt = 0
-    max_replicas: PositiveInt = 10
+    min_replicas: _at_most(WORKERS, pos=False) = 0
+    max_replicas: _at_most(WORKERS) = 10
     polling_interval: PositiveDuration = 5.0
     cooldown_period: Duration = 30.0
     """Only for scaling to zero (KEDA)."""
@@ -522,9 +589,9 @@ class WorkerPoolSpec(Strict):
 
     name: DagId
     queues: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["default"])
-    replicas: NonNegInt | None = None
+    replicas: _at_most(WORKERS, pos=False) | None = None
     """Workers at the start (default 1, or autoscaling.min_replicas)."""
-    concurrency: PositiveInt | None = None
+    concurrency: _at_most(WORKERS) | None = None
     """Default: celery.worker_concurrency."""
     prefetch_multiplier: NonNegInt | None = None
     """Default: celery.worker_prefetch_multiplier."""
@@ -553,9 +620,9 @@ class KubernetesSection(Strict):
     """KubernetesExecutor settings by their [kubernetes_executor] names and the timings of the pod
     start-up path; unset keys come from the profile's kubernetes: section."""
 
-    worker_pods_creation_batch_size: PositiveInt = KubernetesConfig.worker_pods_creation_batch_size
+    worker_pods_creation_batch_size: _at_most(SLOTS) = KubernetesConfig.worker_pods_creation_batch_size
     async_pod_creation: bool = KubernetesConfig.async_pod_creation
-    pod_creation_max_concurrency: NonNegInt = KubernetesConfig.pod_creation_max_concurrency
+    pod_creation_max_concurrency: _at_most(SLOTS, pos=False) = KubernetesConfig.pod_creation_max_concurrency
     delete_worker_pods: bool = KubernetesConfig.delete_worker_pods
     delete_worker_pods_on_failure: bool = KubernetesConfig.delete_worker_pods_on_failure
     pod_launch_failure_retries: NonNegInt = KubernetesConfig.pod_launch_failure_retries
@@ -584,9 +651,9 @@ class NodePoolSpec(Strict):
     """Allocatable MiB."""
     price_per_hour: NonNegFloat = 0.192
     spot: bool = False
-    min_nodes: NonNegInt = 0
-    max_nodes: PositiveInt = 10
-    initial_nodes: NonNegInt = 0
+    min_nodes: _at_most(NODES, pos=False) = 0
+    max_nodes: _at_most(NODES) = 10
+    initial_nodes: _at_most(NODES, pos=False) = 0
     interruptions_per_hour: NonNegFloat = 0.0
     """Spot interruptions per node-hour (two-minute notice)."""
 

@@ -1,0 +1,153 @@
+"""Bounded work (issue #12): what a scenario would cost is estimated before it runs, memory does
+not grow with settings that only count (retries, parallelism), and hostile YAML is refused fast."""
+from __future__ import annotations
+
+import random
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from sim.bench import bench_scenario
+from sim.errors import ScenarioError, SimError
+from sim.limits import (DEFAULT_MAX_TASK_INSTANCES, WAKEUPS_PER_TRY, check_work, estimate, expected_runs,
+                        expected_tries)
+from sim.model.dag import DAG
+from sim.model.runtime import EAGER_TRIES, DagPlan, DagRun, LazyDraws
+from sim.model.schedules import Cron
+from sim.scenario import load_scenario
+from sim.scenario.schema import read_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in (ROOT / "scenarios").glob("*.yaml"))
+
+
+def run_of(task_kwargs, seed=1):
+    dag = DAG("d")
+    dag.task("t", duration=1.0, **task_kwargs)
+    run = DagRun(DagPlan(dag, 0, 16, 16, 0.0), 0, due_at=0.0, created_at=0.0)
+    run.create_task_instances(0, random.Random(seed))
+    return run.tis[0]
+
+
+def test_many_retries_are_drawn_lazily():
+    """retries: 10**8 used 867 MB: one duration and one failure draw per possible try."""
+    tracemalloc.start()
+    ti = run_of({"retries": 10**8, "failure_probability": 0.5})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000
+    assert isinstance(ti.durations, LazyDraws) and isinstance(ti.failure_draws, LazyDraws)
+    again = run_of({"retries": 10**8, "failure_probability": 0.5})
+    assert [ti.failure_draws[i] for i in (0, 31, 32, 1000)] == [again.failure_draws[i] for i in (0, 31, 32, 1000)]
+    assert 0 <= ti.failure_draws[5000] < 1
+
+
+def test_few_retries_draw_as_before():
+    """Up to EAGER_TRIES tries the draws are the DAG stream's, in the old order (pinned numbers
+    of every scenario stay)."""
+    ti = run_of({"retries": EAGER_TRIES - 1, "failure_probability": 0.5})
+    rng = random.Random(1)
+    durations = [1.0] * EAGER_TRIES                     # a constant duration draws nothing
+    failures = [rng.random() for _ in range(EAGER_TRIES)]
+    assert ti.durations == durations and ti.failure_draws == failures
+
+
+def test_expected_tries():
+    class T:
+        sensor = deferrable = None
+        failure_probability, retries = 0.5, 2
+    assert expected_tries(T) == pytest.approx(1.75)
+    T.failure_probability, T.retries = 1.0, 10**9
+    assert expected_tries(T) == 10**9 + 1
+    T.failure_probability = 0.0
+    assert expected_tries(T) == 1.0
+
+
+def test_cron_runs_are_counted_then_extrapolated():
+    hourly = Cron("0 * * * *")
+    assert expected_runs(hourly, 2 * 3600) == 2
+    assert expected_runs(hourly, 100 * 86400) == pytest.approx(2400, rel=1e-3)   # past 1,000 fires
+
+
+def test_estimate_is_exact_for_the_seed_diamond():
+    est = estimate(load_scenario(ROOT / "scenarios" / "seed-diamond.yaml"))
+    assert est["runs"] == 12 and est["task_instances"] == 48
+    assert est["tries"] == pytest.approx(48, abs=0.01)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_scenarios_are_within_the_default_limit(path):
+    check_work(load_scenario(path))
+
+
+@pytest.mark.parametrize("n", [200_000, 1_000_000])
+def test_bench_sizes_users_use_are_allowed(n):
+    est = check_work(bench_scenario(n))
+    assert est["tries"] <= DEFAULT_MAX_TASK_INSTANCES and est["wakeups"] <= WAKEUPS_PER_TRY * DEFAULT_MAX_TASK_INSTANCES
+
+
+def test_limit_message_names_estimate_limit_and_flag(tmp_path):
+    f = tmp_path / "burst.yaml"
+    f.write_text("dags: [{dag_id: d, schedule: {burst: {runs: 10000000}}, tasks: {t: {duration: 1s}}}]\n")
+    with pytest.raises(SimError) as info:
+        check_work(load_scenario(f))
+    msg = str(info.value)
+    assert str(f) in msg and "10,000,000 task-instance tries" in msg and "5,000,000" in msg
+    assert "--max-task-instances" in msg
+    check_work(load_scenario(f), limit=20_000_000)      # the flag raises it
+
+
+def test_a_20000_task_chain_loads_fast():
+    dag = DAG("chain")
+    for i in range(20_000):
+        dag.task(f"t{i}", duration=1.0)
+    dag.set_dependencies(" >> ".join(f"t{i}" for i in range(20_000)))
+    t0 = time.perf_counter()
+    w = dag.priority_weights()
+    assert time.perf_counter() - t0 < 10
+    assert w["t0"] == 20_000 and w["t19999"] == 1
+
+
+def test_priority_weights_with_mixed_rules():
+    dag = DAG("d")
+    for name, kw in (("a", {"priority_weight": 3}), ("b", {"priority_weight": 5, "weight_rule": "upstream"}),
+                     ("c", {"priority_weight": 7}), ("d", {"weight_rule": "absolute", "priority_weight": 2})):
+        dag.task(name, duration=1.0, **kw)
+    dag.set_dependencies("a >> [b, c] >> d")
+    assert dag.priority_weights() == {"a": 3 + 5 + 7 + 2, "b": 5 + 3, "c": 7 + 2, "d": 2}
+
+
+def billion_laughs(levels=9) -> str:
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    prev = "a"
+    for name in "bcdefghijklmn"[:levels - 1]:
+        text += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+        prev = name
+    return text
+
+
+def test_yaml_alias_bomb_is_refused_fast():
+    t0 = time.perf_counter()
+    with pytest.raises(ScenarioError, match="expands to more than"):
+        read_yaml(billion_laughs(), "bomb.yaml")
+    assert time.perf_counter() - t0 < 1
+
+
+def test_anchors_used_sensibly_still_load():
+    assert read_yaml("t: &t {duration: 1s}\nu: *t\nv: *t\n", "ok.yaml") == {"t": {"duration": "1s"},
+                                                                          "u": {"duration": "1s"},
+                                                                          "v": {"duration": "1s"}}
+
+
+def test_parallelism_of_a_billion_allocates_nothing_per_slot(tmp_path):
+    from sim.simulation import Simulation
+    f = tmp_path / "p.yaml"
+    f.write_text("airflow: {parallelism: 1000000000}\n"
+                 "dags: [{dag_id: d, schedule: {at: [0]}, tasks: {t: {duration: 1s}}}]\n")
+    tracemalloc.start()
+    result = Simulation(load_scenario(f)).run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(result.task_instances) == 1 and peak < 50_000_000
