@@ -44,12 +44,14 @@ def expected_runs(schedule, horizon: float) -> float:
         # Count the first fires; past 1,000 of them, extrapolate at the rate they came.
         from croniter import croniter
         it = croniter(schedule.expression, schedule.start_date)
-        first = last = None
+        last = 0.0
         for n in range(1, 1001):
-            t = (it.get_next(datetime) - schedule.start_date).total_seconds()
+            try:
+                t = (it.get_next(datetime) - schedule.start_date).total_seconds()
+            except (ValueError, OverflowError, KeyError):    # past the year 9999, or never fires
+                return (n - 1) * horizon / last if last else float(n - 1)
             if t > horizon:
                 return float(n - 1)
-            first = t if first is None else first
             last = t
         return 1000.0 * horizon / last if last > 0 else math.inf
     return 1.0                                              # an unknown kind: count one run

@@ -373,14 +373,15 @@ C("set-horizon-100-years", ["run", "{d}/s.yaml", "--set", "horizon=36500d"], "{d
 C("set-parallelism-2e9", ["validate", "{d}/s.yaml", "--set", "airflow.parallelism=2000000000"],
   "{d}/s.yaml", "airflow.parallelism", "must be <= 1000000000")
 C("max-task-instances-0", ["run", "{d}/s.yaml", "--max-task-instances", "0"], "--max-task-instances", "at least 1")
-C("max-task-instances-negative", ["validate", "{d}/s.yaml", "--max-task-instances", "-5"], "--max-task-instances")
+C("max-task-instances-negative", ["validate", "{d}/s.yaml", "--max-task-instances", "-5"], "--max-task-instances",
+  "at least 1 (got -5)")
 C("max-task-instances-too-low", ["validate", "{d}/s.yaml", "--max-task-instances", "10"],
   "{d}/s.yaml", "limit of 10", "--max-task-instances")
 C("explain-limit", ["explain", "{d}/s.yaml", "--max-task-instances", "5"], "{d}/s.yaml", "limit of 5")
 C("bench-zero", ["bench", "--task-instances", "0"], "--task-instances", "at least 1")
-C("bench-negative", ["bench", "--task-instances", "-10"], "--task-instances")
+C("bench-negative", ["bench", "--task-instances", "-10"], "--task-instances", "at least 1 (got -10)")
 C("bench-10-billion", ["bench", "--task-instances", "10000000000"], "--task-instances", "--max-task-instances")
-C("bench-limit-0", ["bench", "--max-task-instances", "0"], "--max-task-instances")
+C("bench-limit-0", ["bench", "--max-task-instances", "0"], "--max-task-instances", "at least 1 (got 0)")
 C("compare-billion-seeds", ["compare", "{d}/s.yaml", "--seeds", "1000000000"], "{d}/s.yaml", "seeds",
   "--max-task-instances")
 C("compare-seeds-0", ["compare", "{d}/s.yaml", "--seeds", "0"], "--seeds")

@@ -151,3 +151,8 @@ def test_parallelism_of_a_billion_allocates_nothing_per_slot(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert len(result.task_instances) == 1 and peak < 50_000_000
+
+
+def test_a_cron_that_never_fires_is_estimated_at_no_runs():
+    """The schema refuses it in scenario files; an imported DAG may still bring one."""
+    assert expected_runs(Cron("0 0 30 2 *"), 86400 * 365) == 0
