@@ -1,0 +1,447 @@
+"""Measure real Apache Airflow on this machine: the ground truth the simulator is fitted to and
+cross-validated against (issue #11). Not run by CI: a configuration takes minutes.
+
+    python bench/real_airflow/harness.py setup                       # once: Airflow 2.10, PostgreSQL, Redis
+    python bench/real_airflow/harness.py run --matrix bench/real_airflow/matrices/af210-wide.yaml \\
+        --out data/airflow-runs/af210-wide
+    python bench/real_airflow/harness.py analyze data/airflow-runs/af210-wide
+    python bench/real_airflow/harness.py stop                        # every process it started, by PID
+
+Everything lives in a work folder (``--workdir``, default ~/.cache/sim-real-airflow): the Airflow
+virtualenv, a PostgreSQL cluster of its own on 127.0.0.1:5433 (trust auth), Redis on
+127.0.0.1:6379 without persistence, AIRFLOW_HOME and the logs. Servers bind to the loopback only;
+the scheduler and workers run with --skip-serve-logs (otherwise they serve logs on 0.0.0.0).
+
+``run`` does, per configuration of the matrix: start PostgreSQL and Redis if needed, record a
+quiet baseline, write Airflow's effective settings to ``config.txt``, start the Celery workers and
+the scheduler, trigger each DAG ``runs`` times (round-robin; ``concurrent_runs`` at once for
+overlapping load), wait for each run to end, and export the ``task_instance`` and ``dag_run`` rows
+in the layout ``sim.importers.airflow_export`` reads. A sampler reads /proc every second; a run
+during which other processes used 0.3 cores or more on average is marked unclean in
+``contention.csv`` and run again (at most ``max_reruns`` times). Every process is stopped by PID,
+also on Ctrl-C or failure.
+
+Pins (Airflow's constraints file cannot be fetched here): celery 5.4.0, kombu 5.4.2 and
+apache-airflow-providers-celery 3.10.0, because the newest celery an unconstrained install brings
+(5.5+) breaks the 2.10 provider's worker start-up (found by ../shared/reference/real-airflow-recipe).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PG_PORT, REDIS_PORT = 5433, 6379
+PG_BIN = "/usr/lib/postgresql/{v}/bin"
+OURS = ("airflow", "celery", "postgres", "redis", "sleep", "bash -c", "harness.py")
+TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
+PINS = ["celery[redis]==5.4.0", "kombu==5.4.2", "apache-airflow-providers-celery==3.10.0"]
+
+
+# -- the work folder ---------------------------------------------------------------------------
+def workdir(args) -> Path:
+    w = Path(args.workdir).expanduser().resolve()
+    w.mkdir(parents=True, exist_ok=True)
+    return w
+
+
+def pg_bin() -> Path:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not versions:
+        sys.exit("PostgreSQL is not installed: run `harness.py setup` (Debian's postgresql package)")
+    return versions[-1].parent
+
+
+def sh(cmd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, text=True, **kw)
+
+
+def env_for(w: Path, cfg: dict) -> dict:
+    """Airflow's settings for one configuration, as AIRFLOW__SECTION__KEY variables."""
+    e = dict(os.environ)
+    e.update({
+        "AIRFLOW_HOME": str(w / "airflow_home"), "PATH": f"{w / 'venv210' / 'bin'}:{e['PATH']}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow:airflow@127.0.0.1:{PG_PORT}/airflow",
+        "AIRFLOW__CORE__EXECUTOR": cfg.get("executor", "LocalExecutor"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(cfg.get("parallelism", 32)),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(w / "airflow_home" / "dags"),
+        "AIRFLOW__CORE__FERNET_KEY": "",
+        "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow:airflow@127.0.0.1:{PG_PORT}/airflow",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(cfg.get("worker_concurrency", 16)),
+    })
+    for key, value in (cfg.get("airflow_cfg") or {}).items():       # e.g. scheduler.max_tis_per_query: 16
+        section, option = key.split(".", 1)
+        e[f"AIRFLOW__{section.upper()}__{option.upper()}"] = str(value)
+    return e
+
+
+# -- processes, stopped by PID ------------------------------------------------------------------
+class Processes:
+    """The servers a run started; all stopped by PID (the process group) on exit or on a signal."""
+
+    def __init__(self, w: Path):
+        self.w = w
+        self.started: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+        p = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        (self.w / f"{name}.pid").write_text(str(p.pid))
+        self.started.append((name, p))
+        return p
+
+    def stop_all(self) -> None:
+        for name, p in reversed(self.started):
+            _stop_group(p.pid)
+            p.wait(timeout=60)
+            (self.w / f"{name}.pid").unlink(missing_ok=True)
+        self.started.clear()
+
+
+def _stop_group(pid: int, grace: float = 20.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.time() + grace
+    while time.time() < end:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def start_services(w: Path) -> None:
+    """PostgreSQL (own cluster, 127.0.0.1:5433) and Redis (127.0.0.1:6379), if not running."""
+    pg = pg_bin()
+    if subprocess.run([str(pg / "pg_ctl"), "-D", str(w / "pgdata"), "status"], capture_output=True,
+                      user="postgres").returncode != 0:
+        sh([str(pg / "pg_ctl"), "-D", str(w / "pgdata"), "-l", str(w / "pgsock" / "pg.log"), "-w", "-o",
+            f"-c listen_addresses=127.0.0.1 -p {PG_PORT} -c unix_socket_directories={w / 'pgsock'} "
+            "-c max_connections=300", "start"], user="postgres", stdin=subprocess.DEVNULL,
+           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "ping"],
+                      capture_output=True, text=True).stdout.strip() != "PONG":
+        (w / "redis").mkdir(exist_ok=True)
+        p = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
+                              "--protected-mode", "yes", "--save", "", "--appendonly", "no",
+                              "--dir", str(w / "redis"), "--logfile", str(w / "redis" / "redis.log")],
+                             start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)      # a server must not hold our streams open
+        (w / "redis.pid").write_text(str(p.pid))
+        time.sleep(1)
+
+
+def stop_services(w: Path) -> None:
+    pid = w / "redis.pid"
+    if pid.exists():
+        _stop_group(int(pid.read_text()))
+        pid.unlink()
+    if (w / "pgdata").exists():
+        subprocess.run([str(pg_bin() / "pg_ctl"), "-D", str(w / "pgdata"), "-m", "fast", "stop"],
+                       user="postgres", capture_output=True)
+
+
+def psql(sql: str, csv_out: bool = False) -> str:
+    cmd = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "airflow", "-d", "airflow", "-X", "-q"]
+    cmd += ["-c", f"COPY ({sql}) TO STDOUT WITH CSV HEADER"] if csv_out else ["-At", "-c", sql]
+    return sh(cmd, capture_output=True, env={**os.environ, "PGPASSWORD": "airflow"}).stdout
+
+
+# -- contention: CPU of everything that is not the benchmark, from /proc -------------------------
+class Sampler(threading.Thread):
+    """Every second: cores used by the benchmark's processes and by all others."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float, float, float]] = []   # time, ours, other, load1
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.done = threading.Event()
+
+    def _snap(self) -> dict:
+        out = {}
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{p}/stat").read_text()
+                rest = stat[stat.rfind(")") + 2:].split()
+                cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                out[int(p)] = ((int(rest[11]) + int(rest[12])) / self.hz, cmd or stat[stat.find("(") + 1:stat.rfind(")")])
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    def run(self) -> None:
+        prev, t0 = self._snap(), time.time()
+        while not self.done.wait(1.0):
+            cur, t1 = self._snap(), time.time()
+            ours = other = 0.0
+            for pid, (cpu, cmd) in cur.items():
+                d = cpu - prev[pid][0] if pid in prev else cpu
+                if d > 0:
+                    if any(k in cmd for k in OURS):
+                        ours += d
+                    else:
+                        other += d
+            load1 = float(Path("/proc/loadavg").read_text().split()[0])
+            self.samples.append((t1, ours / (t1 - t0), other / (t1 - t0), load1))
+            prev, t0 = cur, t1
+
+    def between(self, a: float, b: float) -> dict:
+        s = [x for x in self.samples if a < x[0] <= b + 1.0]
+        mean = lambda i: round(statistics.mean(x[i] for x in s), 3) if s else float("nan")  # noqa: E731
+        return {"n_samples_1s": len(s), "ours_cores_mean": mean(1), "other_cores_mean": mean(2),
+                "other_cores_max": round(max((x[2] for x in s), default=float("nan")), 3), "load1_mean": mean(3)}
+
+
+# -- one configuration ---------------------------------------------------------------------------
+def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path, max_reruns: int,
+                      clean_limit: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    env = env_for(w, cfg)
+    procs = Processes(w)
+    sampler = Sampler()
+    sampler.start()
+    tag = cfg["name"].replace("-", "_")
+    rows = []
+    try:
+        start_services(w)
+        time.sleep(10)
+        base = sampler.between(time.time() - 10, time.time())
+        rows.append({"run_id": "(baseline, nothing of ours running)", "dag_id": "", **base,
+                     "clean": "yes" if base["other_cores_mean"] < clean_limit else "no"})
+        listing = sh(["airflow", "config", "list"], env=env, capture_output=True).stdout
+        (out / "airflow.cfg.txt").write_text(listing)
+        (out / "config.txt").write_text(_config_txt(listing))
+        for i in range(int(cfg.get("workers", 1)) if cfg.get("executor") == "CeleryExecutor" else 0):
+            procs.start(f"worker{i}", ["airflow", "celery", "worker", "--concurrency",
+                                       str(cfg.get("worker_concurrency", 16)), "--skip-serve-logs",
+                                       "--without-gossip", "--without-mingle", "--celery-hostname",
+                                       f"bench{i}@localhost"], env, out / f"worker{i}.log")
+        procs.start("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], env, out / "scheduler.log")
+        _wait_for_dags(dags)
+        time.sleep(5)
+        queue = [(d, r) for r in range(runs) for d in dags]
+        reruns, at_once = 0, int(cfg.get("concurrent_runs", 1))
+        while queue:
+            batch, queue = queue[:at_once], queue[at_once:]
+            ids = {}
+            for dag, rep in batch:
+                rid = f"{tag}__{dag}__{rep}__{int(time.time() * 1000)}"
+                sh(["airflow", "dags", "trigger", dag, "-r", rid], env=env, capture_output=True)
+                ids[rid] = (dag, rep)
+            for rid, (dag, rep) in ids.items():
+                state = _wait_run(rid)
+                q, e = psql(f"select extract(epoch from queued_at), extract(epoch from end_date) from dag_run "
+                            f"where run_id='{rid}'").strip().split("|")
+                c = sampler.between(float(q), float(e))
+                clean = c["other_cores_mean"] < clean_limit
+                rows.append({"run_id": rid, "dag_id": dag, **c, "clean": "yes" if clean else "no", "state": state})
+                print(f"  {rid}: {state}, {float(e) - float(q):.2f} s, other cores {c['other_cores_mean']}"
+                      f"{'' if clean else ' (contaminated: run again)'}", flush=True)
+                if not clean and reruns < max_reruns:
+                    reruns += 1
+                    queue.append((dag, 100 + reruns))
+            time.sleep(3)
+    finally:
+        procs.stop_all()
+        sampler.done.set()
+    _export(tag, out)
+    with open(out / "contention.csv", "w", newline="") as f:
+        keys = ["run_id", "dag_id", "state", "other_cores_mean", "other_cores_max", "load1_mean",
+                "ours_cores_mean", "n_samples_1s", "clean"]
+        wr = csv.DictWriter(f, keys, extrasaction="ignore")
+        wr.writeheader()
+        wr.writerows(rows)
+
+
+def _wait_for_dags(dags: list[str], timeout: float = 180.0) -> None:
+    names = ",".join(f"'{d}'" for d in dags)
+    end = time.time() + timeout
+    while time.time() < end:
+        if len(psql(f"select dag_id from dag where dag_id in ({names})").split()) == len(dags):
+            return
+        time.sleep(1)
+    sys.exit(f"the DAGs {dags} were not parsed within {timeout:g} s: see scheduler.log")
+
+
+def _wait_run(rid: str, timeout: float = 1800.0) -> str:
+    end = time.time() + timeout
+    while time.time() < end:
+        state = psql(f"select state from dag_run where run_id='{rid}'").strip()
+        if state in ("success", "failed"):
+            return state
+        time.sleep(0.5)
+    return "timeout"
+
+
+def _export(tag: str, out: Path) -> None:
+    """task_instance and dag_run rows of this configuration, Airflow's column names, ISO times."""
+    first = {"task_instance": ["dag_id", "run_id", "task_id", "map_index", "state", "try_number", "queued_dttm",
+                               "start_date", "end_date", "duration", "pid", "hostname", "queue", "pool", "operator",
+                               "executor", "job_id", "queued_by_job_id"],
+             "dag_run": ["dag_id", "run_id", "queued_at", "start_date", "end_date", "state", "run_type",
+                         "execution_date", "logical_date"]}
+    for table, name in (("task_instance", "task_instances.csv"), ("dag_run", "dag_runs.csv")):
+        cols = [line.split("|") for line in psql(
+            f"select column_name, data_type from information_schema.columns where table_name='{table}' "
+            "and data_type <> 'bytea' order by ordinal_position").split("\n") if line]
+        types = dict(cols)
+        order = [c for c in first[table] if c in types] + [c for c, _ in cols if c not in first[table]]
+        sel = ", ".join(f"""to_char({c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') as {c}"""
+                        if types[c] in TIMESTAMP_TYPES else c for c in order)
+        text = psql(f"select {sel} from {table} where run_id like '{tag}\\_\\_%' order by run_id, start_date nulls last",
+                    csv_out=True)
+        (out / name).write_text(text)
+
+
+def _config_txt(listing: str) -> str:
+    """The settings the simulator's calibration reads, 'section.key = value' (config.txt)."""
+    want = {"core": ["executor", "parallelism", "max_active_tasks_per_dag", "max_active_runs_per_dag",
+                     "default_pool_task_slot_count", "execute_tasks_new_python_interpreter"],
+            "scheduler": ["scheduler_heartbeat_sec", "job_heartbeat_sec", "scheduler_idle_sleep_time",
+                          "max_tis_per_query", "max_dagruns_per_loop_to_schedule", "max_dagruns_to_create_per_loop",
+                          "schedule_after_task_execution", "task_queued_timeout", "zombie_detection_interval",
+                          "scheduler_zombie_task_threshold", "min_file_process_interval", "dag_dir_list_interval",
+                          "parsing_processes", "standalone_dag_processor", "pool_metrics_interval"],
+            "celery": ["worker_concurrency", "worker_prefetch_multiplier", "task_acks_late", "operation_timeout",
+                       "sync_parallelism", "pool"],
+            "database": ["sql_alchemy_pool_size"]}
+    section, vals = None, {}
+    for line in listing.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif "=" in line and section and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            vals[(section, k.strip())] = v.strip()
+    return "".join(f"{s}.{k} = {vals.get((s, k), '<not present in this Airflow version>')}\n"
+                   for s, keys in want.items() for k in keys)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_setup(args) -> None:
+    w = workdir(args)
+    if not shutil.which("redis-server") or not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        sh(["apt-get", "update", "-qq"])
+        sh(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql", "redis-server"],
+           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    venv = w / "venv210"
+    if not (venv / "bin" / "airflow").exists():
+        sh([sys.executable, "-m", "venv", str(venv)])
+        sh([str(venv / "bin" / "pip"), "install", "-q", "apache-airflow[postgres,celery]==2.10.*"])
+        sh([str(venv / "bin" / "pip"), "install", "-q", *PINS])
+    for d in ("pgdata", "pgsock"):
+        (w / d).mkdir(exist_ok=True)
+        shutil.chown(w / d, "postgres", "postgres")
+    if not (w / "pgdata" / "PG_VERSION").exists():
+        sh([str(pg_bin() / "initdb"), "-D", str(w / "pgdata"), "-U", "postgres", "--auth=trust"],
+           user="postgres", capture_output=True)
+    start_services(w)
+    su = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-X", "-q", "-c"]
+    if "airflow" not in sh(su + ["select usename from pg_user"], capture_output=True).stdout:
+        sh(su + ["CREATE USER airflow PASSWORD 'airflow';"])
+        sh(su + ["CREATE DATABASE airflow OWNER airflow;"])
+    dags = w / "airflow_home" / "dags"
+    dags.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "bench_dags.py", dags / "bench_dags.py")
+    sh(["airflow", "db", "migrate"], env=env_for(w, {}), capture_output=True)
+    print(f"ready: Airflow 2.10 in {venv}, PostgreSQL 127.0.0.1:{PG_PORT}, Redis 127.0.0.1:{REDIS_PORT}")
+
+
+def cmd_run(args) -> None:
+    import yaml
+    w = workdir(args)
+    matrix = yaml.safe_load(Path(args.matrix).read_text())
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.add:
+        sys.exit(f"{out} is not empty: name a new folder (or --add to add configurations to it)")
+    shutil.copy(HERE / "bench_dags.py", w / "airflow_home" / "dags" / "bench_dags.py")
+    runs = args.runs or int(matrix.get("runs", 3))
+    chosen = [c for c in matrix["configurations"] if not args.only or c["name"] in args.only]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    for cfg in chosen:
+        dags = cfg.get("dags") or matrix["dags"]
+        print(f"{cfg['name']}: {cfg}", flush=True)
+        t0 = time.time()
+        run_configuration(w, cfg, dags, runs, out / cfg["name"], int(matrix.get("max_reruns", 3)),
+                          float(matrix.get("clean_other_cores", 0.3)))
+        print(f"{cfg['name']}: done in {time.time() - t0:.0f} s", flush=True)
+    (out / "matrix.yaml").write_text(Path(args.matrix).read_text())
+
+
+def cmd_analyze(args) -> None:
+    """Per configuration and DAG: median makespan of clean runs and per-stage figures."""
+    import pandas as pd
+    for folder in sorted(p for p in Path(args.folder).iterdir() if (p / "task_instances.csv").exists()):
+        tis = pd.read_csv(folder / "task_instances.csv")
+        drs = pd.read_csv(folder / "dag_runs.csv")
+        cont = pd.read_csv(folder / "contention.csv")
+        clean = set(cont.loc[cont["clean"] == "yes", "run_id"])
+        for c in ("queued_dttm", "start_date", "end_date"):
+            tis[c] = pd.to_datetime(tis[c], format="ISO8601")
+        for c in ("queued_at", "start_date", "end_date"):
+            drs[c] = pd.to_datetime(drs[c], format="ISO8601")
+        drs = drs[drs["run_id"].isin(clean)]
+        tis = tis[tis["run_id"].isin(clean)]
+        for dag, g in drs.groupby("dag_id"):
+            mk = (g["end_date"] - g["start_date"]).dt.total_seconds()
+            t = tis[tis["dag_id"] == dag]
+            q2s = (t["start_date"] - t["queued_dttm"]).dt.total_seconds()
+            print(f"{folder.name:28s} {dag:10s} runs {len(g):2d}  makespan median {mk.median():7.2f} s "
+                  f"(min {mk.min():.2f}, max {mk.max():.2f})  queued->start median {q2s.median():.2f} s  "
+                  f"duration median {t['duration'].median():.2f} s")
+
+
+def cmd_stop(args) -> None:
+    w = workdir(args)
+    for pid in w.glob("*.pid"):
+        if pid.name != "redis.pid":
+            _stop_group(int(pid.read_text()))
+            pid.unlink()
+    stop_services(w)
+    print("stopped")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="harness.py", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", default="~/.cache/sim-real-airflow", help="installs, databases, logs")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="install Airflow 2.10 (virtualenv), PostgreSQL and Redis; migrate the DB")
+    r = sub.add_parser("run", help="run a configuration matrix and export the results")
+    r.add_argument("--matrix", required=True, help="matrix YAML (bench/real_airflow/matrices/)")
+    r.add_argument("--out", required=True, help="results folder, one sub-folder per configuration")
+    r.add_argument("--runs", type=int, help="runs per DAG (default: the matrix's)")
+    r.add_argument("--only", action="append", help="run only this configuration (repeatable)")
+    r.add_argument("--add", action="store_true", help="add configurations to an existing results folder")
+    a = sub.add_parser("analyze", help="per-configuration figures of a results folder")
+    a.add_argument("folder", help="results folder")
+    sub.add_parser("stop", help="stop every process the harness started, PostgreSQL and Redis")
+    args = p.parse_args(argv)
+    {"setup": cmd_setup, "run": cmd_run, "analyze": cmd_analyze, "stop": cmd_stop}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

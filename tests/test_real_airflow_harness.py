@@ -1,0 +1,64 @@
+"""The real-Airflow harness's pure parts (bench/real_airflow/harness.py); running it needs Airflow,
+PostgreSQL and Redis and minutes per configuration, so CI does not."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT / "bench" / "real_airflow" / "harness.py"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    spec = importlib.util.spec_from_file_location("harness", HARNESS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("matrix", sorted((ROOT / "bench" / "real_airflow" / "matrices").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_matrices_are_well_formed(matrix):
+    m = yaml.safe_load(matrix.read_text())
+    names = [c["name"] for c in m["configurations"]]
+    assert len(names) == len(set(names)) and m["runs"] >= 1
+    dag_file = (ROOT / "bench" / "real_airflow" / "bench_dags.py").read_text()
+    for c in m["configurations"]:
+        assert c["executor"] in ("LocalExecutor", "CeleryExecutor")
+        for dag in c.get("dags") or m["dags"]:
+            assert f'DAG("{dag}"' in dag_file, dag
+
+
+def test_the_four_shared_dags_are_unchanged():
+    """New measurements must compare with data/airflow-runs: the first four DAGs are identical."""
+    shared = (ROOT / "data" / "airflow-runs" / "bench_dags.py").read_text()
+    ours = (ROOT / "bench" / "real_airflow" / "bench_dags.py").read_text()
+    for dag in ("diamond", "fanout", "chain", "fanout0"):
+        start = shared.index(f'with DAG("{dag}"')
+        block = shared[start:shared.index("\n\n", start) if "\n\n" in shared[start:] else None].strip()
+        lines = [line for line in block.splitlines() if not line.strip().startswith("#")]
+        for line in lines:
+            assert line in ours, line
+
+
+def test_config_txt_picks_the_settings_calibration_reads(harness):
+    listing = "[core]\nexecutor = CeleryExecutor\nparallelism = 16\n[celery]\nworker_concurrency = 4\n" \
+              "# a comment = no\n[scheduler]\nscheduler_idle_sleep_time = 1\n"
+    text = harness._config_txt(listing)
+    assert "core.executor = CeleryExecutor\n" in text and "core.parallelism = 16\n" in text
+    assert "celery.worker_concurrency = 4\n" in text and "scheduler.scheduler_idle_sleep_time = 1\n" in text
+    assert "scheduler.standalone_dag_processor = <not present in this Airflow version>" in text
+
+
+def test_contention_window_and_environment(harness, tmp_path):
+    s = harness.Sampler()
+    s.samples = [(10.0, 1.0, 0.1, 0.5), (11.0, 1.2, 0.5, 0.6), (12.0, 0.8, 0.0, 0.7), (20.0, 0.0, 2.0, 1.0)]
+    c = s.between(9.5, 11.5)
+    assert c["n_samples_1s"] == 3 and c["other_cores_mean"] == 0.2 and c["other_cores_max"] == 0.5
+    env = harness.env_for(tmp_path, {"executor": "CeleryExecutor", "parallelism": 4, "worker_concurrency": 2,
+                                     "airflow_cfg": {"scheduler.max_tis_per_query": 8}})
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "2"
+    assert env["AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY"] == "8"
+    assert "127.0.0.1" in env["AIRFLOW__CELERY__BROKER_URL"] and "127.0.0.1" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
