@@ -110,21 +110,23 @@ def _same(a: dict, b: dict, what: str) -> None:
     assert not diff, f"{what}: {diff} differ between identical runs"
 
 
-@settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(seed=st.integers(0, 2**31 - 1))
-def test_same_seed_same_bytes_in_one_process(seed, tmp_path_factory):
+def _twice_in_one_process(seed: int, tmp_path_factory) -> None:
     data = generate(seed)
     tmp = tmp_path_factory.mktemp("det")
     _same(_run_to(data, tmp / "a"), _run_to(data, tmp / "b"), json.dumps(data))
+
+
+@settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**31 - 1))
+def test_same_seed_same_bytes_in_one_process(seed, tmp_path_factory):
+    _twice_in_one_process(seed, tmp_path_factory)
 
 
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2**31 - 1))
 def test_same_seed_same_bytes_in_one_process_many(seed, tmp_path_factory):
-    data = generate(seed)
-    tmp = tmp_path_factory.mktemp("det")
-    _same(_run_to(data, tmp / "a"), _run_to(data, tmp / "b"), json.dumps(data))
+    _twice_in_one_process(seed, tmp_path_factory)
 
 
 _RUNNER = """
