@@ -126,15 +126,14 @@ def check_work(scenario, limit: int | None = DEFAULT_MAX_TASK_INSTANCES) -> dict
     est = estimate(scenario)
     if limit is None:
         return est
+    where = f"{scenario.source}: " if getattr(scenario, "source", None) else ""
     if not est["tries"] <= limit:                        # also catches nan and inf
-        where = f"{scenario.source}: " if getattr(scenario, "source", None) else ""
         raise SimError(
             f"{where}the scenario would simulate about {_n(est['tries'])} task-instance tries "
             f"({_n(est['runs'])} DAG runs, {_n(est['task_instances'])} task instances over a horizon of "
             f"{scenario.horizon:g} s), more than the limit of {limit:,}; shorten the horizon, slow the "
             f"schedules or lower retries, or raise the limit with {FLAG} N")
     if not est["wakeups"] <= WAKEUPS_PER_TRY * limit:
-        where = f"{scenario.source}: " if getattr(scenario, "source", None) else ""
         raise SimError(
             f"{where}the scenario's periodic processes (zombie and queued checks, DAG parsing, timers) "
             f"would wake about {_n(est['wakeups'])} times over {scenario.horizon:g} s, more than the "

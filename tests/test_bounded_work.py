@@ -19,6 +19,8 @@ from sim.model.schedules import Cron
 from sim.scenario import load_scenario
 from sim.scenario.schema import read_yaml
 
+from test_bad_inputs import bomb  # tests/test_bad_inputs.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (ROOT / "scenarios").glob("*.yaml"))
 
@@ -119,13 +121,7 @@ def test_priority_weights_with_mixed_rules():
     assert dag.priority_weights() == {"a": 3 + 5 + 7 + 2, "b": 5 + 3, "c": 7 + 2, "d": 2}
 
 
-def billion_laughs(levels=9) -> str:
-    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    prev = "a"
-    for name in "bcdefghijklmn"[:levels - 1]:
-        text += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
-        prev = name
-    return text
+billion_laughs = bomb          # one generator of alias bombs, in tests/test_bad_inputs.py
 
 
 def test_yaml_alias_bomb_is_refused_fast():
