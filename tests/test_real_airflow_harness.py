@@ -62,3 +62,22 @@ def test_contention_window_and_environment(harness, tmp_path):
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "2"
     assert env["AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY"] == "8"
     assert "127.0.0.1" in env["AIRFLOW__CELERY__BROKER_URL"] and "127.0.0.1" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def test_airflow_3_has_its_own_venv_database_and_api_settings(harness, tmp_path):
+    try:
+        harness.use_version("3")
+        env = harness.env_for(tmp_path, {"executor": "LocalExecutor", "parallelism": 8})
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/airflow3")
+        assert str(tmp_path / "venv3" / "bin") in env["PATH"] and env["AIRFLOW_HOME"].endswith("airflow3_home")
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://127.0.0.1:")
+        assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+        af3 = (ROOT / "bench" / "real_airflow" / "bench_dags_af3.py").read_text()
+        assert "from airflow.sdk import DAG" in af3
+        for dag in ("diamond", "chain", "fanout", "fanout0", "cpufanout", "widefan"):
+            assert f'DAG("{dag}"' in af3
+    finally:
+        harness.use_version("2.10")
+    env = harness.env_for(tmp_path, {})
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/airflow")
+    assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" not in env

@@ -45,6 +45,22 @@ PG_BIN = "/usr/lib/postgresql/{v}/bin"
 OURS = ("airflow", "celery", "postgres", "redis", "sleep", "bash -c", "harness.py")
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 PINS = ["celery[redis]==5.4.0", "kombu==5.4.2", "apache-airflow-providers-celery==3.10.0"]
+#: Each Airflow version in a virtualenv, AIRFLOW_HOME and database of its own (the recipe's
+#: layout): 3.x also needs asyncpg (its API server's async DB access) and psycopg2 for Celery's
+#: result backend, and its DAG file imports from airflow.sdk and the standard provider.
+VERSIONS = {
+    "2.10": {"venv": "venv210", "home": "airflow_home", "db": "airflow", "broker_db": 0, "dagfile": "bench_dags.py",
+             "pip": ["apache-airflow[postgres,celery]==2.10.*"], "pins": PINS},
+    "3": {"venv": "venv3", "home": "airflow3_home", "db": "airflow3", "broker_db": 1, "dagfile": "bench_dags_af3.py",
+          "pip": ["apache-airflow[postgres,celery]==3.*", "asyncpg", "psycopg2-binary"], "pins": []},
+}
+V = dict(VERSIONS["2.10"])          # the version in use (set by `setup --airflow` and by a matrix)
+
+
+def use_version(version) -> None:
+    key = "3" if str(version).startswith("3") else "2.10"
+    V.clear()
+    V.update(VERSIONS[key], name=key)
 
 
 # -- the work folder ---------------------------------------------------------------------------
@@ -68,21 +84,32 @@ def sh(cmd, **kw) -> subprocess.CompletedProcess:
 def env_for(w: Path, cfg: dict) -> dict:
     """Airflow's settings for one configuration, as AIRFLOW__SECTION__KEY variables."""
     e = dict(os.environ)
+    home = w / V["home"]
     e.update({
-        "AIRFLOW_HOME": str(w / "airflow_home"), "PATH": f"{w / 'venv210' / 'bin'}:{e['PATH']}",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow:airflow@127.0.0.1:{PG_PORT}/airflow",
+        "AIRFLOW_HOME": str(home), "PATH": f"{w / V['venv'] / 'bin'}:{e['PATH']}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://airflow:airflow@127.0.0.1:{PG_PORT}/{V['db']}",
         "AIRFLOW__CORE__EXECUTOR": cfg.get("executor", "LocalExecutor"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": str(cfg.get("parallelism", 32)),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(w / "airflow_home" / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__FERNET_KEY": "",
         "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://airflow:airflow@127.0.0.1:{PG_PORT}/airflow",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{REDIS_PORT}/{V['broker_db']}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://airflow:airflow@127.0.0.1:{PG_PORT}/{V['db']}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(cfg.get("worker_concurrency", 16)),
     })
+    if V["venv"] == "venv3":
+        # Airflow 3: tasks reach the metadata DB through the API server's Execution API; the
+        # scheduler, DAG processor and workers share a JWT secret (a bench secret, loopback only).
+        e.update({
+            "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": "8080", "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "bench-secret-not-for-prod-0123456789abcdef",
+            "AIRFLOW__API__SECRET_KEY": "bench-secret-key-0123456789",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "8793",
+        })
     for key, value in (cfg.get("airflow_cfg") or {}).items():       # e.g. scheduler.max_tis_per_query: 16
         section, option = key.split(".", 1)
         e[f"AIRFLOW__{section.upper()}__{option.upper()}"] = str(value)
@@ -162,7 +189,7 @@ def stop_services(w: Path) -> None:
 
 
 def psql(sql: str, csv_out: bool = False) -> str:
-    cmd = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "airflow", "-d", "airflow", "-X", "-q"]
+    cmd = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "airflow", "-d", V["db"], "-X", "-q"]
     cmd += ["-c", f"COPY ({sql}) TO STDOUT WITH CSV HEADER"] if csv_out else ["-At", "-c", sql]
     return sh(cmd, capture_output=True, env={**os.environ, "PGPASSWORD": "airflow"}).stdout
 
@@ -230,7 +257,9 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         base = sampler.between(time.time() - 10, time.time())
         rows.append({"run_id": "(baseline, nothing of ours running)", "dag_id": "", **base,
                      "clean": "yes" if base["other_cores_mean"] < clean_limit else "no"})
-        listing = sh(["airflow", "config", "list"], env=env, capture_output=True).stdout
+        # Airflow 3 lists option names only unless asked for their values
+        show = ["--show-values", "--hide-sensitive", "--color", "off"] if V["venv"] == "venv3" else []
+        listing = sh(["airflow", "config", "list", *show], env=env, capture_output=True).stdout
         (out / "airflow.cfg.txt").write_text("".join(          # no generated secret in committed data
             f"{line.split('=')[0].rstrip()} = <removed>\n" if "=" in line and any(
                 w in line.split("=")[0] for w in ("secret", "password")) else line + "\n"
@@ -241,6 +270,11 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
                                        str(cfg.get("worker_concurrency", 16)), "--skip-serve-logs",
                                        "--without-gossip", "--without-mingle", "--celery-hostname",
                                        f"bench{i}@localhost"], env, out / f"worker{i}.log")
+        if V["venv"] == "venv3":
+            procs.start("api-server", ["airflow", "api-server", "--host", "127.0.0.1", "--port", "8080", "-w", "1"],
+                        env, out / "api-server.log")
+            procs.start("dag-processor", ["airflow", "dag-processor"], env, out / "dag-processor.log")
+            time.sleep(5)
         procs.start("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], env, out / "scheduler.log")
         _wait_for_dags(dags)
         time.sleep(5)
@@ -333,7 +367,10 @@ def _config_txt(listing: str) -> str:
                           "max_tis_per_query", "max_dagruns_per_loop_to_schedule", "max_dagruns_to_create_per_loop",
                           "schedule_after_task_execution", "task_queued_timeout", "zombie_detection_interval",
                           "scheduler_zombie_task_threshold", "min_file_process_interval", "dag_dir_list_interval",
-                          "parsing_processes", "standalone_dag_processor", "pool_metrics_interval"],
+                          "parsing_processes", "standalone_dag_processor", "pool_metrics_interval",
+                          "task_instance_heartbeat_timeout", "task_instance_heartbeat_timeout_detection_interval"],
+            "dag_processor": ["min_file_process_interval", "parsing_processes", "refresh_interval"],
+            "workers": ["min_heartbeat_interval"],
             "celery": ["worker_concurrency", "worker_prefetch_multiplier", "task_acks_late", "operation_timeout",
                        "sync_parallelism", "pool"],
             "database": ["sql_alchemy_pool_size"]}
@@ -356,11 +393,13 @@ def cmd_setup(args) -> None:
         sh(["apt-get", "update", "-qq"])
         sh(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql", "redis-server"],
            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    venv = w / "venv210"
+    use_version(args.airflow)
+    venv = w / V["venv"]
     if not (venv / "bin" / "airflow").exists():
         sh([sys.executable, "-m", "venv", str(venv)])
-        sh([str(venv / "bin" / "pip"), "install", "-q", "apache-airflow[postgres,celery]==2.10.*"])
-        sh([str(venv / "bin" / "pip"), "install", "-q", *PINS])
+        sh([str(venv / "bin" / "pip"), "install", "-q", *V["pip"]])
+        if V["pins"]:
+            sh([str(venv / "bin" / "pip"), "install", "-q", *V["pins"]])
     for d in ("pgdata", "pgsock"):
         (w / d).mkdir(exist_ok=True)
         shutil.chown(w / d, "postgres", "postgres")
@@ -371,22 +410,24 @@ def cmd_setup(args) -> None:
     su = ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-X", "-q", "-c"]
     if "airflow" not in sh(su + ["select usename from pg_user"], capture_output=True).stdout:
         sh(su + ["CREATE USER airflow PASSWORD 'airflow';"])
-        sh(su + ["CREATE DATABASE airflow OWNER airflow;"])
-    dags = w / "airflow_home" / "dags"
+    if V["db"] not in sh(su + ["select datname from pg_database"], capture_output=True).stdout.split():
+        sh(su + [f"CREATE DATABASE {V['db']} OWNER airflow;"])
+    dags = w / V["home"] / "dags"
     dags.mkdir(parents=True, exist_ok=True)
-    shutil.copy(HERE / "bench_dags.py", dags / "bench_dags.py")
+    shutil.copy(HERE / V["dagfile"], dags / "bench_dags.py")
     sh(["airflow", "db", "migrate"], env=env_for(w, {}), capture_output=True)
-    print(f"ready: Airflow 2.10 in {venv}, PostgreSQL 127.0.0.1:{PG_PORT}, Redis 127.0.0.1:{REDIS_PORT}")
+    print(f"ready: Airflow {V['name']} in {venv}, PostgreSQL 127.0.0.1:{PG_PORT}, Redis 127.0.0.1:{REDIS_PORT}")
 
 
 def cmd_run(args) -> None:
     import yaml
     w = workdir(args)
     matrix = yaml.safe_load(Path(args.matrix).read_text())
+    use_version(matrix.get("airflow", "2.10"))
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.add:
         sys.exit(f"{out} is not empty: name a new folder (or --add to add configurations to it)")
-    shutil.copy(HERE / "bench_dags.py", w / "airflow_home" / "dags" / "bench_dags.py")
+    shutil.copy(HERE / V["dagfile"], w / V["home"] / "dags" / "bench_dags.py")
     runs = args.runs or int(matrix.get("runs", 3))
     chosen = [c for c in matrix["configurations"] if not args.only or c["name"] in args.only]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
@@ -437,7 +478,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="harness.py", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default="~/.cache/sim-real-airflow", help="installs, databases, logs")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup", help="install Airflow 2.10 (virtualenv), PostgreSQL and Redis; migrate the DB")
+    st = sub.add_parser("setup", help="install Airflow (virtualenv), PostgreSQL and Redis; migrate the DB")
+    st.add_argument("--airflow", default="2.10", choices=sorted(VERSIONS), help="Airflow version (default 2.10)")
     r = sub.add_parser("run", help="run a configuration matrix and export the results")
     r.add_argument("--matrix", required=True, help="matrix YAML (bench/real_airflow/matrices/)")
     r.add_argument("--out", required=True, help="results folder, one sub-folder per configuration")
