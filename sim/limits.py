@@ -106,7 +106,10 @@ def timer_wakeups(scenario) -> float:
         processors = 1 if a.standalone_dag_processor else a.schedulers
         rates.append(processors * min(a.parsing_processes, len(scenario.dags) + scenario.overheads.extra_dag_files)
                      / a.min_file_process_interval)
-    if a.pool_metrics_interval > 0:
+    if a.pool_metrics_interval > 0 and (a.schedulers > 1 or a.pool_metrics_interval < 1.0):
+        # One scheduler's idle loops under the timers are skipped (sim/airflow/idle_loops.py)
+        # unless a loop can outlast the room before the next timer, which a sub-second timer
+        # makes likely (Airflow's own is 5 s); several schedulers simulate every loop.
         rates.append(a.schedulers / a.pool_metrics_interval)
     if a.execution_api:
         rates.append(1.0 / a.min_heartbeat_interval)

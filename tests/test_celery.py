@@ -452,7 +452,8 @@ def test_worker_crash_redis_acks_late_zombie_then_redelivery():
     t1, t2 = row(r, "long", 1), row(r, "long", 2)
     assert t1["state"] == "up_for_retry" and t1["worker"] == "w-0"
     assert t2["state"] == "success" and t2["worker"] != "w-0"
-    assert t2["ended_at"] - t2["started_at"] == pytest.approx(300.0)
+    # the recorded run: the task's 300 s plus Airflow's own work in the run (the profile's FIT)
+    assert t2["ended_at"] - t2["started_at"] == pytest.approx(300.0, abs=1.0)
     uid = t1["ti_uid"]
     crash = events_of(r, "worker crashed")
     assert list(crash["time"]) == [60.0] and list(crash["who"].astype(str)) == ["w-0"]
@@ -502,10 +503,13 @@ def test_zombie_slot_freed_when_redelivered_message_is_processed(case):
     released_at of try 1 is at or after the redelivery, and the key does not stay in `running`."""
     if case == "redelivered-after-retry":
         data = crash_scenario("redis")     # try 2 holds the only worker when try 1's message returns
+        # a later run keeps the scheduler looping after the first run ends, so that it sees try 1's
+        # redelivered message exit (which comes a few tenths of a second after try 2's success)
+        data["dags"][0]["schedule"] = {"at": [0, 900]}
     else:                                  # the message returns (60 s) before the retry (5 min)
         data = crash_scenario("redis", crash_at=30, visibility="1m", retry_delay="5m")
     r, sim = simulate(data)
-    t1 = row(r, "long", 1)
+    t1 = row(r, "long", 1, run_id=r.dag_runs["run_id"].iloc[0])
     uid = t1["ti_uid"]
     redelivered_at = events_of(r, "visibility timeout: redelivered", uid, 1)["time"].min()
     assert not math.isnan(redelivered_at)
@@ -525,7 +529,7 @@ def test_duplicate_delivery_of_running_task_does_not_corrupt_tries():
     tis = r.task_instances
     ok = tis[tis["state"] == "success"]
     assert len(ok) == 2
-    assert np.allclose(ok["ended_at"] - ok["started_at"], 300.0, atol=1e-6)
+    assert np.allclose(ok["ended_at"] - ok["started_at"], 300.0, atol=1.0)   # + Airflow's work in the run
     assert not result_attribution_problems(r)
 
 

@@ -94,6 +94,19 @@ class Overheads:
     #: with the mini-scheduler's DAG subset, the job's end, the process exit). `sim calibrate`.
     task_run_cpu: float = 0.0
     task_exit_cpu: float = 0.0
+    #: Wall time of a task process that is *waiting*, not computing (DB round trips and lock
+    #: waits, connection set-up, fork and exec, the job's polling of its child): before its
+    #: start_date, inside its run, and after its outcome until the process has exited. Waiting
+    #: does not slow other processes down, so it does not stretch with the number of tasks
+    #: ending together as CPU work does (issue #11's slot-turnover measurements).
+    process_start_latency: float = 0.0
+    task_run_latency: float = 0.0
+    task_exit_latency: float = 0.0
+    #: Run-to-run variation of a task process's overheads: each stage (start, run, exit) of each
+    #: process scales its CPU work and waiting by a gamma-distributed factor of mean 1 and this
+    #: coefficient of variation (its own random stream). 0 = constant overheads. A few per cent of
+    #: variation is what keeps real scheduler loops from locking onto task durations.
+    overhead_cv: float = 0.0
 
 
 def field_names(cls) -> list[str]:

@@ -28,6 +28,7 @@ from ..model.rng import stream
 from ..model.schedules import Cron, Interval
 from ..model.states import DagRunState as DR, TaskInstanceState as S
 from ..model.trigger_rules import READY
+from . import idle_loops
 from .critical_section import Concurrency, ScheduledTIs, executable_task_instances
 
 
@@ -36,7 +37,7 @@ class SchedulerProcess:
     the timing of its loop. Several of them share everything else (the metadata DB)."""
 
     __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "doorbell", "idle_end",
-                 "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped",
+                 "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "idle_grid",
                  "quiet", "loops", "critical_section_busy", "cpu_seconds", "shared", "occupied")
 
     def __init__(self, index: int, host, executors: dict, parallelism: int, shared: bool = False):
@@ -52,6 +53,7 @@ class SchedulerProcess:
         self.rung = False
         self.doorbell = None
         self.idle_end = self.idle_sleep = self.idle_period = self.idle_phase_a = self.idle_cpu = 0.0
+        self.idle_grid = None                   # loop starts under the loop's timers (idle_loops.Grid)
         self.resume_heartbeat = False
         self.skipped = 0
         self.quiet = True
@@ -156,10 +158,23 @@ class Scheduler:
         ``phase_a`` seconds, then the executor heartbeat. A change at ``now`` is first seen by the
         heartbeat of the loop running then, if that loop has not reached its heartbeat yet (part A
         of that loop saw nothing new, so it need not be simulated), else by the next loop."""
-        first = proc.idle_end + proc.idle_sleep
-        period = proc.idle_period
         proc.resume_heartbeat = False
         proc.skipped = 0
+        g = proc.idle_grid
+        if g is not None:
+            k, loop_start, nxt = g.at(now)
+            if k < 0:
+                return max(0.0, loop_start - now)
+            proc.skipped = k
+            if now - loop_start <= 1e-12:
+                return 0.0
+            if now - loop_start <= proc.idle_phase_a:
+                proc.resume_heartbeat = True
+                return loop_start + proc.idle_phase_a - now
+            proc.skipped = k + 1
+            return nxt - now
+        first = proc.idle_end + proc.idle_sleep
+        period = proc.idle_period
         if now <= first or period <= 0.0:
             return max(0.0, first - now)
         k = math.floor((now - first) / period)
@@ -543,7 +558,7 @@ class Scheduler:
         # A loop that changed nothing can be repeated identically; one that did (runs created,
         # started, examined with news) costs differently from the idle loops after it.
         proc.quiet = not changed
-        return self.ov.scheduler_loop_base + self.ov.scheduler_per_ti * touched, queries
+        return self.ov.scheduler_per_ti * touched, queries
 
     def _critical_section(self, proc, now: float) -> tuple[float, int, int]:
         """``_critical_section_enqueue_task_instances`` (§1.2) for this process's executors.
@@ -611,9 +626,8 @@ class Scheduler:
         env = self.env
         sleep = self.cfg.scheduler_idle_sleep_time
         timers = self.cfg.pool_metrics_interval     # the loop's timers cut idle sleeps (SJR)
-        if timers > 0.0:
-            self.skip_idle_loops = False             # idle loops no longer repeat on one grid
         per_ti = self.ov.scheduler_per_ti
+        base = self.ov.scheduler_loop_base
         db, host = self.db, proc.host
         executors = list(proc.executors.values())
         several = len(self.procs) > 1
@@ -685,6 +699,15 @@ class Scheduler:
                     self.db_seconds += wait
                     self.cpu_seconds += per_ti * events
                     yield host.work(per_ti * events, after=wait)
+            # C. the rest of the loop, after the heartbeat: the DAG processor agent's heartbeat,
+            # the scheduler job's heartbeat, the executors' event logs, the timers (Airflow 2.10
+            # _run_scheduler_loop). Its fixed cost lengthens every loop, but does not stand
+            # between a task's queueing and its launch.
+            if base > 0.0:
+                self.cpu_seconds += base
+                if several:
+                    proc.cpu_seconds += base
+                yield host.work(base)
             self.loops += 1
             if self._done():
                 if not self.finished.triggered:
@@ -702,9 +725,12 @@ class Scheduler:
                 return
             if several and self.finished.triggered:
                 return                               # another scheduler found the end
-            if not repeatable or not self.skip_idle_loops:
+            loop_grid = None
+            if timers > 0.0 and repeatable and self.skip_idle_loops and sleep > 0.0:
+                loop_grid = idle_loops.grid(env.now, sleep, env.now - start, timers)
+            if not repeatable or not self.skip_idle_loops or (timers > 0.0 and loop_grid is None):
                 if sleep > 0.0:
-                    yield env.timeout(sleep if timers <= 0.0 else min(sleep, timers - env.now % timers))
+                    yield env.timeout(sleep if timers <= 0.0 else min(sleep, idle_loops.until_timer(env.now, timers)))
                 elif repeatable and env.now == start:
                     self.skip_idle_loops = True      # a zero-cost loop cannot be stepped through
                 continue
@@ -715,6 +741,7 @@ class Scheduler:
             proc.idle_period = sleep + (env.now - start)
             proc.idle_phase_a = phase_a
             proc.idle_cpu = cpu
+            proc.idle_grid = loop_grid
             bell = proc.doorbell = env.event()
             yield bell
             if several and self.finished.triggered:
@@ -725,13 +752,14 @@ class Scheduler:
             self.loops += skipped
             if several:
                 proc.loops += skipped
-                proc.cpu_seconds += skipped * cpu
+                proc.cpu_seconds += skipped * (cpu + base)
             self.skipped_loops += skipped
-            self.cpu_seconds += skipped * cpu
+            self.cpu_seconds += skipped * (cpu + base)
             if skipped and queries:
                 self.db.queries += skipped * queries
                 self.db.busy_seconds += skipped * queries * self.db.query_time
-                host.busy_core_seconds += skipped * cpu if host.cores else 0.0
+            if skipped and host.cores:
+                host.busy_core_seconds += skipped * (cpu + base)
             at_heartbeat = proc.resume_heartbeat
 
     def _done(self) -> bool:

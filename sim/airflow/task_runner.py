@@ -2,12 +2,19 @@
 
 1. the process starts (fork, or a fresh interpreter) and parses the DAG file: CPU work on the host;
 2. it marks the task instance ``running`` in the metadata DB (Airflow 2's ``start_date``, which is
-   why start-up and parsing fall between ``queued`` and ``start_date``);
+   why start-up and parsing fall between ``queued`` and ``start_date``; Airflow 3's supervisor
+   marks it through the API server right after the fork, so there parsing falls inside the run);
 3. the task's code runs (CPU work on the host if the task is CPU-bound, else wall time);
 4. it writes the outcome (``success``, ``up_for_retry`` or ``failed``) to the DB;
-5. after a success, the mini-scheduler (``schedule_after_task_execution``) schedules the same run's
-   downstream tasks whose dependencies are now met;
-6. the process exits and the executor learns the result.
+5. the raw task process exits and its LocalTaskJob notices (``return_code``), then
+   ``handle_task_exit`` runs the mini-scheduler (``schedule_after_task_execution``): after a
+   success it schedules the same run's downstream tasks whose dependencies are now met
+   (Airflow 2.10 ``local_task_job_runner.py`` ``handle_task_exit``, after the raw process ended);
+6. the job ends, the process exits and the executor learns the result.
+
+Each step costs CPU work on the host (shared by processor sharing) and, separately, waiting that
+uses no CPU (``*_latency``: DB round trips, fork, the job polling its child): only the CPU part
+stretches when many task processes share the cores.
 
 Steps chain through event callbacks rather than a SimPy process per task: a task's life is a
 straight line of timed steps, and a callback chain is the cheapest way SimPy offers to wait.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from ..model.rng import stream
 from ..model.runtime import retry_delay
 from ..model.states import TaskInstanceState as S
 
@@ -24,7 +32,7 @@ class Process:
     """One ``airflow tasks run`` process: what it runs, where, and whether it is still alive (a
     worker crash or a kill ends it between two steps)."""
 
-    __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive")
+    __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive", "worker_boot")
 
     def __init__(self, ti, host, worker, on_exit, try_number=None):
         self.ti = ti
@@ -33,11 +41,13 @@ class Process:
         self.worker = worker
         self.on_exit = on_exit
         self.alive = True
+        self.worker_boot = False        # Airflow 3: the runner's start-up is inside the run
 
 
 class TaskRunner:
     __slots__ = ("sim", "env", "db", "rec", "startup", "mini_scheduler", "mini_queries", "live", "running",
-                 "job_heartbeat", "run_cpu", "exit_cpu", "api",
+                 "job_heartbeat", "run_cpu", "exit_cpu", "api", "start_latency", "run_latency",
+                 "exit_latency", "_vary_rng", "_vary_k",
                  "heartbeat_interval", "_beating", "heartbeats")
 
     def __init__(self, sim):
@@ -52,6 +62,12 @@ class TaskRunner:
         #: Airflow's own CPU work in the task process, inside the run and after it (calibrated).
         self.run_cpu = ov.task_run_cpu
         self.exit_cpu = ov.task_exit_cpu
+        self.start_latency = ov.process_start_latency
+        self.run_latency = ov.task_run_latency
+        self.exit_latency = ov.task_exit_latency
+        # each stage's overheads times a gamma factor of mean 1 (overhead_cv), from its own stream
+        self._vary_rng = stream(sim.seed, "overheads/task-processes") if ov.overhead_cv > 0.0 else None
+        self._vary_k = 1.0 / ov.overhead_cv ** 2 if ov.overhead_cv > 0.0 else 0.0
         self.live: dict = {}             # every process started and not exited (a set, ordered)
         self.running: dict = {}          # (ti, try) -> the process running that try
         #: [scheduler] job_heartbeat_sec (C2, 5 s): how soon a task job notices an external change
@@ -70,6 +86,7 @@ class TaskRunner:
         (``None`` if it found nothing to run, or was terminated); a retry may already be
         scheduled by then, so the process keeps its own try number."""
         proc = Process(ti, host, worker, on_exit, try_number)
+        proc.worker_boot = self.api is not None and startup is None
         self.live[proc] = None
         if ti.state is S.QUEUED and ti.try_number == proc.try_number:
             if ti.launched_at != ti.launched_at:     # not already handed to a pod by its executor
@@ -77,8 +94,33 @@ class TaskRunner:
             ti.worker = worker
             ti.host = host.name
         boot = self.startup if startup is None else startup
-        host.run(boot + ti.run.plan.parse_time, lambda: self._booted(proc))
+        # Airflow 3's supervisor marks the try running (start_date) as soon as it has forked the
+        # task process, before that process parses the DAG file (sdk/execution_time/
+        # supervisor.py, ActivitySubprocess._on_child_started, 3.3.2): parsing is inside the run.
+        parse = ti.run.plan.parse_time
+        if self.api is not None and startup is None:
+            # Airflow 3: the supervisor forks the task runner and marks the try running at once;
+            # the runner's start-up and parse come after start_date (in _booted's run CPU)
+            boot = parse = 0.0
+        elif self.api is not None:
+            parse = 0.0                          # a pod boots first, then the same as above
+        # (a pod's start-up, given as `startup`, has its own stages and is not varied)
+        f = self._factor() if startup is None else 1.0
+        wait = self.start_latency * f
+        if wait > 0.0:
+            cpu = (boot + parse) * f
+            self.env.timeout(wait).callbacks.append(lambda _e: host.run(cpu, lambda: self._booted(proc)))
+        else:
+            host.run((boot + parse) * f, lambda: self._booted(proc))
         return proc
+
+    def _factor(self) -> float:
+        """A stage's overhead factor: 1, or a gamma draw of mean 1 with overhead_cv."""
+        rng = self._vary_rng
+        if rng is None:
+            return 1.0
+        k = self._vary_k
+        return rng.gammavariate(k, 1.0 / k)
 
     def _booted(self, proc) -> None:
         if not proc.alive:
@@ -111,13 +153,28 @@ class TaskRunner:
                 # one process pokes every poke_interval until the condition holds or time is up
                 polls = math.ceil(max(0.0, state[0]) / sensor.poke_interval)
                 duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
-        run_cpu = self.run_cpu
-        if (task.cpu_bound and duration > 0.0) or run_cpu > 0.0:
+        f = self._factor()
+        run_cpu = self.run_cpu if self.api is None else self.run_cpu + ti.run.plan.parse_time + (
+            self.startup if proc.worker_boot else 0.0)
+        run_cpu *= f
+        run_wait = self.run_latency * f
+        if run_wait > 0.0 and task.cpu_bound:
+            duration_cpu, duration = duration, run_wait
+        elif task.cpu_bound:
+            duration_cpu, duration = duration, 0.0
+        else:
+            duration_cpu, duration = 0.0, duration + run_wait
+        if duration_cpu > 0.0 or run_cpu > 0.0:
             wait = started - env.now
             host = proc.host
-            if task.cpu_bound:
+            if duration_cpu > 0.0 and duration > 0.0:
+                # a CPU-bound body, then the run's waiting
                 def go(_e=None):
-                    host.run(run_cpu + duration, lambda: self._ended(proc))
+                    host.run(run_cpu + duration_cpu, lambda: env.timeout(duration).callbacks.append(
+                        lambda _e: self._ended(proc)))
+            elif duration_cpu > 0.0:
+                def go(_e=None):
+                    host.run(run_cpu + duration_cpu, lambda: self._ended(proc))
             else:
                 # task_run_cpu first (the raw task process's fork, context, templates), then the
                 # task's own wall time
@@ -183,35 +240,40 @@ class TaskRunner:
         else:
             sim.scheduler.ti_finished(ti, outcome, ti.ended_at)
         sim.scheduler.ring()
-        if outcome is S.SUCCESS and self.mini_scheduler and ti.run.plan.downstream[ti.ti_index]:
+        self._teardown(proc, outcome)
+
+    def _teardown(self, proc, outcome) -> None:
+        """The raw task process ends and its LocalTaskJob notices (task_exit_latency waiting,
+        task_exit_cpu work: teardown, handle_task_exit), then the mini-scheduler runs, then the
+        process exits, which the executor sees."""
+        f = self._factor()
+        wait, cpu = self.exit_latency * f, self.exit_cpu * f
+        if wait > 0.0:
+            self.env.timeout(wait).callbacks.append(
+                lambda _e: proc.host.run(cpu, lambda: self._handle_task_exit(proc, outcome))
+                if proc.alive else None)
+        elif cpu > 0.0:
+            proc.host.run(cpu, lambda: self._handle_task_exit(proc, outcome))
+        else:
+            self._handle_task_exit(proc, outcome)
+
+    def _handle_task_exit(self, proc, outcome) -> None:
+        if not proc.alive:
+            return
+        if outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
             cost = self.db.book(self.mini_queries)
             if cost > 0.0:
                 self.env.timeout(cost).callbacks.append(lambda _e: self._mini_schedule(proc, outcome))
                 return
             self._mini_schedule(proc, outcome)
             return
-        if self.exit_cpu > 0.0:
-            self._leave(proc, outcome)
-        else:
-            self._exit(proc, outcome)
+        self._exit(proc, outcome)
 
     def _mini_schedule(self, proc, outcome) -> None:
         if not proc.alive:
             return
         self.sim.scheduler.mini_schedule(proc.ti)
-        if self.exit_cpu > 0.0:
-            self._leave(proc, outcome)
-        else:
-            self._exit(proc, outcome)
-
-    def _leave(self, proc, outcome) -> None:
-        """The process's work after its outcome (task_exit_cpu: LocalTaskJob's handle_task_exit,
-        the job's end, the interpreter's exit), then its exit, which the executor sees."""
-        cpu = self.exit_cpu
-        if cpu > 0.0:
-            proc.host.run(cpu, lambda: self._exit(proc, outcome) if proc.alive else None)
-        else:
-            self._exit(proc, outcome)
+        self._exit(proc, outcome)
 
     def _exit(self, proc, outcome) -> None:
         self.live.pop(proc, None)

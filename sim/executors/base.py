@@ -42,7 +42,7 @@ class BaseExecutor:
     def heartbeat(self) -> float:
         """Launch queued work into open slots, then sync. Returns the scheduler time it cost."""
         cost = 0.0
-        open_slots = self.parallelism - len(self.running)
+        open_slots = self._open_slots()
         if self.queued_tasks and open_slots > 0:
             queued = self.queued_tasks
             # order_queued_tasks_by_priority: priority_weight desc, stable (BE).
@@ -53,6 +53,11 @@ class BaseExecutor:
             cost += self.trigger_tasks(batch)
         cost += self.sync()
         return cost
+
+    def _open_slots(self) -> int:
+        """How many queued task instances a heartbeat may hand over (Airflow's
+        ``parallelism - len(running)``)."""
+        return self.parallelism - len(self.running)
 
     def trigger_tasks(self, tis: list) -> float:  # pragma: no cover - abstract
         """Start ``tis`` (Airflow's execute_async / _process_workloads). Returns scheduler time."""

@@ -526,6 +526,14 @@ class OverheadsSection(Strict):
     """CPU work of a task process inside its recorded run, besides the task's own work."""
     task_exit_cpu: Duration = Overheads.task_exit_cpu
     """CPU work of a task process after its outcome is written, before its slot frees."""
+    process_start_latency: Duration = Overheads.process_start_latency
+    """Waiting (not computing) of a task process before its start_date: DB round trips, fork."""
+    task_run_latency: Duration = Overheads.task_run_latency
+    """Waiting of a task process inside its recorded run, besides the task's own work."""
+    task_exit_latency: Duration = Overheads.task_exit_latency
+    """Waiting of a task process after its outcome is written, until it has exited."""
+    overhead_cv: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Overheads.overhead_cv
+    """Coefficient of variation of each task process stage's overheads (gamma factor of mean 1)."""
 
 
 class CelerySection(Strict):
