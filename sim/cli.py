@@ -144,6 +144,29 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--seeds", type=int, default=3, help="simulations per evaluation (default 3)")
     k.add_argument("--evaluations", type=int, default=300, help="optimiser budget (default 300)")
     k.add_argument("--no-progress", action="store_true", help="no progress bar")
+    j = sub.add_parser("calibrate-all", help="fit one profile to many recorded configurations at once; "
+                                             "--cross-validate leaves each one out in turn")
+    j.add_argument("folders", nargs="+", metavar="FOLDER",
+                   help="a folder of recorded runs (task_instances.csv, dag_runs.csv, config.txt), or a "
+                        "folder of such folders (the real-Airflow harness's results)")
+    j.add_argument("--structures", metavar="DIR",
+                   help="folder of <dag_id>.tasks.json (default: the first 'rest' folder beside or above "
+                        "the first FOLDER)")
+    j.add_argument("--dag", action="append", default=[], metavar="DAG_ID", help="only these DAGs (repeatable)")
+    j.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a known fact of the measuring machine (default: overheads.scheduler_host_cores=2, "
+                        "celery.workers_on_scheduler_host=true, the machine of data/airflow-runs)")
+    j.add_argument("--body", dest="bodies", action="append", default=[], metavar="DAG=SECONDS",
+                   help="a DAG's task bodies (default: the benchmark DAGs' sleeps)")
+    j.add_argument("--cross-validate", action="store_true",
+                   help="leave one configuration out at a time: fit on the others, predict it")
+    j.add_argument("--base", default="airflow-2.10", help="profile to start from (default airflow-2.10)")
+    j.add_argument("--out", help="write the profile fitted on every configuration to this YAML file")
+    j.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    j.add_argument("--seeds", type=int, default=2, help="simulations per configuration and evaluation (default 2)")
+    j.add_argument("--evaluations", type=int, default=240, help="optimiser budget per fit (default 240)")
+    j.add_argument("--processes", type=int, default=1, help="cross-validation folds fitted at once (default 1)")
+    j.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -388,7 +411,12 @@ def cmd_calibrate(args) -> int:
     return run_calibrate(args)
 
 
-COMMANDS = {"calibrate": cmd_calibrate, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
+def cmd_calibrate_all(args) -> int:
+    from .calibration.cli import run_calibrate_all
+    return run_calibrate_all(args)
+
+
+COMMANDS = {"calibrate": cmd_calibrate, "calibrate-all": cmd_calibrate_all, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep, "explain": cmd_explain, "validate": cmd_validate, "bench": cmd_bench, "schema": cmd_schema,
             "profile": cmd_profile}
 
 

@@ -3,6 +3,7 @@ the profile."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
@@ -42,4 +43,60 @@ def run_calibrate(args) -> int:
               f"--set airflow.parallelism=4")
     else:
         print("  (--out FILE writes the fitted profile)")
+    return 0
+
+
+def _structures_dir(args) -> Path:
+    if args.structures:
+        d = Path(args.structures)
+        if not d.is_dir():
+            raise SimError(f"--structures {d}: not a folder")
+        return d
+    start = Path(args.folders[0]).resolve()
+    for d in (start, *start.parents):
+        if (d / "rest").is_dir():
+            return d / "rest"
+    raise SimError(f"no 'rest' folder of <dag_id>.tasks.json beside or above {args.folders[0]}; "
+                   f"name one with --structures")
+
+
+def run_calibrate_all(args) -> int:
+    from .joint import (BENCH_BODIES, MACHINE_2CORE, cross_validate, error_table, joint_fit,
+                        load_configurations, write_joint_profile)
+    if args.seeds < 1:
+        raise SimError("--seeds must be at least 1")
+    if args.evaluations < 10:
+        raise SimError("--evaluations must be at least 10")
+    if args.processes < 1:
+        raise SimError("--processes must be at least 1")
+    machine = parse_sets(args.sets) if args.sets else dict(MACHINE_2CORE)
+    bodies = dict(BENCH_BODIES)
+    for key, value in parse_bodies(args.bodies).items():
+        if isinstance(value, dict):
+            raise SimError(f"--body {key}: give a DAG's body (DAG=SECONDS), not a task's")
+        bodies[key] = value
+    configs = load_configurations(args.folders, _structures_dir(args), machine=machine, bodies=bodies,
+                                  base_profile=args.base, dags=args.dag or None)
+    seeds = tuple(range(args.seed, args.seed + args.seeds))
+    progress = not args.no_progress and sys.stderr.isatty()
+    print(f"calibrate-all: {len(configs)} configurations: "
+          + ", ".join(f"{c.name} ({'/'.join(c.dags)})" for c in configs))
+    fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress)
+    print(f"  fitted on all of them in {fit.wall_seconds:.0f} s ({fit.evaluations} evaluations x "
+          f"{len(seeds)} seeds x {len(configs)} configurations), mean squared relative error {fit.objective:.4g}:")
+    for key, value in fit.fitted.items():
+        print(f"    {key:34s} {value:10.4g} s  {PARAMETERS[key][3]}")
+    print("  fit quality (every configuration fitted on):")
+    print(error_table(fit.quality(), "    "))
+    if args.cross_validate:
+        q = cross_validate(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
+                           processes=args.processes)
+        print("  cross-validation: each configuration predicted by a fit to the others:")
+        print(error_table(q, "    "))
+        mk = q[q["stage"] == "makespan"]["error"].abs()
+        print(f"  held-out makespans: median |error| {mk.median():.1%}, worst {mk.max():.1%}, "
+              f"{(mk <= 0.15).mean():.0%} within 15 %")
+    if args.out:
+        path = write_joint_profile(fit, args.out, args.base)
+        print(f"  profile written to {path}")
     return 0

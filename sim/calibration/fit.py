@@ -30,8 +30,8 @@ from .model import complete_sections, gap_for, replay, simulated_observations, s
 #: Parameters calibration can fit: dotted key -> (lower, upper bound, executors it matters to,
 #: what it stands for in Airflow).
 PARAMETERS = {
-    "overheads.scheduler_loop_base": (0.001, 0.1, ("local", "celery"),
-                                      "CPU of one scheduler loop (SchedulerJobRunner._run_scheduler_loop)"),
+    "overheads.scheduler_loop_base": (0.001, 1.0, ("local", "celery"),
+                                      "CPU of one scheduler loop's fixed part, after the executor heartbeat"),
     "overheads.scheduler_per_ti": (1e-5, 0.01, ("local", "celery"),
                                    "scheduler CPU per task instance examined, queued or reported"),
     "overheads.db_query_time": (1e-4, 0.01, ("local", "celery"), "one metadata-DB query"),
@@ -44,9 +44,17 @@ PARAMETERS = {
                                "Airflow's CPU work inside a task's run (raw task process, templates, operator set-up)"),
     "overheads.task_exit_cpu": (0.001, 3.0, ("local", "celery"),
                                 "CPU work after the outcome: handle_task_exit, mini-scheduler, process exit"),
+    "overheads.process_start_latency": (0.001, 3.0, ("local", "celery"),
+                                        "task process start: waiting, not computing (DB round trips, fork)"),
+    "overheads.task_run_latency": (0.001, 3.0, ("local", "celery"),
+                                   "waiting inside a task's run besides its own work (DB round trips, subprocess)"),
+    "overheads.task_exit_latency": (0.001, 5.0, ("local", "celery"),
+                                    "waiting after the outcome until the process exits (the job polling its child)"),
     "overheads.scheduler_host_cores": (1.0, 64.0, ("local", "celery"), "cores of the scheduler's host"),
     "celery.publish_time": (1e-4, 0.5, ("celery",), "one apply_async to the broker"),
     "celery.delivery_time": (1e-4, 1.0, ("celery",), "broker -> worker hop"),
+    "celery.send_pool_startup": (1e-3, 3.0, ("celery",),
+                                 "starting the process pool that publishes several tasks in parallel"),
     "celery.fetch_per_task": (1e-5, 0.2, ("celery",),
                               "sync()'s bulk result fetch, per running task (BulkStateFetcher)"),
 }
@@ -78,6 +86,8 @@ class Problem:
     jitter: list = field(default_factory=list)   # see inputs.overhead_jitter
     inputs: tuple = (None, None)                  # the runs and dag_runs as given
     roots: set | None = None                      # without a dag-run export: the DAGs' root tasks
+    concurrent: int = 1                           # DAG runs triggered at once (model.replay)
+    offsets: dict = field(default_factory=dict)   # dag_id -> seconds after its batch's first trigger
 
     def cores(self, sections: dict):
         ov, cel = sections["overheads"], sections.get("celery", {})
@@ -95,7 +105,7 @@ class Problem:
         acc: dict = {}
         for seed in seeds:
             tis, drs = replay(sections, self.executor, self.templates, bodies, self.runs, self.gaps, seed,
-                              workers or self.workers)
+                              workers or self.workers, self.concurrent, self.offsets)
             for k, v in stage_means(simulated_observations(tis, drs, self.roots), inp.STAGES).items():
                 acc.setdefault(k, []).append(v)
         return {k: tuple(float(np.mean([x[i] for x in v])) for i in range(2)) for k, v in acc.items()}
@@ -384,6 +394,8 @@ def predict(profile, dags, *, runs, executor: str = "local", dag_runs=None, sett
     problem.prof, problem.known = prof, known
     if isinstance(profile, Calibration):
         problem.jitter = profile.problem.jitter          # the fitted runs' variation, not these
+    else:
+        problem.jitter = [0.0]       # a profile's own variation (loop phases, contention), never these runs'
     sections = complete_sections(prof, known, fitted)
     sim = problem.simulate(sections, tuple(seeds), workers)
     return _quality(problem, sim, "predicted", list(problem.templates))

@@ -344,3 +344,27 @@ def body_samples(obs: pd.DataFrame, task_run_cpu: float, cores: float | None,
         else:
             out.setdefault(dag_id, {})[task_id] = [float(v) for v in x.dropna()]
     return out
+
+
+def slot_turnover(frame: pd.DataFrame, first_wave: float = 1.0) -> pd.Series:
+    """Per fan-out DAG run: the median time from a middle task's end to the queueing of the task
+    that took its slot, over the tasks queued after the first wave (more than ``first_wave``
+    seconds after the first middle task was queued); the k-th of them is paired with the k-th
+    middle task to end. Columns ``dag_id``, ``run_id``, ``task_id``, ``queued_at``, ``ended_at``
+    (seconds or timestamps); the DAG's first and last tasks are ``start`` and ``end``. Works alike
+    on an export (``observed_runs``) and on a simulation's task instances, so the two compare."""
+    out = {}
+    for (dag_id, run_id), g in frame.groupby(["dag_id", "run_id"], sort=False, observed=True):
+        mids = g[~g["task_id"].isin(["start", "end"])]
+        if len(mids) < 3:
+            continue
+        q, e = mids["queued_at"], mids["ended_at"]
+        if pd.api.types.is_datetime64_any_dtype(q):
+            t0 = q.min()
+            q, e = (q - t0).dt.total_seconds(), (e - t0).dt.total_seconds()
+        q = np.sort(q.to_numpy(float))
+        e = np.sort(e.to_numpy(float))
+        late = q[q > q[0] + first_wave]
+        if len(late):
+            out[(dag_id, run_id)] = float(np.median(late - e[:len(late)]))
+    return pd.Series(out, dtype=float)

@@ -55,20 +55,36 @@ def build_scenario(sections: dict, kind: str, dags: list, seed: int, horizon: fl
 
 
 def replay(sections: dict, kind: str, templates: dict, bodies: dict, runs: dict, gaps: dict, seed: int,
-           workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+           workers: int = 1, concurrent: int = 1, offsets: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate ``runs[dag_id]`` runs of each DAG of ``templates`` with ``sections``; returns the
-    task instances and DAG runs frames of the simulation."""
+    task instances and DAG runs frames of the simulation. ``concurrent`` > 1: the runs were
+    triggered in batches of one run of each DAG at once (the harness's ``concurrent_runs``), so
+    they overlap as the recorded ones did; ``offsets`` (seconds after the batch's first trigger,
+    per DAG) replays the recorded order within a batch (the harness triggers them one after the
+    other, a CLI call apart)."""
     rng = stream(seed, "calibration/phases")
     sleep = float(sections.get("airflow", {}).get("scheduler_idle_sleep_time", 1.0))
     t = 10.0
     dags = []
-    for dag_id, template in templates.items():
-        gap = max(MIN_GAP, gaps.get(dag_id, MIN_GAP))
-        times = []
-        for _ in range(runs[dag_id]):
-            times.append(t + rng.uniform(0.0, sleep + 0.1))
+    if concurrent > 1:
+        times: dict = {d: [] for d in templates}
+        gap = max(max(MIN_GAP, gaps.get(d, MIN_GAP)) for d in templates)
+        for rep in range(max(runs[d] for d in templates)):
+            at = t + rng.uniform(0.0, sleep + 0.1)
+            for d in templates:
+                if rep < runs[d]:
+                    times[d].append(at + (offsets or {}).get(d, 0.0))
             t += gap
-        dags.append(clone_dag(template, bodies.get(dag_id, {}), At(tuple(times))))
+        for dag_id, template in templates.items():
+            dags.append(clone_dag(template, bodies.get(dag_id, {}), At(tuple(times[dag_id]))))
+    else:
+        for dag_id, template in templates.items():
+            gap = max(MIN_GAP, gaps.get(dag_id, MIN_GAP))
+            times = []
+            for _ in range(runs[dag_id]):
+                times.append(t + rng.uniform(0.0, sleep + 0.1))
+                t += gap
+            dags.append(clone_dag(template, bodies.get(dag_id, {}), At(tuple(times))))
     scenario = build_scenario(sections, kind, dags, seed, horizon=t, workers=workers)
     result = Simulation(scenario, record_transitions=False).run()
     return result.task_instances, result.dag_runs

@@ -4,6 +4,7 @@ source comment), and a header saying what it was fitted on, when, and how well."
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def write_profile(cal, path) -> Path:
     names = {"overheads": [f for f in Overheads.__dataclass_fields__],
              "celery": [f for f in CeleryConfig.__dataclass_fields__]}
     sections = cal.sections()
-    out = [f"# Profile fitted by `sim calibrate` on {cal.fitted_at}, executor {cal.executor}.",
+    out = [f"{MARKER}` on {cal.fitted_at}, executor {cal.executor}.",
            f"# Runs: {src['runs']}" + (f"; DAG runs: {src['dag_runs']}" if src.get("dag_runs") else ""),
            f"# Fitted on DAGs: {', '.join(f'{d} ({cal.problem.runs[d]} runs)' for d in cal.dags)}; "
            f"seeds {', '.join(map(str, cal.seeds))}; {cal.evaluations} evaluations in {cal.wall_seconds:.0f} s.",
@@ -106,10 +107,35 @@ def write_profile(cal, path) -> Path:
             if isinstance(v, dict) or isinstance(v, list):
                 continue
             out.append(f"  {k}: {_num(v)}".ljust(38) + f" # {note}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    return write_safely(path, "\n".join(out) + "\n")
+
+
+#: The first line of every profile file sim writes: a file starting otherwise is the user's.
+MARKER = "# Profile fitted by `sim calibrate"
+
+
+def write_safely(path, text: str) -> Path:
+    """Write a fitted profile in one step (a temporary file renamed over the target), never over
+    a file sim did not write: an existing ``path`` must start with :data:`MARKER`."""
+    from ..errors import SimError
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise SimError(f"--out {path}: exists and is not a regular file; name a new file")
+    if path.exists():
+        try:
+            head = path.open("rb").read(len(MARKER)).decode("utf-8", "replace")
+        except OSError as e:
+            raise SimError(f"--out {path}: cannot read it ({e.strerror}); name a new file") from None
+        if head != MARKER:
+            raise SimError(f"--out {path}: exists and was not written by sim calibrate; "
+                           f"name a new file (sim never overwrites your files)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise SimError(f"--out {path}: cannot write it ({e.strerror})") from None
     return path
 
 

@@ -1,0 +1,364 @@
+"""One profile for many deployments: fit the overhead mechanisms once over every recorded
+configuration (LocalExecutor at several parallelisms, Celery at several concurrencies, overlapping
+load), and cross-validate by leaving one configuration out.
+
+A fit to a single configuration can absorb a wrong mechanism into its numbers (a CPU cost that is
+really waiting fits one parallelism and misses the next); a fit to all of them at once cannot, and
+predicting a configuration the fit never saw is the honest test of the model (issue #11).
+
+A configuration is a folder the real-Airflow harness wrote (``bench/real_airflow/harness.py``):
+``task_instances.csv``, ``dag_runs.csv``, ``config.txt`` (the effective settings, read as known
+settings) and ``contention.csv`` (only runs marked clean are used). The results folder's
+``matrix.yaml`` says what ``config.txt`` cannot: Celery workers and DAG runs triggered at once.
+What the machine is (its cores, the Celery worker on the scheduler's host) is given as settings.
+Task bodies are known (the benchmark DAGs ``sleep``), so no variation is borrowed from the runs
+that are scored: the simulated spread is the model's own (loop phases, contention).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SimError
+from ..files import read_text
+from ..scenario.schema import read_yaml
+from . import inputs as inp
+from .fit import FLOOR, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality
+from .model import complete_sections
+
+#: The mechanisms fitted jointly: one value each for every configuration of a machine class.
+JOINT_FIT = ("overheads.scheduler_loop_base", "overheads.scheduler_per_ti", "overheads.db_query_time",
+             "overheads.process_start_fork", "overheads.process_start_latency",
+             "overheads.task_run_cpu", "overheads.task_run_latency",
+             "overheads.task_exit_cpu", "overheads.task_exit_latency",
+             "celery.publish_time", "celery.delivery_time", "celery.fetch_per_task")
+# (celery.send_pool_startup is not among them: with sync_parallelism 0 a 2-core scheduler host
+# sends in its main thread, max(1, cores - 1) = 1 process, so these runs cannot tell it.)
+#: The benchmark DAGs' own work (bench/real_airflow/bench_dags.py: `sleep 2`, `sleep 0.5`, ...;
+#: cpufanout's middle tasks burn 1 CPU-second each, its start and end run `true`).
+BENCH_BODIES = {"diamond": 2.0, "chain": 0.5, "fanout": 1.0, "fanout0": 0.0, "widefan": 1.0,
+                "cpufanout": {"*": 1.0, "start": 0.0, "end": 0.0}}
+#: What the REST API's task list does not carry: the DAGs' own max_active_tasks, and which tasks
+#: compute rather than wait (bench_dags.py).
+BENCH_DAG_ATTRS = {"fanout": {"max_active_tasks": 64}, "fanout0": {"max_active_tasks": 64},
+                   "cpufanout": {"max_active_tasks": 64, "cpu_bound": ("q",)},
+                   "widefan": {"max_active_tasks": 128}}
+#: The measuring machine of data/airflow-runs: 2 cores, Celery's worker on the same host.
+MACHINE_2CORE = {"overheads.scheduler_host_cores": 2, "celery.workers_on_scheduler_host": True}
+
+
+@dataclass
+class Configuration:
+    """One recorded deployment setting and the problem that replays it."""
+
+    name: str
+    folder: Path
+    executor: str
+    problem: Problem
+    dags: list = field(default_factory=list)
+
+
+def _matrix_entry(folder: Path) -> dict:
+    for m in (folder.parent / "matrix.yaml", folder / "matrix.yaml"):
+        if m.is_file():
+            doc = read_yaml(read_text(m), str(m))
+            for c in (doc or {}).get("configurations", []) or []:
+                if isinstance(c, dict) and c.get("name") == folder.name:
+                    return c
+    return {}
+
+
+def _clean_runs(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ti = inp.read_runs(folder / "task_instances.csv", folder / "dag_runs.csv")
+    tis, drs = ti
+    cont = folder / "contention.csv"
+    if cont.is_file():
+        c = pd.read_csv(cont)
+        if "clean" in c:
+            clean = set(c.loc[c["clean"] == "yes", "run_id"])
+            keep_t, keep_d = tis["run_id"].isin(clean), drs["run_id"].isin(clean)
+            src_t, src_d = tis.attrs.get("source"), drs.attrs.get("source")
+            tis, drs = tis[keep_t].reset_index(drop=True), drs[keep_d].reset_index(drop=True)
+            tis.attrs["source"], drs.attrs["source"] = src_t, src_d
+    # The first DAG runs after a scheduler start wait for the DAG file to be parsed again (54 s
+    # for a 10 s diamond, data/airflow-runs/README.md): start-up, not steady state. Drop the
+    # first batch (runs queued within 2 s of the first); the harness now also warms up first.
+    q = pd.to_datetime(drs["queued_at"], format="ISO8601", utc=True)
+    first = q <= q.min() + pd.Timedelta(seconds=2)
+    cold = set(drs.loc[first, "run_id"])
+    src_t, src_d = tis.attrs.get("source"), drs.attrs.get("source")
+    tis = tis[~tis["run_id"].isin(cold)].reset_index(drop=True)
+    drs = drs[~first].reset_index(drop=True)
+    tis.attrs["source"], drs.attrs["source"] = src_t, src_d
+    return tis, drs
+
+
+def _trigger_offsets(drs: pd.DataFrame, at_once: int) -> dict:
+    """Per DAG, the median time from its batch's first ``queued_at`` to its own: the harness
+    triggers a batch's runs one after the other (each an `airflow dags trigger` call)."""
+    q = pd.to_datetime(drs["queued_at"], format="ISO8601", utc=True)
+    d = drs.assign(q=q).sort_values("q").reset_index(drop=True)
+    batch = (d["q"].diff().dt.total_seconds().fillna(1e9) > 15.0).cumsum()   # batches are far apart
+    first = d.groupby(batch)["q"].transform("min")
+    off = (d["q"] - first).dt.total_seconds()
+    return {dag: float(v) for dag, v in off.groupby(d["dag_id"]).median().items()}
+
+
+def load_configurations(folders, structures_dir, *, machine: dict | None = None, bodies: dict | None = None,
+                        base_profile: str = "airflow-2.10", dags=None, dag_attrs: dict | None = None
+                        ) -> list[Configuration]:
+    """The configurations in ``folders`` (each a harness results folder; a folder holding such
+    folders stands for all of them), replaying the DAGs of ``structures_dir``
+    (``<dag_id>.tasks.json``) that each one recorded (``dags`` to restrict them)."""
+    machine = dict(MACHINE_2CORE if machine is None else machine)
+    bodies = dict(BENCH_BODIES if bodies is None else bodies)
+    structures_dir = Path(structures_dir)
+    found: list[Path] = []
+    for f in folders:
+        f = Path(f)
+        if (f / "task_instances.csv").is_file():
+            found.append(f)
+        elif f.is_dir():
+            found += sorted(p for p in f.iterdir() if (p / "task_instances.csv").is_file())
+        else:
+            raise SimError(f"{f}: not a folder of recorded runs (no task_instances.csv)")
+    if not found:
+        raise SimError("no recorded configuration found (folders with task_instances.csv)")
+    out = []
+    for folder in found:
+        cfg, executor = inp.read_config(folder / "config.txt")
+        if executor not in ("local", "celery"):
+            continue
+        tis, drs = _clean_runs(folder)
+        have = set(tis.loc[tis["state"] == "success", "dag_id"].dropna())
+        wanted = [d for d in (dags or sorted(have)) if d in have and d in bodies
+                  and (structures_dir / f"{d}.tasks.json").is_file()]
+        if not wanted:
+            continue
+        entry = _matrix_entry(folder)
+        settings = {k: v for k, v in machine.items() if executor == "celery" or not k.startswith("celery.")}
+        problem = _prepare(tis, [structures_dir / f"{d}.tasks.json" for d in wanted], executor, drs,
+                           base_profile, settings, {d: bodies[d] for d in wanted}, folder / "config.txt")
+        for d in wanted:
+            attrs = (dag_attrs if dag_attrs is not None else BENCH_DAG_ATTRS).get(d, {})
+            dag = problem.templates[d]
+            if "max_active_tasks" in attrs:
+                dag.max_active_tasks = int(attrs["max_active_tasks"])
+            for t in dag.tasks.values():
+                if any(t.task_id.startswith(prefix) for prefix in attrs.get("cpu_bound", ())):
+                    t.cpu_bound = True
+        problem.workers = int(entry.get("workers", 1))
+        problem.concurrent = int(entry.get("concurrent_runs", 1))
+        if problem.concurrent > 1:
+            problem.offsets = _trigger_offsets(drs, problem.concurrent)
+        problem.jitter = [0.0]            # the model's own variation, not the scored runs'
+        out.append(Configuration(folder.name, folder, executor, problem, wanted))
+    if not out:
+        raise SimError("no configuration with LocalExecutor or CeleryExecutor runs of known DAGs")
+    return out
+
+
+def _names(configs, fit) -> list[str]:
+    kinds = {c.executor for c in configs}
+    names = []
+    for key in fit or JOINT_FIT:
+        if key not in PARAMETERS:
+            raise SimError(f"cannot fit {key!r}; fittable: {', '.join(PARAMETERS)}")
+        if kinds & set(PARAMETERS[key][2]) and not all(key in c.problem.known for c in configs):
+            names.append(key)
+    return names
+
+
+def _errors(config: Configuration, fitted: dict, seeds) -> np.ndarray:
+    p = config.problem
+    sections = complete_sections(p.prof, p.known, fitted)
+    return _objective_terms(p, p.simulate(sections, seeds), config.dags)
+
+
+#: A stage's squared relative error counts at most this much (50 % off), so that one stage the
+#: model gets badly wrong cannot pull every mechanism away from the rest of the data.
+CAP = 0.25
+
+
+def _loss(errors: np.ndarray) -> float:
+    return float(np.mean(np.minimum(errors ** 2, CAP)))
+
+
+@dataclass
+class JointFit:
+    fitted: dict
+    objective: float
+    evaluations: int
+    wall_seconds: float
+    seeds: tuple
+    configurations: list
+
+    def quality(self, configs=None, role: str = "fit") -> pd.DataFrame:
+        """Per configuration, DAG and stage: observed and simulated mean, relative error."""
+        rows = []
+        for c in configs or self.configurations:
+            p = c.problem
+            sim = p.simulate(complete_sections(p.prof, p.known, self.fitted), self.seeds)
+            q = _quality(p, sim, role, c.dags)
+            q.insert(0, "configuration", c.name)
+            rows.append(q)
+        return pd.concat(rows, ignore_index=True)
+
+
+#: Where every fit starts: round physical values for a small Linux host (CPU-seconds of a task
+#: process's start, run and exit of a few tenths, its exit waiting a few tenths, loop and query
+#: costs of milliseconds), the same for every fit and fold, so a held-out configuration never
+#: shapes its own fold's start.
+START = {"overheads.scheduler_loop_base": 0.2, "overheads.scheduler_per_ti": 0.0015,
+         "overheads.db_query_time": 0.0025, "overheads.process_start_fork": 0.3,
+         "overheads.process_start_latency": 0.03, "overheads.task_run_cpu": 0.2,
+         "overheads.task_run_latency": 0.01, "overheads.task_exit_cpu": 0.1,
+         "overheads.task_exit_latency": 0.1, "celery.publish_time": 0.01, "celery.delivery_time": 0.01,
+         "celery.fetch_per_task": 0.001}
+
+
+def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evaluations: int = 240,
+              start: dict | None = None, progress: bool = False, design_points: int = 0) -> JointFit:
+    """Fit one value of each mechanism to all ``configs`` at once: the mean over configurations
+    of each one's mean squared relative stage error, each term capped at :data:`CAP` (every
+    configuration counts alike).
+
+    The search: from :data:`START` (or ``start``), a compass search in log space (each parameter
+    up and down by a step, the step halved when nothing helps: robust to the objective's small
+    jumps, a task just catching a loop or not), then Nelder-Mead with what is left of the budget.
+    ``design_points`` > 0 first scores a Sobol design over the whole box and starts from its best
+    point if that beats the start."""
+    t0 = time.perf_counter()
+    names = _names(configs, fit)
+    seeds = tuple(int(s) for s in seeds)
+    lo = np.log([PARAMETERS[n][0] for n in names])
+    hi = np.log([PARAMETERS[n][1] for n in names])
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=max_evaluations, desc="joint fit", unit="fit", leave=False, disable=None)
+    cache: dict = {}
+
+    def evaluate(z) -> float:
+        z = np.clip(np.asarray(z, float), lo, hi)
+        key = tuple(np.round(z, 10))
+        if key not in cache:
+            fitted = {n: float(np.exp(v)) for n, v in zip(names, z)}
+            cache[key] = float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs]))
+            if bar is not None:
+                bar.update(1)
+        return cache[key]
+
+    guess = {**START, **(start or {})}
+    z0 = np.clip(np.log([guess.get(n, math.sqrt(PARAMETERS[n][0] * PARAMETERS[n][1])) for n in names]), lo, hi)
+    if design_points >= 2:
+        from scipy.stats import qmc
+        sobol = qmc.Sobol(len(names), scramble=True, seed=seeds[0]).random_base2(int(math.log2(design_points)))
+        design = [lo + u * (hi - lo) for u in sobol]
+        best_design = min(design, key=evaluate)
+        if evaluate(best_design) < evaluate(z0):
+            z0 = best_design
+    compass_budget = int(max_evaluations * 0.75) - len(cache)
+    best = _compass(evaluate, z0, lo, hi, compass_budget, cache, step=0.4, smallest=0.05)
+    rest = max_evaluations - len(cache)
+    if rest > len(names) + 2:
+        polished = _nelder_mead(evaluate, best, lo, hi, rest, 0.1)
+        if evaluate(polished) < evaluate(best):
+            best = polished
+    if bar is not None:
+        bar.close()
+    fitted = {n: float(np.exp(v)) for n, v in zip(names, best)}
+    return JointFit(fitted, evaluate(best), len(cache), time.perf_counter() - t0, seeds, list(configs))
+
+
+_FOLDS: dict = {}          # what forked fold processes read (set before the fork, never pickled)
+
+
+def _fold(i: int):
+    configs, kw = _FOLDS["configs"], _FOLDS["kw"]
+    held = configs[i]
+    jf = joint_fit(configs[:i] + configs[i + 1:], **kw)
+    return held.name, jf.fitted, jf.quality([held], role="held out")
+
+
+def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evaluations: int = 240,
+                   progress: bool = False, start: dict | None = None, processes: int = 1) -> pd.DataFrame:
+    """Leave one configuration out: fit on the others, predict the one left out. Returns the
+    held-out quality rows of every configuration (column ``configuration``) with the fitted values
+    of each fold in ``.attrs["folds"]``. Every fold starts from :data:`START` (or ``start``)."""
+    for held in configs:
+        if not any(c.executor == held.executor for c in configs if c is not held):
+            raise SimError(f"{held.name}: no other {held.executor} configuration to fit on")
+    kw = dict(fit=fit, seeds=seeds, max_evaluations=max_evaluations, start=start)
+    _FOLDS.update(configs=configs, kw=kw)
+    try:
+        if processes > 1:
+            import multiprocessing
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                results = pool.map(_fold, range(len(configs)))
+        else:
+            results = []
+            bar = None
+            if progress:
+                from tqdm import tqdm
+                bar = tqdm(total=len(configs), desc="cross-validation", unit="fold", leave=False, disable=None)
+            for i in range(len(configs)):
+                results.append(_fold(i))
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+    finally:
+        _FOLDS.clear()
+    out = pd.concat([q for _, _, q in results], ignore_index=True)
+    out.attrs["folds"] = {name: fitted for name, fitted, _ in results}
+    return out
+
+
+def write_joint_profile(fit: JointFit, path, base: str) -> Path:
+    """A profile file: the base profile with the jointly fitted values, each saying what fitted it
+    (never written over a file sim did not write)."""
+    import datetime
+
+    from .profile_file import MARKER, write_safely
+    names = ", ".join(c.name for c in fit.configurations)
+    lines = [f"{MARKER}-all` on {datetime.date.today().isoformat()}: one value of each mechanism",
+             f"# for all of {names}",
+             f"# (mean squared relative stage error {fit.objective:.4g}, seeds {', '.join(map(str, fit.seeds))}).",
+             f"extends: {base}"]
+    sections: dict = {}
+    for key, value in fit.fitted.items():
+        section, name = key.split(".", 1)
+        sections.setdefault(section, []).append(f"  {name}: {value:.4g}".ljust(38) + " # fitted jointly")
+    for section, rows in sections.items():
+        lines.append(f"{section}:")
+        lines += rows
+    return write_safely(path, "\n".join(lines) + "\n")
+
+
+def error_table(q: pd.DataFrame, indent: str = "") -> str:
+    """Makespan and per-stage relative errors, one line per configuration and DAG."""
+    lines = [f"{indent}{'configuration':24s} {'DAG':9s} {'makespan real':>13s} {'model':>7s} {'error':>7s}  "
+             f"{'q->start':>8s} {'duration':>8s} {'ready->q':>8s}  within spread"]
+    for (cfg, dag), g in q.groupby(["configuration", "dag_id"], sort=False):
+        by = {r["stage"]: r for _, r in g.iterrows()}
+        mk = by.get("makespan")
+        if mk is None:
+            continue
+
+        def e(stage):
+            r = by.get(stage)
+            return f"{r['error']:+8.0%}" if r is not None and math.isfinite(r["error"]) else f"{'-':>8s}"
+        lines.append(f"{indent}{cfg:24s} {dag:9s} {mk['observed_mean']:11.2f} s {mk['simulated_mean']:7.2f} "
+                     f"{mk['error']:+7.1%}  {e('queued_to_started')} {e('duration')} {e('ready_to_queued')}  "
+                     f"{'yes' if mk['within_spread'] else 'no'}")
+    return "\n".join(lines)
+
+
+__all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table",
+           "write_joint_profile", "JOINT_FIT", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]

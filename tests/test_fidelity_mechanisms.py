@@ -1,0 +1,124 @@
+"""The mechanisms issue #11 found in real Airflow 2.10, each shown by the model with the shipped
+`airflow-2.10` profile told only what the measuring machine is (2 cores, the Celery worker on the
+same host), and compared with the real runs of data/airflow-runs where they exist.
+
+1. Slot turnover is waiting, not CPU: from a task's end to the next task queued in its slot took
+   1.2-1.7 s in every real configuration from parallelism 2 to 16.
+2. Celery past the broker's backlog: concurrency 16 at parallelism 16 was no faster than 8 on the
+   fan-out of 1 s tasks (the round trip through the scheduler is exposed to every child).
+3. No phase-lock: the loop's timers move its phase, so a chain's makespan follows its tasks'
+   durations smoothly and varies from run to run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.calibration.inputs import slot_turnover
+from sim.scenario import scenario_from_dict
+from sim.simulation import Simulation
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT / "data" / "airflow-runs"
+MACHINE = {"scheduler_host_cores": 2}
+
+
+def simulate(dag: dict, *, parallelism: int, executor: str = "local", concurrency: int = 16, runs: int = 4,
+             seed: int = 0, airflow: dict | None = None, overheads: dict | None = None):
+    times = [f"{20 + 300 * i + 0.37 * i}s" for i in range(runs)]
+    ex = {"kind": executor}
+    if executor == "celery":
+        ex["celery"] = {"worker_concurrency": concurrency, "workers_on_scheduler_host": True}
+    doc = {"name": "mechanism", "seed": seed, "horizon": f"{300 * runs + 600}s", "profile": "airflow-2.10",
+           "airflow": {"parallelism": parallelism, **(airflow or {})},
+           "overheads": {**MACHINE, **(overheads or {})}, "executor": ex,
+           "dags": [{**dag, "schedule": {"at": times}}]}
+    return Simulation(scenario_from_dict(doc)).run()
+
+
+def fanout(width: int = 40, seconds: float = 1.0) -> dict:
+    mids = [f"p{i:02d}" for i in range(width)]
+    return {"dag_id": "fanout", "max_active_tasks": 64,
+            "tasks": {t: {"duration": f"{seconds}s"} for t in ["start", *mids, "end"]},
+            "dependencies": f"start >> [{', '.join(mids)}] >> end"}
+
+
+def real_turnover(config: str, dag: str = "fanout") -> float:
+    folder = REAL / "af210-wide" / config if (REAL / "af210-wide" / config).is_dir() else REAL / config
+    t = pd.read_csv(folder / "task_instances.csv")
+    t = t[t["dag_id"] == dag].rename(columns={"queued_dttm": "queued_at", "end_date": "ended_at"})
+    for c in ("queued_at", "ended_at"):
+        t[c] = pd.to_datetime(t[c], format="ISO8601")
+    return float(slot_turnover(t).median())
+
+
+def model_turnover(parallelism: int, **kw) -> float:
+    return float(slot_turnover(simulate(fanout(), parallelism=parallelism, **kw).task_instances).median())
+
+
+def test_slot_turnover_is_nearly_constant_across_parallelism_as_measured():
+    model = {p: model_turnover(p) for p in (2, 4, 8, 16)}
+    real = {p: real_turnover(f"local-p{p}") for p in (2, 4, 8, 16)}
+    assert max(real.values()) / min(real.values()) < 1.35             # what the data say
+    assert max(model.values()) / min(model.values()) < 1.35, model
+    for p in model:
+        assert model[p] == pytest.approx(real[p], rel=0.3), (p, model, real)
+
+
+def test_the_loops_fixed_part_lengthens_the_turnover_not_the_launch():
+    """The loop's fixed cost (DAG processor agent, job heartbeat, event logs, timers) comes after
+    the executor heartbeat: it delays the freed slot's reuse by two loops' worth, but a queued task
+    is launched by the heartbeat of the loop that queued it, without waiting for it."""
+    def run(base):
+        return simulate(fanout(8, 1.0), parallelism=2, runs=1, airflow={"pool_metrics_interval": 0},
+                        overheads={"scheduler_loop_base": base, "scheduler_host_cores": None,
+                                   "overhead_cv": 0}).task_instances
+    quick, slow = run(0.0), run(0.5)
+    assert ((slow["launched_at"] - slow["queued_at"]) - (quick["launched_at"] - quick["queued_at"])).abs().max() < 0.05
+    assert slot_turnover(slow).median() > slot_turnover(quick).median() + 0.3
+
+
+def fanout_makespan(concurrency: int, seeds=(0, 1)) -> float:
+    out = []
+    for seed in seeds:
+        dr = simulate(fanout(), parallelism=16, executor="celery", concurrency=concurrency, seed=seed).dag_runs
+        out += (dr["ended_at"] - dr["started_at"]).tolist()
+    return float(np.mean(out))
+
+
+def test_celery_concurrency_helps_until_the_cores_are_busy():
+    """Real (af210-wide, p16, medians): c2 41.7 s, c8 22.3 s, c16 23.5 s on the fan-out of 1 s tasks."""
+    c2, c8, c16 = (fanout_makespan(c) for c in (2, 8, 16))
+    assert c2 > 1.4 * c8
+    assert abs(c16 - c8) < 0.1 * c8          # past the broker's backlog: little either way
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the model makes concurrency 16 about "
+                                       "4 % faster than 8 on this fan-out; real Airflow was about 5 % slower")
+def test_celery_concurrency_past_the_broker_backlog_is_slower_as_measured():
+    c8, c16 = (fanout_makespan(c) for c in (8, 16))
+    assert c16 >= c8
+
+
+def chain(seconds: float) -> dict:
+    names = [f"c{i}" for i in range(10)]
+    return {"dag_id": "chain", "tasks": {t: {"duration": f"{seconds}s"} for t in names},
+            "dependencies": " >> ".join(names)}
+
+
+def test_chain_makespan_follows_durations_without_phase_lock():
+    """Real chains of 10 x 0.5 s took 14-20 s, run to run. With the loop's timers (Airflow's 5 s
+    pool-metrics timer) the model's runs vary too, and a 50 ms change in every task moves the
+    makespan by about 10 x 50 ms, not by whole loops."""
+    means, spreads = [], []
+    for ms in range(500, 801, 50):
+        dr = simulate(chain(ms / 1000), parallelism=16, runs=8).dag_runs
+        mk = (dr["ended_at"] - dr["started_at"]).to_numpy()
+        means.append(mk.mean())
+        spreads.append(mk.std())
+    steps = np.diff(means)
+    assert min(spreads) > 0.1, spreads
+    assert np.abs(steps).max() < 0.1 * np.mean(means), (means, steps)
