@@ -72,8 +72,8 @@ def test_airflow_3_has_its_own_venv_database_and_api_settings(harness, tmp_path)
         assert str(tmp_path / "venv3" / "bin") in env["PATH"] and env["AIRFLOW_HOME"].endswith("airflow3_home")
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://127.0.0.1:")
         assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
-        af3 = (ROOT / "bench" / "real_airflow" / "bench_dags_af3.py").read_text()
-        assert "from airflow.sdk import DAG" in af3
+        af3 = harness.dag_file_text()
+        assert "from airflow.sdk import DAG" in af3 and "from airflow import DAG" not in af3
         for dag in ("diamond", "chain", "fanout", "fanout0", "cpufanout", "widefan"):
             assert f'DAG("{dag}"' in af3
     finally:

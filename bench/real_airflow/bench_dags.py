@@ -1,4 +1,4 @@
-"""The benchmark DAGs the harness runs on real Airflow 2.10 (Airflow 3: bench_dags_af3.py).
+"""The benchmark DAGs the harness runs on real Airflow 2.10 (Airflow 3: the harness rewrites its imports).
 
 The first four are exactly those of data/airflow-runs/bench_dags.py, so new measurements compare
 with the shared ones: every task a BashOperator, retries 0.

@@ -47,14 +47,33 @@ TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 PINS = ["celery[redis]==5.4.0", "kombu==5.4.2", "apache-airflow-providers-celery==3.10.0"]
 #: Each Airflow version in a virtualenv, AIRFLOW_HOME and database of its own (the recipe's
 #: layout): 3.x also needs asyncpg (its API server's async DB access) and psycopg2 for Celery's
-#: result backend, and its DAG file imports from airflow.sdk and the standard provider.
+#: result backend, and its DAG file imports from airflow.sdk and the standard provider
+#: (dag_file_text rewrites bench_dags.py's imports, so the DAGs stay one file).
 VERSIONS = {
-    "2.10": {"venv": "venv210", "home": "airflow_home", "db": "airflow", "broker_db": 0, "dagfile": "bench_dags.py",
+    "2.10": {"venv": "venv210", "home": "airflow_home", "db": "airflow", "broker_db": 0,
              "pip": ["apache-airflow[postgres,celery]==2.10.*"], "pins": PINS},
-    "3": {"venv": "venv3", "home": "airflow3_home", "db": "airflow3", "broker_db": 1, "dagfile": "bench_dags_af3.py",
+    "3": {"venv": "venv3", "home": "airflow3_home", "db": "airflow3", "broker_db": 1,
           "pip": ["apache-airflow[postgres,celery]==3.*", "asyncpg", "psycopg2-binary"], "pins": []},
 }
 V = dict(VERSIONS["2.10"])          # the version in use (set by `setup --airflow` and by a matrix)
+
+
+#: bench_dags.py's imports -> Airflow 3's (the DAGs themselves are the same).
+AF3_IMPORTS = {"from airflow import DAG": "from airflow.sdk import DAG",
+               "from airflow.operators.bash import BashOperator":
+                   "from airflow.providers.standard.operators.bash import BashOperator",
+               "from airflow.operators.python import PythonOperator":
+                   "from airflow.providers.standard.operators.python import PythonOperator"}
+
+
+def dag_file_text() -> str:
+    """The benchmark DAG file for the Airflow version in use."""
+    text = (HERE / "bench_dags.py").read_text()
+    if V["venv"] == "venv3":
+        for old, new in AF3_IMPORTS.items():
+            assert old in text, old
+            text = text.replace(old, new)
+    return text
 
 
 def use_version(version) -> None:
@@ -414,7 +433,7 @@ def cmd_setup(args) -> None:
         sh(su + [f"CREATE DATABASE {V['db']} OWNER airflow;"])
     dags = w / V["home"] / "dags"
     dags.mkdir(parents=True, exist_ok=True)
-    shutil.copy(HERE / V["dagfile"], dags / "bench_dags.py")
+    (dags / "bench_dags.py").write_text(dag_file_text())
     sh(["airflow", "db", "migrate"], env=env_for(w, {}), capture_output=True)
     print(f"ready: Airflow {V['name']} in {venv}, PostgreSQL 127.0.0.1:{PG_PORT}, Redis 127.0.0.1:{REDIS_PORT}")
 
@@ -427,7 +446,7 @@ def cmd_run(args) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.add:
         sys.exit(f"{out} is not empty: name a new folder (or --add to add configurations to it)")
-    shutil.copy(HERE / V["dagfile"], w / V["home"] / "dags" / "bench_dags.py")
+    (w / V["home"] / "dags" / "bench_dags.py").write_text(dag_file_text())
     runs = args.runs or int(matrix.get("runs", 3))
     chosen = [c for c in matrix["configurations"] if not args.only or c["name"] in args.only]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
