@@ -157,7 +157,8 @@ class Scheduler:
         Idle loops start at ``first + k * period``; each runs its scheduling part (A) for
         ``phase_a`` seconds, then the executor heartbeat. A change at ``now`` is first seen by the
         heartbeat of the loop running then, if that loop has not reached its heartbeat yet (part A
-        of that loop saw nothing new, so it need not be simulated), else by the next loop."""
+        of that loop saw nothing new, so it need not be simulated), else by the next loop. Under
+        the loop's timers the starts come from ``proc.idle_grid`` instead (idle_loops.Grid)."""
         proc.resume_heartbeat = False
         proc.skipped = 0
         g = proc.idle_grid
@@ -165,29 +166,22 @@ class Scheduler:
             k, loop_start, nxt = g.at(now)
             if k < 0:
                 return max(0.0, loop_start - now)
-            proc.skipped = k
-            if now - loop_start <= 1e-12:
-                return 0.0
-            if now - loop_start <= proc.idle_phase_a:
-                proc.resume_heartbeat = True
-                return loop_start + proc.idle_phase_a - now
-            proc.skipped = k + 1
-            return nxt - now
-        first = proc.idle_end + proc.idle_sleep
-        period = proc.idle_period
-        if now <= first or period <= 0.0:
-            return max(0.0, first - now)
-        k = math.floor((now - first) / period)
-        loop_start = first + k * period
+        else:
+            first = proc.idle_end + proc.idle_sleep
+            period = proc.idle_period
+            if now <= first or period <= 0.0:
+                return max(0.0, first - now)
+            k = math.floor((now - first) / period)
+            loop_start = first + k * period
+            nxt = loop_start + period
+        proc.skipped = k
         if now - loop_start <= 1e-12:
-            proc.skipped = k
             return 0.0
         if now - loop_start <= proc.idle_phase_a:
-            proc.skipped = k
             proc.resume_heartbeat = True
             return loop_start + proc.idle_phase_a - now
         proc.skipped = k + 1
-        return loop_start + period - now
+        return nxt - now
 
     def _ring_at(self, t: float) -> None:
         delay = t - self.env.now

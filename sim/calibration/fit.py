@@ -175,6 +175,35 @@ def _start_value(problem: Problem, key: str) -> float:
     return float(min(max(v, lo), hi))
 
 
+def log_box(names) -> tuple[np.ndarray, np.ndarray]:
+    """The search box of ``names`` in log space (their PARAMETERS ranges)."""
+    return np.log([PARAMETERS[n][0] for n in names]), np.log([PARAMETERS[n][1] for n in names])
+
+
+def progress_bar(progress: bool, total: int, desc: str):
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="fit", leave=False, disable=None)
+
+
+def memoised(score, names, lo, hi, bar=None):
+    """``(evaluate, cache)``: ``evaluate(z)`` is ``score({name: value})`` at the log-space point
+    ``z`` clipped to the box, computed once per point (the optimisers revisit points); ``cache``
+    counts the evaluations."""
+    cache: dict = {}
+
+    def evaluate(z) -> float:
+        z = np.clip(np.asarray(z, float), lo, hi)
+        key = tuple(np.round(z, 10))
+        if key not in cache:
+            cache[key] = score({n: float(np.exp(v)) for n, v in zip(names, z)})
+            if bar is not None:
+                bar.update(1)
+        return cache[key]
+    return evaluate, cache
+
+
 def _nelder_mead(f, z0, lo, hi, budget: int, step: float) -> np.ndarray:
     from scipy.optimize import minimize
     n = len(z0)
@@ -319,27 +348,15 @@ def calibrate(runs, dags, *, executor: str = "local", dag_runs=None, base_profil
     if not names:
         raise SimError("nothing to fit: every parameter is given as a known setting")
     seeds = tuple(int(s) for s in seeds)
-    lo = np.log([PARAMETERS[n][0] for n in names])
-    hi = np.log([PARAMETERS[n][1] for n in names])
+    lo, hi = log_box(names)
     dag_ids = list(problem.templates)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=max_evaluations, desc=f"calibrate {executor}", unit="fit",
-                   leave=False, disable=None)
-    cache: dict = {}
+    bar = progress_bar(progress, max_evaluations, f"calibrate {executor}")
 
-    def evaluate(z) -> float:
-        z = np.clip(np.asarray(z, float), lo, hi)
-        key = tuple(np.round(z, 10))
-        if key not in cache:
-            fitted = {n: float(np.exp(v)) for n, v in zip(names, z)}
-            sections = complete_sections(problem.prof, problem.known, fitted)
-            terms = _objective_terms(problem, problem.simulate(sections, seeds), dag_ids)
-            cache[key] = float(np.mean(terms ** 2))
-            if bar is not None:
-                bar.update(1)
-        return cache[key]
+    def score(fitted: dict) -> float:
+        sections = complete_sections(problem.prof, problem.known, fitted)
+        terms = _objective_terms(problem, problem.simulate(sections, seeds), dag_ids)
+        return float(np.mean(terms ** 2))
+    evaluate, cache = memoised(score, names, lo, hi, bar)
 
     # Starting points: a rough physical guess from the data, the base profile, and the two best
     # points of a Sobol design over the whole box. Nelder-Mead from each, then a compass search

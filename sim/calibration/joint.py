@@ -28,7 +28,8 @@ from ..errors import SimError
 from ..files import read_text
 from ..scenario.schema import read_yaml
 from . import inputs as inp
-from .fit import FLOOR, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality
+from .fit import (FLOOR, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality,
+                  log_box, memoised, progress_bar)
 from .model import complete_sections
 
 #: The mechanisms fitted jointly: one value each for every configuration of a machine class.
@@ -74,26 +75,21 @@ def _matrix_entry(folder: Path) -> dict:
 
 
 def _clean_runs(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    ti = inp.read_runs(folder / "task_instances.csv", folder / "dag_runs.csv")
-    tis, drs = ti
+    tis, drs = inp.read_runs(folder / "task_instances.csv", folder / "dag_runs.csv")
+    src_t, src_d = tis.attrs.get("source"), drs.attrs.get("source")
+    keep = set(drs["run_id"]) | set(tis["run_id"])
     cont = folder / "contention.csv"
     if cont.is_file():
         c = pd.read_csv(cont)
         if "clean" in c:
-            clean = set(c.loc[c["clean"] == "yes", "run_id"])
-            keep_t, keep_d = tis["run_id"].isin(clean), drs["run_id"].isin(clean)
-            src_t, src_d = tis.attrs.get("source"), drs.attrs.get("source")
-            tis, drs = tis[keep_t].reset_index(drop=True), drs[keep_d].reset_index(drop=True)
-            tis.attrs["source"], drs.attrs["source"] = src_t, src_d
+            keep &= set(c.loc[c["clean"] == "yes", "run_id"])
     # The first DAG runs after a scheduler start wait for the DAG file to be parsed again (54 s
     # for a 10 s diamond, data/airflow-runs/README.md): start-up, not steady state. Drop the
     # first batch (runs queued within 2 s of the first); the harness now also warms up first.
     q = pd.to_datetime(drs["queued_at"], format="ISO8601", utc=True)
-    first = q <= q.min() + pd.Timedelta(seconds=2)
-    cold = set(drs.loc[first, "run_id"])
-    src_t, src_d = tis.attrs.get("source"), drs.attrs.get("source")
-    tis = tis[~tis["run_id"].isin(cold)].reset_index(drop=True)
-    drs = drs[~first].reset_index(drop=True)
+    keep -= set(drs.loc[q <= q.min() + pd.Timedelta(seconds=2), "run_id"])
+    tis = tis[tis["run_id"].isin(keep)].reset_index(drop=True)
+    drs = drs[drs["run_id"].isin(keep)].reset_index(drop=True)
     tis.attrs["source"], drs.attrs["source"] = src_t, src_d
     return tis, drs
 
@@ -236,23 +232,10 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
     t0 = time.perf_counter()
     names = _names(configs, fit)
     seeds = tuple(int(s) for s in seeds)
-    lo = np.log([PARAMETERS[n][0] for n in names])
-    hi = np.log([PARAMETERS[n][1] for n in names])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=max_evaluations, desc="joint fit", unit="fit", leave=False, disable=None)
-    cache: dict = {}
-
-    def evaluate(z) -> float:
-        z = np.clip(np.asarray(z, float), lo, hi)
-        key = tuple(np.round(z, 10))
-        if key not in cache:
-            fitted = {n: float(np.exp(v)) for n, v in zip(names, z)}
-            cache[key] = float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs]))
-            if bar is not None:
-                bar.update(1)
-        return cache[key]
+    lo, hi = log_box(names)
+    bar = progress_bar(progress, max_evaluations, "joint fit")
+    evaluate, cache = memoised(
+        lambda fitted: float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs])), names, lo, hi, bar)
 
     guess = {**START, **(start or {})}
     z0 = np.clip(np.log([guess.get(n, math.sqrt(PARAMETERS[n][0] * PARAMETERS[n][1])) for n in names]), lo, hi)

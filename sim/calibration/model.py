@@ -65,9 +65,8 @@ def replay(sections: dict, kind: str, templates: dict, bodies: dict, runs: dict,
     rng = stream(seed, "calibration/phases")
     sleep = float(sections.get("airflow", {}).get("scheduler_idle_sleep_time", 1.0))
     t = 10.0
-    dags = []
+    times: dict = {d: [] for d in templates}
     if concurrent > 1:
-        times: dict = {d: [] for d in templates}
         gap = max(max(MIN_GAP, gaps.get(d, MIN_GAP)) for d in templates)
         for rep in range(max(runs[d] for d in templates)):
             at = t + rng.uniform(0.0, sleep + 0.1)
@@ -75,16 +74,14 @@ def replay(sections: dict, kind: str, templates: dict, bodies: dict, runs: dict,
                 if rep < runs[d]:
                     times[d].append(at + (offsets or {}).get(d, 0.0))
             t += gap
-        for dag_id, template in templates.items():
-            dags.append(clone_dag(template, bodies.get(dag_id, {}), At(tuple(times[dag_id]))))
     else:
-        for dag_id, template in templates.items():
+        for dag_id in templates:
             gap = max(MIN_GAP, gaps.get(dag_id, MIN_GAP))
-            times = []
             for _ in range(runs[dag_id]):
-                times.append(t + rng.uniform(0.0, sleep + 0.1))
+                times[dag_id].append(t + rng.uniform(0.0, sleep + 0.1))
                 t += gap
-            dags.append(clone_dag(template, bodies.get(dag_id, {}), At(tuple(times))))
+    dags = [clone_dag(template, bodies.get(dag_id, {}), At(tuple(times[dag_id])))
+            for dag_id, template in templates.items()]
     scenario = build_scenario(sections, kind, dags, seed, horizon=t, workers=workers)
     result = Simulation(scenario, record_transitions=False).run()
     return result.task_instances, result.dag_runs

@@ -33,7 +33,7 @@ class BaseExecutor:
 
     @property
     def slots_available(self) -> int:
-        return self.parallelism - len(self.running) - len(self.queued_tasks)
+        return self.parallelism - self.slots_occupied
 
     # -- the contract ---------------------------------------------------------------------------
     def queue_workload(self, ti) -> None:

@@ -45,10 +45,6 @@ class LocalExecutor(BaseExecutor):
     def slots_occupied(self) -> int:
         return len(self.queued_tasks) if self.workers_queue else len(self.running) + len(self.queued_tasks)
 
-    @property
-    def slots_available(self) -> int:
-        return self.parallelism - self.slots_occupied
-
     def trigger_tasks(self, tis: list) -> float:
         if self.workers_queue:
             now = self.env.now
@@ -91,9 +87,6 @@ class LocalExecutor(BaseExecutor):
             self.event_buffer.append((ti, try_number, state))
             return
         super().change_state(ti, try_number, state)
-
-    def has_pending_work(self) -> bool:
-        return bool(self.queued_tasks)
 
     def sync(self) -> float:
         if self._result_queue:
