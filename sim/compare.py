@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .analysis import mean_ci, pareto_front  # noqa: F401  (pareto_front: sim.compare's API)
+
 METRICS = {
     "throughput_per_hour": "task instances succeeded per hour",
     "makespan_mean_s": "DAG-run makespan, mean (s)",
@@ -107,23 +109,6 @@ def run_points(fn, args: list, jobs: int | None = None, progress: bool = False, 
         if bar is not None:
             bar.close()
     return results
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """:func:`sim.theory.mean_ci` (95 %, Student t) over the values a run produced: missing ones
-    are left out; with one value the interval is unknown (NaN), with none the mean too."""
-    from .theory import mean_ci as t_mean_ci
-    v = [float(x) for x in values if x is not None and x == x]
-    if len(v) < 2:
-        return (v[0] if v else float("nan")), float("nan")
-    return tuple(float(x) for x in t_mean_ci(v, 0.95))
-
-
-def pareto_front(points) -> list:
-    """The points ``(x, y, ...)`` that no other point beats on both x and y (lower is better for
-    both: delay and cost), sorted by x. Points with the same x and y do not beat each other."""
-    pts = sorted(points)
-    return [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q[:2] != p[:2] for q in pts)]
 
 
 def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, progress: bool = False,

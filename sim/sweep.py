@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ScenarioError, SimError
-from .compare import METRICS, _one, mean_ci, run_points
+from . import analysis
+from .compare import METRICS, _one, run_points
 
 
 def parse_grid(items) -> dict[str, list[str]]:
@@ -148,14 +149,7 @@ def sweep(path, grid: dict, seeds: int = 3, sets=(), jobs: int | None = None, da
 
 def summarise(sw: Sweep, key: str, metric: str) -> pd.DataFrame:
     """Mean and 95 % CI of ``metric`` per value of ``key`` (and per executor)."""
-    t = sw.table[sw.table["error"] == ""]
-    by = [key] if key != "executor" else []
-    by += ["executor"]
-    rows = []
-    for vals, g in t.groupby(by, sort=False):
-        m, h = mean_ci(g[metric].tolist())
-        rows.append({**dict(zip(by, vals if isinstance(vals, tuple) else (vals,))), "mean": m, "ci95": h})
-    return pd.DataFrame(rows)
+    return analysis.summarise(sw.table, key, metric)
 
 
 __all__ = ["sweep", "parse_grid", "points_of", "summarise", "METRICS"]

@@ -105,7 +105,7 @@ def test_compare_takes_settings_only_the_compared_executor_knows():
 
 
 def test_pareto_front_keeps_what_nothing_beats_on_both_axes():
-    from sim.compare import pareto_front
+    from sim.analysis import pareto_front
     pts = [(5.0, 1.0, "cheap"), (1.0, 3.0, "fast"), (4.0, 4.0, "worse than cheap"), (2.0, 2.0, "middle"),
            (2.0, 2.0, "middle twin")]
     assert [p[2] for p in pareto_front(pts)] == ["fast", "middle", "middle twin", "cheap"]

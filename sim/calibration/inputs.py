@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis import mean_ci
 from ..errors import ScenarioError, SimError
 from ..files import MAX_YAML_BYTES, read_text
 from ..importers.airflow_export import (observed_runs, read_dag_runs, read_rest_tasks,
@@ -258,7 +259,6 @@ def observations(ti: pd.DataFrame, dr: pd.DataFrame | None, structures: dict) ->
 def stage_stats(obs: pd.DataFrame) -> pd.DataFrame:
     """Per DAG and stage: n, mean, p50, and for the makespan the spread of the runs (min, max,
     standard deviation, the 95 % t-interval of the mean)."""
-    from ..compare import mean_ci
     rows = []
     for dag_id, g in obs.groupby("dag_id", sort=False):
         for stage in STAGES:

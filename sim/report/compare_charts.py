@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..compare import pareto_front
+from ..analysis import pareto_front
 from .charts import COLORS, STAGE_LABELS, _done, _fig_ax
 
 #: Ticks of the latency axis: decades from 10 ms, labelled in seconds.

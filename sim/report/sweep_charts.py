@@ -5,6 +5,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from ..analysis import summarise
 from .charts import COLORS
 
 SHOWN = {"delay_p95_s": "ready -> started p95 (s)", "makespan_mean_s": "DAG-run makespan, mean (s)",
@@ -12,7 +13,6 @@ SHOWN = {"delay_p95_s": "ready -> started p95 (s)", "makespan_mean_s": "DAG-run 
 
 
 def write_sweep_charts(sw, out_dir) -> list[Path]:
-    from ..sweep import summarise
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -22,7 +22,7 @@ def write_sweep_charts(sw, out_dir) -> list[Path]:
         fig = Figure(figsize=(4.2 * len(SHOWN), 3.6))
         axes = fig.subplots(1, len(SHOWN))
         for ax, (metric, label) in zip(axes, SHOWN.items()):
-            s = summarise(sw, key, metric)
+            s = summarise(sw.table, key, metric)
             for i, (ex, g) in enumerate(s.groupby("executor", sort=False)):
                 x = g[key].astype(str)
                 ax.errorbar(x, g["mean"], yerr=g["ci95"].fillna(0), marker="o", capsize=3,
