@@ -5,6 +5,7 @@ p95 by a factor of 70, so every result says what it was measured on."""
 from __future__ import annotations
 
 from .airflow.config import CeleryConfig, KubernetesConfig, from_section
+from .executors.registry import EXECUTORS
 
 DEFAULT = " [default: the scenario describes none]"
 
@@ -12,10 +13,7 @@ DEFAULT = " [default: the scenario describes none]"
 def _kinds(scenario) -> list[str]:
     kind = scenario.executor.kind
     kinds = list(kind) if isinstance(kind, (list, tuple)) else [kind]
-    out = []
-    for k in kinds:
-        out += ["celery", "kubernetes"] if k == "celery_kubernetes" else [k]
-    return out
+    return [part for k in kinds for part in (EXECUTORS[k].runs_on if k in EXECUTORS else (k,))]
 
 
 def _celery(scenario, settings: dict) -> str:

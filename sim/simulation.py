@@ -13,6 +13,7 @@ from .airflow.scheduler import Scheduler
 from .airflow.task_runner import TaskRunner
 from .airflow.triggerer import Triggerers
 from .executors.local import LocalExecutor
+from .executors.registry import EXECUTORS
 from .infra.host import Host
 from .model.runtime import DagPlan, run_id_of
 from .records import Recorder
@@ -87,11 +88,9 @@ class Simulation:
         self.total_parallelism = par * n
         #: A task's ``executor`` may name the executor by kind (``local``) or by class name.
         self.executor_aliases = {name: name for name in self.executors}
-        classes = {"local": "LocalExecutor", "celery": "CeleryExecutor", "kubernetes": "KubernetesExecutor",
-                   "celery_kubernetes": "CeleryKubernetesExecutor"}
-        for kind, cls in classes.items():
-            if cls in self.executors:
-                self.executor_aliases[kind] = cls
+        for kind in EXECUTORS.values():
+            if kind.class_name in self.executors:
+                self.executor_aliases[kind.kind] = kind.class_name
         self.executor_aliases.setdefault(spec.kind, next(iter(self.executors)))
         #: Airflow 3's API server, through which tasks report (None: tasks use the DB directly).
         self.api_server = MetadataDB(self.env, self.overheads.api_request_time, self.overheads.api_server_workers) \
@@ -107,34 +106,17 @@ class Simulation:
         self.dag_processors = [DagProcessor(self, host) for host in hosts]
 
     def _build_executors(self, spec) -> dict:
-        kinds = (spec.settings or {}).get("kinds")
-        if kinds:
-            # Airflow 2.10+ several executors: each its own, in order (the first is the default)
-            out: dict = {}
-            one = {k: v for k, v in spec.settings.items() if k != "kinds"}
-            for k in kinds:
-                out.update(self._build_executors(type(spec)(k, one)))
-            return out
-        if spec.kind == "local":
-            ex = LocalExecutor(self, self.executor_parallelism, self.scheduler_host)
-            return {ex.name: ex}
-        if spec.kind == "celery":
-            from .executors.celery_setup import build_celery
-            ex = build_celery(self, spec.settings or {})
-            return {ex.name: ex}
-        if spec.kind == "kubernetes":
-            from .executors.kubernetes_setup import build_kubernetes
-            ex = build_kubernetes(self, spec.settings or {})
-            return {ex.name: ex}
-        if spec.kind == "celery_kubernetes":
-            from .executors.celery_setup import build_celery
-            from .executors.hybrid import CeleryKubernetesExecutor
-            from .executors.kubernetes_setup import build_kubernetes
-            settings = spec.settings or {}
-            ex = CeleryKubernetesExecutor(self, build_celery(self, settings), build_kubernetes(self, settings),
-                                          settings.get("kubernetes_queue", "kubernetes"))
-            return {ex.name: ex}
-        raise ValueError(f"executor kind {spec.kind!r} is not implemented yet")
+        settings = spec.settings or {}
+        # Airflow 2.10+ several executors: each its own, in order (the first is the default)
+        kinds = settings.get("kinds") or [spec.kind]
+        one = {k: v for k, v in settings.items() if k != "kinds"}
+        out: dict = {}
+        for kind in kinds:
+            if kind not in EXECUTORS:
+                raise ValueError(f"executor kind {kind!r} is not registered (sim/executors/registry.py)")
+            ex = EXECUTORS[kind].build(self, one)
+            out[ex.name] = ex
+        return out
 
     def run(self) -> RunResult:
         env = self.env

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..analysis import mean_ci
 from ..errors import ScenarioError, SimError
+from ..executors.registry import CLASS_TO_KIND
 from ..files import MAX_YAML_BYTES, read_text
 from ..importers.airflow_export import (observed_runs, read_dag_runs, read_rest_tasks,
                                         read_task_instances)
@@ -57,8 +58,6 @@ _CONFIG_KEYS = {
     "celery.operation_timeout": "celery.operation_timeout",
     "celery.sync_parallelism": "celery.sync_parallelism",
 }
-_EXECUTORS = {"LocalExecutor": "local", "CeleryExecutor": "celery", "KubernetesExecutor": "kubernetes",
-              "CeleryKubernetesExecutor": "celery_kubernetes"}
 
 
 def _value(text: str):
@@ -110,7 +109,7 @@ def read_config(path) -> tuple[dict, str | None]:
                 raise ScenarioError(file, [(key, f"expected a whole number >= 0 (got {raw[key]!r})")])
             sizes.append(v)
         out["overheads.db_connections"] = sum(sizes)
-    executor = _EXECUTORS.get(raw.get("core.executor", "").split(",")[0].strip())
+    executor = CLASS_TO_KIND.get(raw.get("core.executor", "").split(",")[0].strip())
     return out, executor
 
 

@@ -58,46 +58,26 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
         machine("DAG processor host", comp["dag_processor"], window)
     machine("metadata DB", comp["metadata_db"], window)
     paid_capacity = used_capacity = 0.0
-    kinds = set()
     for ex in sim.scheduler.all_executors:     # with several schedulers, each one's executor
-        parts = [ex.celery, ex.kubernetes] if hasattr(ex, "celery") else [ex]
-        for part in parts:
-            kinds.add(part.name)
-            if part.name == "LocalExecutor":
-                paid_capacity += part.parallelism * window
-            elif part.name == "CeleryExecutor":
-                machine("broker", comp["broker"], window)
-                if part.cfg.result_backend == "redis":
-                    machine("result backend", comp["result_backend"], window)
-                for pool_name, workers in part._all_workers.items():
-                    pool = next(p for p in part.pools if p.name == pool_name)
-                    instance = getattr(pool, "instance_type", None) or comp["celery_worker"]
-                    for w in workers:
-                        end = w.stopped_at if w.stopped_at is not None else window
-                        life = max(0.0, end - w.started_at)
-                        machine(f"workers ({pool_name})", instance, life)
-                        paid_capacity += pool.concurrency * life
-            elif part.name == "KubernetesExecutor":
-                items["Kubernetes control plane"] = items.get("Kubernetes control plane", 0.0) + \
-                    cat["kubernetes_control_plane_per_hour"] * window / 3600.0
-                for node in part.cluster.all_nodes:
-                    end = node.gone_at if node.gone_at is not None else window
-                    life = max(0.0, end - node.created_at)
-                    pool = node.pool
-                    machine(f"nodes ({pool.name})", pool.instance_type, life,
-                            cat["spot_discount"] if pool.spot else 0.0, pool.price_per_hour)
-                    paid_capacity += pool.cores * life
+        for part in ex.parts():
+            for m in part.machines(window):
+                if m.fee_per_hour is not None:
+                    items[m.item] = items.get(m.item, 0.0) + cat[m.fee_per_hour] * m.seconds / 3600.0
+                else:
+                    machine(m.item, m.instance_type or comp[m.component], m.seconds,
+                            cat["spot_discount"] if m.spot else 0.0, m.fallback_price)
+            paid_capacity += part.paid_capacity(window)
     # used: slot-seconds of tries (Local, Celery) and requested core-seconds of pods (Kubernetes)
-    from ..executors.kubernetes import POD_FIELD as F
-    pod_rows = [row for ex in sim.executors.values() for k in ex.kubernetes_executors() for row in k._rows]
+    pods, pod_core_seconds = set(), 0.0
+    for ex in sim.executors.values():
+        for part in ex.parts():
+            names, used = part.pod_usage()
+            pods |= names
+            pod_core_seconds += used
     busy = tis["released_at"].fillna(window) - tis["queued_at"]
-    if pod_rows:
-        busy = busy[~tis["worker"].isin({row[F["pod"]] for row in pod_rows})]
-    used_capacity = float(busy.sum(skipna=True))
-    for row in pod_rows:
-        bound, ended = row[F["bound_at"]], row[F["ended_at"]]
-        if bound is not None and ended is not None and bound == bound and ended == ended:
-            used_capacity += (ended - bound) * row[F["cpu"]]
+    if pods:
+        busy = busy[~tis["worker"].isin(pods)]
+    used_capacity = float(busy.sum(skipna=True)) + pod_core_seconds
     total = sum(items.values())
     n_runs = max(len(runs), 1)
     n_tis = int(tis["started_at"].notna().sum())

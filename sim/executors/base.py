@@ -9,6 +9,21 @@ when the scheduler's executor heartbeat processes its result, not when the task 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Something an executor's deployment pays for, for ``seconds`` (read by the cost model)."""
+
+    item: str                          # the bill's line: "broker", "workers (pool)", ...
+    seconds: float
+    instance_type: str | None = None   # priced from the catalogue's instance types ...
+    component: str | None = None       # ... or as the catalogue's standard machine for a component
+    spot: bool = False                 # at the catalogue's spot discount
+    fallback_price: float | None = None   # per hour, for an instance type the catalogue lacks
+    fee_per_hour: str | None = None    # a catalogue fee per hour, not a machine (no billing minimum)
+
 
 class BaseExecutor:
     #: Airflow's class name, used in records and in the multi-executor ``executor`` setting.
@@ -97,6 +112,25 @@ class BaseExecutor:
     def stats(self) -> dict:
         """Executor-specific figures for summary.json."""
         return {}
+
+    # -- what the deployment costs (sim/cost/model.py reads these) ----------------------------------
+    def parts(self) -> list:
+        """The executors that run tasks: itself, or a hybrid's parts."""
+        return [self]
+
+    def machines(self, window: float) -> list[Machine]:
+        """What this executor's deployment pays for beyond the scheduler and the DB, in the
+        simulated ``window`` (none: a LocalExecutor runs on the scheduler's host)."""
+        return []
+
+    def paid_capacity(self, window: float) -> float:
+        """Slot-seconds (or requested core-seconds) paid for: the idle share's denominator."""
+        return self.parallelism * window
+
+    def pod_usage(self) -> tuple[set, float]:
+        """Pods: their names and the core-seconds they requested while bound (their tries'
+        capacity is counted by requested cores, not slots). None for other executors."""
+        return set(), 0.0
 
     def kubernetes_executors(self) -> list:
         """The KubernetesExecutors inside this one (itself, or a hybrid's part)."""

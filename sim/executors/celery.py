@@ -19,7 +19,7 @@ from ..infra.celery_worker import CeleryWorker
 from ..infra.result_backend import ResultBackend
 from ..model.rng import stream
 from ..model.states import TaskInstanceState as S
-from .base import BaseExecutor
+from .base import BaseExecutor, Machine
 
 
 @dataclass
@@ -122,6 +122,29 @@ class CeleryExecutor(BaseExecutor):
         if worker in self.workers[pool.name]:
             self.workers[pool.name].remove(worker)
         self._log_count(pool)
+
+    def machines(self, window: float) -> list:
+        out = [Machine("broker", window, component="broker")]
+        if self.cfg.result_backend == "redis":
+            out.append(Machine("result backend", window, component="result_backend"))
+        for pool, life in self._worker_lives(window):
+            out.append(Machine(f"workers ({pool.name})", life, instance_type=pool.instance_type,
+                               component="celery_worker"))
+        return out
+
+    def paid_capacity(self, window: float) -> float:
+        paid = 0.0
+        for pool, life in self._worker_lives(window):
+            paid += pool.concurrency * life
+        return paid
+
+    def _worker_lives(self, window: float):
+        """(pool, seconds alive) of every worker that ever started, pool by pool."""
+        for pool_name, workers in self._all_workers.items():
+            pool = next(p for p in self.pools if p.name == pool_name)
+            for w in workers:
+                end = w.stopped_at if w.stopped_at is not None else window
+                yield pool, max(0.0, end - w.started_at)
 
     def stats(self) -> dict:
         peak: dict = {}

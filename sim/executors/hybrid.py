@@ -6,6 +6,8 @@ and its limits; each keeps its own parallelism, as the real one does.
 from __future__ import annotations
 
 from .base import BaseExecutor
+from .celery_setup import build_celery
+from .kubernetes_setup import build_kubernetes
 
 
 class CeleryKubernetesExecutor(BaseExecutor):
@@ -46,7 +48,7 @@ class CeleryKubernetesExecutor(BaseExecutor):
 
     @property
     def event_buffer(self):
-        return self.celery.event_buffer or self.kubernetes.event_buffer
+        return self.celery.event_buffer + self.kubernetes.event_buffer
 
     @event_buffer.setter
     def event_buffer(self, value):
@@ -74,9 +76,17 @@ class CeleryKubernetesExecutor(BaseExecutor):
     def stats(self) -> dict:
         return {"celery": self.celery.stats(), "kubernetes": self.kubernetes.stats()}
 
+    def parts(self) -> list:
+        return [self.celery, self.kubernetes]
+
     def kubernetes_executors(self) -> list:
         return [self.kubernetes]
 
     @property
     def worker_count_log(self):
         return self.celery.worker_count_log
+
+
+def build_celery_kubernetes(sim, settings: dict) -> CeleryKubernetesExecutor:
+    return CeleryKubernetesExecutor(sim, build_celery(sim, settings), build_kubernetes(sim, settings),
+                                    settings.get("kubernetes_queue", "kubernetes"))

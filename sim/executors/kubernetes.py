@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..model.states import TaskInstanceState as S
-from .base import BaseExecutor
+from .base import BaseExecutor, Machine
 
 IMAGE = "apache/airflow"
 #: The fields of a pod's row (KubernetesExecutor._rows), in order.
@@ -222,6 +222,34 @@ class KubernetesExecutor(BaseExecutor):
             self.cluster.release(pod)
             self._record(pod)
         self.task_queue = deque(e for e in self.task_queue if not (e[0] is ti and e[1] == try_number))
+
+    def machines(self, window: float) -> list:
+        out = [Machine("Kubernetes control plane", window, fee_per_hour="kubernetes_control_plane_per_hour")]
+        for node, life in self._node_lives(window):
+            pool = node.pool
+            out.append(Machine(f"nodes ({pool.name})", life, instance_type=pool.instance_type, spot=pool.spot,
+                               fallback_price=pool.price_per_hour))
+        return out
+
+    def paid_capacity(self, window: float) -> float:
+        paid = 0.0
+        for node, life in self._node_lives(window):
+            paid += node.pool.cores * life
+        return paid
+
+    def _node_lives(self, window: float):
+        for node in self.cluster.all_nodes:
+            end = node.gone_at if node.gone_at is not None else window
+            yield node, max(0.0, end - node.created_at)
+
+    def pod_usage(self) -> tuple[set, float]:
+        F = POD_FIELD
+        used = 0.0
+        for row in self._rows:
+            bound, ended = row[F["bound_at"]], row[F["ended_at"]]
+            if bound is not None and ended is not None and bound == bound and ended == ended:
+                used += (ended - bound) * row[F["cpu"]]
+        return {row[F["pod"]] for row in self._rows}, used
 
     def pods_frame(self, plans, run_ids):
         """One row per pod: where it ran and the time spent in each start-up stage."""

@@ -94,3 +94,8 @@ class LocalExecutor(BaseExecutor):
             for ti, try_number, state in results:
                 self.change_state(ti, try_number, state)
         return 0.0
+
+
+def build_local(sim, settings: dict) -> LocalExecutor:
+    """The LocalExecutor of a scenario: the scheduler host's worker processes."""
+    return LocalExecutor(sim, sim.executor_parallelism, sim.scheduler_host)

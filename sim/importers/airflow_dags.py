@@ -26,13 +26,13 @@ import re
 from pathlib import Path
 
 from ..errors import ScenarioError, SimError
+from ..executors.registry import names
 from ..model.dag import DAG, TRIGGER_RULES, WEIGHT_RULES, Task
 from ..model.durations import Constant, as_distribution
 from ..model.schedules import At, Cron, Interval
 
 #: Executor names a task's ``executor`` may take in a scenario (kinds and Airflow's class names).
-_EXECUTORS = {"LocalExecutor", "CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor",
-              "local", "celery", "kubernetes", "celery_kubernetes"}
+_EXECUTORS = frozenset(names())
 _TRIGGER_ALIASES = {"none_failed_or_skipped": "none_failed_min_one_success", "dummy": "always"}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..airflow.config import AirflowConfig, Overheads
+from ..executors.registry import EXECUTORS
 from ..model.dag import DAG
 
 
@@ -57,10 +58,8 @@ def _settings(kinds: list, prof: dict, given: dict) -> dict:
     """An executor's settings: for the executors ``kinds`` that need them, the profile's celery: and
     kubernetes: sections, then the scenario's (or caller's) own keys."""
     out = dict(given)
-    for section, users in (("celery", ("celery", "celery_kubernetes")),
-                           ("kubernetes", ("kubernetes", "celery_kubernetes"))):
-        if set(users) & set(kinds):
-            out[section] = {**prof.get(section, {}), **(given.get(section) or {})}
+    for section in dict.fromkeys(s for k in kinds for s in EXECUTORS[k].sections):
+        out[section] = {**prof.get(section, {}), **(given.get(section) or {})}
     return out
 
 

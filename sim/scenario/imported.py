@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..airflow.config import AirflowConfig
 from ..errors import ScenarioError, SimError
+from ..executors.registry import EXECUTORS
 from ..model.dag import DAG, DEFAULT_POOL
 
 
@@ -20,7 +21,7 @@ def import_dag(d, i: int, kinds: list, airflow: AirflowConfig, problems: list, b
     """The DAG of entry ``dags[i]`` (a validated ``DagSpec`` without ``tasks``); problems are
     appended to ``problems`` as ``(field path, message)``."""
     from ..importers import dag_from_export, load_wfcommons
-    from .loader import EXECUTOR_CLASSES, build_schedule
+    from .loader import build_schedule
 
     schedule = build_schedule(d.schedule)
     base = Path(base_dir) if base_dir is not None else Path()
@@ -56,7 +57,7 @@ def import_dag(d, i: int, kinds: list, airflow: AirflowConfig, problems: list, b
         if getattr(d, attr) is not None:
             setattr(dag, attr, getattr(d, attr))
 
-    names = set(kinds) | {EXECUTOR_CLASSES[k] for k in kinds}
+    names = set(kinds) | {EXECUTORS[k].class_name for k in kinds}
     for t in dag.tasks.values():
         size = airflow.default_pool_task_slot_count if t.pool == DEFAULT_POOL else airflow.pools.get(t.pool)
         if size is None:

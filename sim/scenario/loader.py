@@ -10,6 +10,7 @@ from typing import Iterable
 
 from ..airflow.config import AirflowConfig, Overheads
 from ..errors import ScenarioError
+from ..executors.registry import EXECUTORS, kind_of
 from ..files import MAX_YAML_BYTES, read_text
 from ..model import durations as dist
 from ..model import schedules as sch
@@ -19,7 +20,7 @@ from . import _settings as executor_settings
 from .imported import import_dag
 from .aliases import alias_of_set_key, resolve_airflow_aliases
 from .profiles import load_profile, merge_sections
-from .schema import (IMPLEMENTED_EXECUTORS, DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
+from .schema import (DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
                      read_yaml, type_at, unknown_key, validate)
 
 
@@ -63,18 +64,15 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
     problems: list[tuple[str, str]] = []
     kinds = spec.executor.kind if isinstance(spec.executor.kind, list) else [spec.executor.kind]
     kind = "+".join(kinds)
-    for k in kinds:
-        if k in IMPLEMENTED_EXECUTORS:
-            continue
-        problems.append(("executor.kind", f"{k!r} is not implemented yet "
-                                          f"(available: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"))
     merged = merge_sections(prof, spec.sections())
     airflow, overheads = AirflowConfig(**merged["airflow"]), Overheads(**merged["overheads"])
-    if airflow.airflow_version.split(".")[0].isdigit() and int(airflow.airflow_version.split(".")[0]) >= 3 \
-            and "celery_kubernetes" in kinds:
-        problems.append(("executor.kind", "CeleryKubernetesExecutor was removed in Airflow 3 (profile "
-                         f"{spec.profile!r} models {airflow.airflow_version}); run both executors "
-                         "side by side instead: executor.kind: [celery, kubernetes]"))
+    major = airflow.airflow_version.split(".")[0]
+    for k in kinds:
+        gone = EXECUTORS[k].removed_in
+        if gone is not None and major.isdigit() and int(major) >= gone:
+            problems.append(("executor.kind", f"{EXECUTORS[k].class_name} was removed in Airflow {gone} (profile "
+                             f"{spec.profile!r} models {airflow.airflow_version}); run both executors "
+                             f"side by side instead: executor.kind: [{', '.join(EXECUTORS[k].runs_on)}]"))
     settings = spec.executor.settings()
     if len(kinds) > 1:
         settings["kinds"] = kinds
@@ -140,10 +138,12 @@ def celery_queue_warnings(scenario) -> list[str]:
     tasks then wait in the broker until task_queued_timeout)."""
     settings = scenario.executor.settings
     kinds = settings.get("kinds") or [scenario.executor.kind]
-    if not {"celery", "celery_kubernetes"} & set(kinds):
+    via_celery = {k for k in kinds if EXECUTORS[k].celery_queues}
+    if not via_celery:
         return []
-    k8s_queue = settings.get("kubernetes_queue") or "kubernetes" if "celery_kubernetes" in kinds else None
-    celery_default = kinds[0] in ("celery", "celery_kubernetes")
+    hybrid = any("kubernetes_queue" in EXECUTORS[k].settings_keys for k in kinds)
+    k8s_queue = settings.get("kubernetes_queue") or "kubernetes" if hybrid else None
+    celery_default = kinds[0] in via_celery
     pools = settings.get("worker_pools")
     if not pools:
         return []                  # the default worker listens to every queue the DAGs use
@@ -151,7 +151,7 @@ def celery_queue_warnings(scenario) -> list[str]:
     out = []
     for d in scenario.dags:
         for t in d.tasks.values():
-            on_celery = t.executor in ("celery", "CeleryExecutor", "celery_kubernetes", "CeleryKubernetesExecutor") \
+            on_celery = (t.executor is not None and kind_of(t.executor) in via_celery) \
                 or (t.executor is None and celery_default)
             if not on_celery or t.queue == k8s_queue or t.queue in listened:
                 continue
@@ -159,11 +159,6 @@ def celery_queue_warnings(scenario) -> list[str]:
                        f"listening (workers listen to: {', '.join(sorted(listened))}); its tasks will "
                        f"wait until task_queued_timeout")
     return out
-
-
-#: Airflow's class names, which a task's `executor` may use as well as the kind.
-EXECUTOR_CLASSES = {"local": "LocalExecutor", "celery": "CeleryExecutor", "kubernetes": "KubernetesExecutor",
-                    "celery_kubernetes": "CeleryKubernetesExecutor"}
 
 
 def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
@@ -196,7 +191,7 @@ def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
         elif t.pool_slots > size:
             problems.append((f"{where}.pool_slots", f"{t.pool_slots} slots can never be free in pool "
                              f"{t.pool!r} of {size} slots"))
-        names = set(kinds) | {EXECUTOR_CLASSES[k] for k in kinds}
+        names = set(kinds) | {EXECUTORS[k].class_name for k in kinds}
         if t.executor is not None and t.executor not in names:
             problems.append((f"{where}.executor", f"{t.executor!r} is not one of the scenario's executors "
                              f"({', '.join(kinds)}; list several as executor.kind: [a, b])"))

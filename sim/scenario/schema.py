@@ -22,14 +22,14 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ..airflow.config import AirflowConfig, CeleryConfig, KubernetesConfig, Overheads
 from ..errors import ScenarioError
+from ..executors import registry
 from ..model.dag import TRIGGER_RULES, WEIGHT_RULES
 from .units import FORMS, JSON_PATTERN, parse_duration
 
 DEFAULT_PROFILE = "airflow-2.10"
-EXECUTOR_KINDS = ("local", "celery", "kubernetes", "celery_kubernetes")
-#: Executors the engine can run. The others validate (their settings are a free mapping for now)
-#: but loading reports them as not implemented: lifting that is adding the kind here.
-IMPLEMENTED_EXECUTORS = frozenset({"local", "celery", "kubernetes", "celery_kubernetes"})
+#: The executor kinds and Airflow's class names, from the one registry of executors.
+EXECUTOR_KINDS = tuple(registry.EXECUTORS)
+EXECUTOR_NAMES = registry.names()
 DURATION_KINDS = ("constant", "exponential", "lognormal", "uniform", "empirical")
 SCHEDULE_KINDS = ("every", "cron", "poisson_per_hour", "at", "burst")
 
@@ -373,8 +373,7 @@ class TaskSpec(Strict):
     """CPU request in cores (container executors); default: the pod template's (kubernetes.default_cpu)."""
     memory: PositiveFloat | None = None
     """Memory request in MiB (container executors); default: the pod template's (kubernetes.default_memory)."""
-    executor: Literal[EXECUTOR_KINDS + ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor",
-                                        "CeleryKubernetesExecutor")] | None = None
+    executor: Literal[EXECUTOR_NAMES] | None = None
     """Which of the scenario's executors runs this task (a kind or Airflow's class name)."""
     max_active_tis_per_dag: PositiveInt | None = None
     max_active_tis_per_dagrun: PositiveInt | None = None
@@ -708,20 +707,18 @@ class ExecutorSection(BaseModel):
 
     @model_validator(mode="after")
     def _kind_keys(self):
-        celery = ["celery", "worker_pools", "broker_outages"]
-        kube = ["kubernetes", "cluster"]
-        keys = {"local": ["kind", "host_cores"], "celery": ["kind", *celery], "kubernetes": ["kind", *kube],
-                "celery_kubernetes": ["kind", *celery, *kube, "kubernetes_queue"]}
         kinds = self.kind if isinstance(self.kind, list) else [self.kind]
         if len(set(kinds)) != len(kinds):
             raise ValueError("an executor may appear only once in the list (two of one kind need "
                              "Airflow's multi-team mode)")
-        if len(kinds) > 1 and "celery_kubernetes" in kinds:
-            raise ValueError("celery_kubernetes is a hybrid of its own; list celery and kubernetes instead")
-        own = sorted({k for kind in kinds for k in keys[kind]})
+        hybrid = [k for k in kinds if len(registry.EXECUTORS[k].runs_on) > 1]
+        if len(kinds) > 1 and hybrid:
+            parts = " and ".join(registry.EXECUTORS[hybrid[0]].runs_on)
+            raise ValueError(f"{hybrid[0]} is a hybrid of its own; list {parts} instead")
+        own = sorted({"kind", *(k for kind in kinds for k in registry.EXECUTORS[kind].settings_keys)})
         wrong = [k for k in (self.model_extra or {})]
-        wrong += [k for k in ("host_cores", *celery, *kube, "kubernetes_queue")
-                  if k not in own and getattr(self, k) is not None]
+        every = dict.fromkeys(k for e in registry.EXECUTORS.values() for k in e.settings_keys)
+        wrong += [k for k in every if k not in own and getattr(self, k, None) is not None]
         if wrong:
             raise ValueError("; ".join(unknown_key(k, own, f" for the {'+'.join(kinds)} executor")
                                        for k in wrong))
