@@ -16,20 +16,14 @@ from array import array
 import numpy as np
 import pandas as pd
 
-from .model.states import (OCCUPYING, TI_TRANSITIONS, IllegalTransition,
-                           TaskInstanceState as S)
+from .model.state_core import STATE_CODE, STATES
+from .model.stimuli import EventKind, Stimulus
 
-STATES = list(S)
-STATE_CODE = {s: i for i, s in enumerate(STATES)}
-SCHEDULABLE = frozenset({S.NONE, S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE})
 _NAN = math.nan
-#: Every allowed edge of the transition table, precomputed for the hot path:
-#: (old, new) -> (change in occupied slots, change in schedulable TIs, old code, new code).
-_EDGES = {
-    (old, new): ((new in OCCUPYING) - (old in OCCUPYING), (new in SCHEDULABLE) - (old in SCHEDULABLE),
-                 STATE_CODE[old], STATE_CODE[new])
-    for old, targets in TI_TRANSITIONS.items() for new in targets
-}
+_STIMULI = list(Stimulus)
+_STIMULUS_CODE = {k: i for i, k in enumerate(_STIMULI)}
+_EVENT_KINDS = list(EventKind)
+_EVENT_CODE = {k: i for i, k in enumerate(_EVENT_KINDS)}
 
 
 class Interner:
@@ -48,9 +42,8 @@ class Interner:
 
 
 class Recorder:
-    """Columnar store of tries, DAG runs and transitions, and the single place where a task
-    instance changes state (so every change is checked against the transition table, counted
-    into the concurrency limits and logged)."""
+    """Columnar store of tries, DAG runs, transitions and events: a subscriber of the state core
+    (``sim/model/state_core.py``), which decides every change; this only keeps what it is told."""
 
     TI_TIMES = ("ready_at", "scheduled_at", "queued_at", "launched_at", "started_at", "ended_at",
                 "released_at")
@@ -73,7 +66,7 @@ class Recorder:
         self.ti_host = array("l")
         self.ti_times = {name: array("d") for name in self.TI_TIMES}
         (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
-         self.t_ended) = (self.ti_times[n] for n in self.TI_TIMES[:6])
+         self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
         self._codes = self.strings.codes       # for interning without a call on the hot path
         # dag runs
         self.dr_rows: list[tuple] = []
@@ -83,52 +76,49 @@ class Recorder:
         self.tr_to = array("b")
         self.tr_time = array("d")
         self.tr_cause = array("l")
+        self.tr_stimulus = array("b")
         # component events (a message published, delivered, a result written, ...)
         self.ev_time = array("d")
         self.ev_uid = array("q")
         self.ev_try = array("l")
         self.ev_what = array("l")
         self.ev_who = array("l")
-        self.schedulable_total = 0       # TIs in none/up_for_retry/up_for_reschedule, running runs
+        self.ev_kind = array("b")
         self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
-        self.on_occupy = None     # set by the scheduler: callbacks into the concurrency limits
-        self.on_release = None
-        #: set by the scheduler when several schedulers share an executor: a freed executor slot
-        #: counts against the scheduler that queued the try
-        self.on_slot_free = None
 
-    # -- the one place a task instance changes state -------------------------------------------
-    def transition(self, ti, new: S, now: float, cause: str) -> None:
-        old = ti.state
-        edge = _EDGES.get((old, new))
-        if edge is None:
-            raise IllegalTransition(f"{ti!r}: {old.value} -> {new.value} ({cause}) is not allowed")
-        ti.state = new
-        occ, sched, old_code, new_code = edge
-        if occ:
-            (self.on_occupy if occ > 0 else self.on_release)(ti)
-        if sched:
-            ti.run.n_schedulable += sched
-            self.schedulable_total += sched
+    def attach(self, core) -> None:
+        """Store what the state core ``core`` reports."""
+        news = {"try_ended": self.try_ended, "slot_freed": self.release, "release_forgotten": self.forget_release,
+                "run_ended": self.dag_run_ended, "event": self.event}
         if self.record_transitions:
-            self.tr_uid.append(ti.uid)
-            self.tr_from.append(old_code)
-            self.tr_to.append(new_code)
-            self.tr_time.append(now)
-            code = self._codes.get(cause)
-            self.tr_cause.append(code if code is not None else self.strings(cause))
+            news["transition"] = self.transition
+        core.subscribe(**news)
 
-    def event(self, time: float, what: str, ti, try_number: int, who: str) -> None:
+    # -- what the core reports ------------------------------------------------------------------
+    def transition(self, ti, old_code: int, new_code: int, now: float, stimulus, cause: str) -> None:
+        self.tr_uid.append(ti.uid)
+        self.tr_from.append(old_code)
+        self.tr_to.append(new_code)
+        self.tr_time.append(now)
+        self.tr_stimulus.append(_STIMULUS_CODE[stimulus])
+        code = self._codes.get(cause)
+        self.tr_cause.append(code if code is not None else self.strings(cause))
+
+    def event(self, time: float, kind, what: str, ti, try_number: int, who: str) -> None:
         """Something a component did (not a state change): for explaining a run."""
+        self.ev_kind.append(_EVENT_CODE[kind])
         self.ev_time.append(time)
         self.ev_uid.append(ti.uid if ti is not None else -1)
         self.ev_try.append(try_number)
-        self.ev_what.append(self.strings(what))
-        self.ev_who.append(self.strings(who))
+        codes = self._codes                     # interned without a call when seen before
+        code = codes.get(what)
+        self.ev_what.append(code if code is not None else self.strings(what))
+        code = codes.get(who)
+        self.ev_who.append(code if code is not None else self.strings(who))
 
     # -- rows -----------------------------------------------------------------------------------
-    def try_ended(self, ti, released_at: float = _NAN) -> int:
+    def try_ended(self, ti, outcome=None) -> int:
         """Append the row of the try ``ti`` just finished (or of a TI that never ran); returns
         the row number, so the executor slot's release can be filled in later."""
         codes = self._codes
@@ -142,19 +132,30 @@ class Recorder:
         self.ti_map.append(ti.map_index)
         self.ti_try.append(ti.try_number)
         self.ti_state.append(STATE_CODE[ti.state])
-        for col, value in ((self.ti_executor, ti.executor), (self.ti_queue, task.queue),
-                           (self.ti_pool, task.pool), (self.ti_worker, ti.worker), (self.ti_host, ti.host)):
-            code = codes.get(value)
-            col.append(code if code is not None else s(value))
+        # interned text columns, unrolled (this runs once per try)
+        v = ti.executor
+        code = codes.get(v)
+        self.ti_executor.append(code if code is not None else s(v))
+        v = task.queue
+        code = codes.get(v)
+        self.ti_queue.append(code if code is not None else s(v))
+        v = task.pool
+        code = codes.get(v)
+        self.ti_pool.append(code if code is not None else s(v))
+        v = ti.worker
+        code = codes.get(v)
+        self.ti_worker.append(code if code is not None else s(v))
+        v = ti.host
+        code = codes.get(v)
+        self.ti_host.append(code if code is not None else s(v))
         self.t_ready.append(ti.ready_at)
         self.t_scheduled.append(ti.scheduled_at)
         self.t_queued.append(ti.queued_at)
         self.t_launched.append(ti.launched_at)
         self.t_started.append(ti.started_at)
         self.t_ended.append(ti.ended_at)
-        t = self.ti_times
         early = self._released_early.pop((ti.uid, ti.try_number), None) if self._released_early else None
-        t["released_at"].append(released_at if early is None else early)
+        self.t_released.append(_NAN if early is None else early)
         row = len(self.ti_uid) - 1
         if early is not None:
             return row
@@ -164,8 +165,6 @@ class Recorder:
     def release(self, ti, try_number: int, at: float) -> None:
         """Stamp when the executor freed the slot of a try (its row may be written already, or
         later: a zombie's row is written when it is detected)."""
-        if self.on_slot_free is not None:
-            self.on_slot_free(ti)
         row = self._unreleased.pop((ti.uid, try_number), None)
         if row is not None:
             self.ti_times["released_at"][row] = at
@@ -254,6 +253,7 @@ class Recorder:
             "try_number": np.frombuffer(self.ev_try, dtype=self.ev_try.typecode).astype(np.int64),
             "what": self._strings_cat(self.ev_what),
             "who": self._strings_cat(self.ev_who),
+            "kind": self._cat(self.ev_kind, [k.value for k in _EVENT_KINDS]),
         })
 
     def transitions(self) -> pd.DataFrame:
@@ -263,6 +263,7 @@ class Recorder:
             "from_state": self._cat(self.tr_from, [st.value for st in STATES]),
             "to_state": self._cat(self.tr_to, [st.value for st in STATES]),
             "cause": self._strings_cat(self.tr_cause),
+            "stimulus": self._cat(self.tr_stimulus, [k.value for k in _STIMULI]),
         })
 
 

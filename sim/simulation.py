@@ -16,6 +16,7 @@ from .executors.local import LocalExecutor
 from .executors.registry import EXECUTORS
 from .infra.host import Host
 from .model.runtime import DagPlan, run_id_of
+from .model.state_core import StateCore
 from .records import Recorder
 
 #: How long after the horizon a simulation may run to let the last runs finish, before the
@@ -57,7 +58,14 @@ class Simulation:
         self.overheads = scenario.overheads
         self.progress = progress
         self.env = simpy.Environment()
+        af = self.airflow
+        #: The metadata DB's content (state, the limits' counters); the recorder stores its news.
+        self.state = StateCore({"default_pool": af.default_pool_task_slot_count, **af.pools},
+                               per_run=af.max_active_tasks_scope == "dag_run")
         self.recorder = Recorder(record_transitions)
+        self.recorder.attach(self.state)
+        #: Succeeds when every DAG run is done (or nothing can change any more).
+        self.finished = self.env.event()
         self.db = MetadataDB(self.env, self.overheads.db_query_time, self.overheads.db_connections)
         self.plans = [DagPlan(d, i, self.airflow.max_active_runs_per_dag,
                               self.airflow.max_active_tasks_per_dag, self.overheads.dag_file_parse_time)
@@ -98,6 +106,7 @@ class Simulation:
         self.task_runner = TaskRunner(self)
         self.triggerer = Triggerers(self)
         self.scheduler = Scheduler(self)
+        self.task_runner.mini_schedule = self.scheduler.mini_schedule
         self.scheduler.skip_idle_loops = skip_idle_loops
         if self.airflow.standalone_dag_processor:
             hosts = [Host(self.env, "dag-processor", self.overheads.dag_processor_host_cores)]

@@ -7,7 +7,8 @@ from sim.airflow.critical_section import Concurrency, ScheduledTIs, executable_t
 from sim.model.dag import DAG
 from sim.model.runtime import DagPlan, DagRun
 from sim.model.states import TaskInstanceState as S
-from sim.records import Recorder
+from sim.model.state_core import StateCore
+from sim.model.stimuli import Stimulus
 
 from reference_critical_section import reference_executable_task_instances  # tests/reference_critical_section.py
 
@@ -16,9 +17,8 @@ class Harness:
     """DAG runs whose task instances are all scheduled, and the counters the scheduler keeps."""
 
     def __init__(self, dags, pools=None, per_run=False, runs_per_dag=1):
-        self.rec = Recorder()
-        self.conc = Concurrency({"default_pool": 128, **(pools or {})}, per_run=per_run)
-        self.rec.on_occupy, self.rec.on_release = self.conc.occupy, self.conc.release
+        self.core = StateCore({"default_pool": 128, **(pools or {})}, per_run=per_run)
+        self.conc = self.core.limits
         self.scheduled = []
         uid = 0
         for i, dag in enumerate(dags):
@@ -27,7 +27,7 @@ class Harness:
                 run = DagRun(plan, r, due_at=float(r), created_at=0.0)
                 uid = run.create_task_instances(uid, random.Random(0))
                 for ti in run.tis:
-                    self.rec.transition(ti, S.SCHEDULED, 0.0, "test")
+                    self.core.transition(ti, S.SCHEDULED, 0.0, Stimulus.DEPENDENCIES_MET, "test")
                     ti.try_number = 1
                     ti.executor = "LocalExecutor"
                     self.scheduled.append(ti)
@@ -38,7 +38,7 @@ class Harness:
 
     def queue(self, tis):
         for ti in tis:
-            self.rec.transition(ti, S.QUEUED, 0.0, "test")
+            self.core.transition(ti, S.QUEUED, 0.0, Stimulus.CRITICAL_SECTION, "test")
         self.scheduled = [t for t in self.scheduled if t.state is S.SCHEDULED]
 
 
@@ -114,9 +114,9 @@ def test_occupancy_released_on_terminal_state():
     h.queue(accepted)
     assert h.conc.pool_open("p") == 0
     ti = accepted[0]
-    h.rec.transition(ti, S.RUNNING, 1.0, "test")
+    h.core.transition(ti, S.RUNNING, 1.0, Stimulus.TASK_STARTED, "test")
     assert h.conc.pool_open("p") == 0               # running still occupies
-    h.rec.transition(ti, S.SUCCESS, 2.0, "test")
+    h.core.transition(ti, S.SUCCESS, 2.0, Stimulus.TASK_OUTCOME, "test")
     assert h.conc.pool_open("p") == 1
     assert h.conc.dag_active[0] == 1
 
@@ -161,8 +161,8 @@ def test_scheduled_index_selects_exactly_as_the_sorted_scan(per_run):
             queued += got[0]
             rng.shuffle(queued)
             for ti in queued[:rng.randint(0, len(queued))]:  # some tries end and free their limits
-                h.rec.transition(ti, S.RUNNING, 1.0, "test")
-                h.rec.transition(ti, S.SUCCESS, 2.0, "test")
+                h.core.transition(ti, S.RUNNING, 1.0, Stimulus.TASK_STARTED, "test")
+                h.core.transition(ti, S.SUCCESS, 2.0, Stimulus.TASK_OUTCOME, "test")
             queued = [ti for ti in queued if ti.state is S.QUEUED]
             rounds += 1
     assert rounds == 60 * 30

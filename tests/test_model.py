@@ -218,3 +218,12 @@ def test_every_trigger_rule_matches_airflow_on_every_upstream_mix(rule):
 def test_one_done_skips_when_its_only_upstream_is_upstream_failed():
     assert decide("one_done", 1, 0, 0, 0, 1) is S.SKIPPED
     assert decide("one_done", 1, 0, 1, 0, 0) == READY
+
+
+@pytest.mark.parametrize("shape", [0.5, 1.0, 1.0001, 2.5, 100.0, 1e4])
+def test_gamma_sampler_draws_exactly_what_the_stdlib_draws(shape):
+    from sim.model.rng import gamma_sampler
+    ours, theirs = random.Random(7), random.Random(7)
+    draw = gamma_sampler(ours, shape, 1.0 / shape)
+    assert [draw() for _ in range(5000)] == [theirs.gammavariate(shape, 1.0 / shape) for _ in range(5000)]
+    assert ours.random() == theirs.random()          # and leaves the stream at the same place

@@ -13,51 +13,10 @@ starved pools and DAGs in the database, and the index skips them a group at a ti
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from heapq import heappop, heappush
 
+from ..model.state_core import Concurrency  # noqa: F401  (the limits' counters live in the state core)
 from ..model.states import TaskInstanceState as S
-
-
-class Concurrency:
-    """Counters of occupied slots, updated on every transition into or out of queued/running."""
-
-    __slots__ = ("pool_total", "pool_used", "dag_active", "task_active", "run_task_active",
-                 "per_run", "queue_active")
-
-    def __init__(self, pools: dict[str, int], per_run: bool):
-        self.pool_total = dict(pools)
-        self.pool_used = defaultdict(int)
-        self.dag_active = defaultdict(int)       # dag index -> queued+running TIs
-        self.task_active = defaultdict(int)      # task -> queued+running TIs over all runs
-        self.run_task_active = defaultdict(int)  # (run, task) -> queued+running TIs
-        self.per_run = per_run                   # max_active_tasks per DAG run (Airflow 3)
-        self.queue_active = defaultdict(int)     # queue -> queued+running TIs (KEDA's query)
-
-    def occupy(self, ti) -> None:
-        task = ti.task
-        self.pool_used[task.pool] += task.pool_slots
-        self.queue_active[task.queue] += 1
-        self.dag_active[ti.run.plan.index] += 1
-        ti.run.active += 1
-        if task.max_active_tis_per_dag is not None:
-            self.task_active[task] += 1
-        if task.max_active_tis_per_dagrun is not None:
-            self.run_task_active[(ti.run, task)] += 1
-
-    def release(self, ti) -> None:
-        task = ti.task
-        self.pool_used[task.pool] -= task.pool_slots
-        self.queue_active[task.queue] -= 1
-        self.dag_active[ti.run.plan.index] -= 1
-        ti.run.active -= 1
-        if task.max_active_tis_per_dag is not None:
-            self.task_active[task] -= 1
-        if task.max_active_tis_per_dagrun is not None:
-            self.run_task_active[(ti.run, task)] -= 1
-
-    def pool_open(self, pool: str) -> int:
-        return self.pool_total.get(pool, 0) - self.pool_used[pool]
 
 
 class ScheduledTIs:

@@ -34,7 +34,7 @@ class DagProcessor:
 
     def _loop(self):
         env = self.env
-        finished = self.sim.scheduler.finished
+        finished = self.sim.finished
         db = self.sim.db
         while not finished.triggered:
             start = env.now

@@ -25,6 +25,12 @@ class MetadataDB:
         self.busy_seconds = 0.0
         self.wait_seconds = 0.0
 
+    def repeat(self, n: int) -> None:
+        """Count ``n`` queries of loops that were not simulated one by one (a scheduler's
+        identical idle loops, each finding a connection free)."""
+        self.queries += n
+        self.busy_seconds += n * self.query_time
+
     def book(self, n: int = 1, at: float | None = None) -> float:
         """Run ``n`` queries one after another for one client starting at ``at`` (default now);
         return the time they take, waiting for a connection included."""

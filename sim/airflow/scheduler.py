@@ -23,13 +23,16 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_tries, retry_delay
+from ..engine import succeed_later
 from ..model.rng import stream
+from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_tries
 from ..model.schedules import Cron, Interval
+from ..model.state_core import failure_outcome
 from ..model.states import DagRunState as DR, TaskInstanceState as S
+from ..model.stimuli import Stimulus
 from ..model.trigger_rules import READY
 from . import idle_loops
-from .critical_section import Concurrency, ScheduledTIs, executable_task_instances
+from .critical_section import ScheduledTIs, executable_task_instances
 
 
 class SchedulerProcess:
@@ -68,22 +71,21 @@ class Scheduler:
         self.env = sim.env
         self.cfg = sim.airflow
         self.ov = sim.overheads
-        self.rec = sim.recorder
+        self.core = core = sim.state
         self.db = sim.db
         #: The scheduler processes (airflow-mechanics.md §1.13), each with its host and executors.
         self.procs = tuple(SchedulerProcess(i, host, executors, par, shared)
                            for i, (host, executors, par, shared) in enumerate(sim.scheduler_processes))
+        core.subscribe(try_ended=self._try_ended, changed=self.ring, lost=self.lost_running,
+                       resumed=self.trigger_fired)
         if any(p.shared for p in self.procs):
-            self.rec.on_slot_free = self._slot_free
+            core.subscribe(slot_freed=self._slot_free)
         self.all_executors = list({id(ex): ex for p in self.procs for ex in p.executors.values()}.values())
         self.default_executor = next(iter(sim.executors))
         self._cs_holder = None               # the process inside the critical section (several schedulers)
         self.executor_aliases = sim.executor_aliases
         self.plans = sim.plans
-        pools = {"default_pool": self.cfg.default_pool_task_slot_count, **self.cfg.pools}
-        self.conc = Concurrency(pools, per_run=self.cfg.max_active_tasks_scope == "dag_run")
-        self.rec.on_occupy = self.conc.occupy
-        self.rec.on_release = self.conc.release
+        self.conc = core.limits
         n = len(self.plans)
         self._next_idx = [0] * n
         self._active_runs = [0] * n          # queued + running, gates run creation
@@ -108,7 +110,7 @@ class Scheduler:
         #: changes during an idle stretch); False simulates every loop, for checking that.
         self.skip_idle_loops = True
         self.skipped_loops = 0
-        self.finished = self.env.event()
+        self.finished = sim.finished
         # statistics
         self.loops = 0
         self.busy_loops = 0
@@ -145,10 +147,7 @@ class Scheduler:
             bell = proc.doorbell
             if bell is not None:
                 proc.doorbell = None
-                delay = self._wake_delay(proc, self.env.now)
-                bell._ok = True          # what Event.succeed() does, with a delay: one event fewer
-                bell._value = None
-                self.env.schedule(bell, delay=delay)
+                succeed_later(self.env, bell, self._wake_delay(proc, self.env.now))
 
     @staticmethod
     def _wake_delay(proc, now: float) -> float:
@@ -257,11 +256,10 @@ class Scheduler:
             i = run.plan.index
             if started < limit and self._running_runs[i] < run.plan.max_active_runs:
                 self._running_runs[i] += 1
-                run.state = DR.RUNNING
-                run.started_at = now
+                self.core.start_run(run, now)
                 self._uid = run.create_task_instances(self._uid, self._duration_rngs[i])
                 run.mark_roots_ready()
-                self.rec.schedulable_total += run.n_schedulable
+                self.core.run_tis_created(run.n_schedulable)
                 self._dirty[run] = None
                 self._examine.appendleft(run)   # never examined: first in line
                 started += 1
@@ -272,9 +270,7 @@ class Scheduler:
         return started
 
     def _finish_run(self, run: DagRun, now: float) -> None:
-        run.state = run.leaf_state()
-        run.ended_at = now
-        self.rec.dag_run_ended(run)
+        self.core.end_run(run, now)
         i = run.plan.index
         self._running_runs[i] -= 1
         self._active_runs[i] -= 1
@@ -290,17 +286,15 @@ class Scheduler:
         instances (map_index 0..n-1) once its upstream tasks are done (airflow-mechanics.md §1.12).
         A length over max_map_length fails the expansion, as Airflow fails the task that pushed
         it; a length of 0 skips the task."""
-        run, rec = ti.run, self.rec
+        run, core = ti.run, self.core
         n = run.map_counts[ti.ti_index]
         j = ti.ti_index
         limit = self.cfg.max_map_length
         if n > limit or n == 0:
             state = S.UPSTREAM_FAILED if n > limit else S.SKIPPED
             why = f"expand: {n} elements exceed max_map_length {limit}" if n > limit else "expand: zero elements"
-            rec.transition(ti, state, now, why)
             ti.ended_at = now
-            rec.try_ended(ti)
-            self.ti_finished(ti, state, now)
+            core.end_try(ti, state, now, Stimulus.MAPPED_EXPANSION, why)
             return []
         ti.map_index = 0
         ti.sort_key = ti.sort_key[:3] + (0,) + ti.sort_key[4:]
@@ -315,7 +309,7 @@ class Scheduler:
                 run.n_up[d] += n - 1
             run.n_unfinished += n - 1
             run.n_schedulable += n - 1
-            rec.schedulable_total += n - 1
+            core.run_tis_created(n - 1)
             for k in range(1, n):
                 extra = TaskInstance(self._uid, run, j, ti.task, ti.priority)
                 self._uid += 1
@@ -332,12 +326,12 @@ class Scheduler:
         run.mapped[j] = out
         return out
 
-    def _schedule(self, ti, now: float, cause: str) -> None:
+    def _schedule(self, ti, now: float, stimulus: Stimulus, cause: str) -> None:
         if ti.map_index < 0 and ti.task.expand is not None:
             for mapped in self._expand(ti, now):
-                self._schedule(mapped, now, cause)
+                self._schedule(mapped, now, stimulus, cause)
             return
-        self.rec.transition(ti, S.SCHEDULED, now, cause)
+        self.core.transition(ti, S.SCHEDULED, now, stimulus, cause)
         ti.try_number += 1
         ti.scheduled_at = now
         ti.executor = self.executor_aliases[ti.task.executor] if ti.task.executor else self.default_executor
@@ -360,32 +354,40 @@ class Scheduler:
                     ti.ready_at = ti.next_retry_at
                     if ti.state is S.UP_FOR_RESCHEDULE:   # a sensor's next poke: the same try
                         ti.try_number -= 1
-                        self._schedule(ti, now, "sensor rescheduled: poke interval passed")
+                        self._schedule(ti, now, Stimulus.RESCHEDULE_POKE, "sensor rescheduled: poke interval passed")
                     else:
                         if ti in run.sensor_state:        # a new try starts its sensor afresh
                             run.sensor_state[ti][1] = math.nan
                         if ti in run.defer_state:         # and a deferrable task from execute()
                             run.defer_state[ti][2] = 0
-                        self._schedule(ti, now, "retry delay passed")
-        rec = self.rec
+                        self._schedule(ti, now, Stimulus.RETRY_DELAY_PASSED, "retry delay passed")
+        core = self.core
         while run.pending:
             pending, run.pending = run.pending, []
             for ti in pending:
                 if ti.state is not S.NONE:
                     continue                 # the mini-scheduler got there first
                 if ti.decision is READY:
-                    self._schedule(ti, now, "dependencies met")
+                    self._schedule(ti, now, Stimulus.DEPENDENCIES_MET, "dependencies met")
                 else:
                     ti.scheduled_at = math.nan
-                    rec.transition(ti, ti.decision, now, f"trigger rule {ti.task.trigger_rule}")
                     ti.ended_at = now
-                    rec.try_ended(ti)
-                    self.ti_finished(ti, ti.state, now)
+                    core.end_try(ti, ti.decision, now, Stimulus.TRIGGER_RULE, f"trigger rule {ti.task.trigger_rule}")
         if run.n_unfinished == 0:
             self._finish_run(run, now)
             self._dirty.pop(run, None)
             changed = True
         return changed
+
+    def _try_ended(self, ti, outcome) -> None:
+        """A try's end is in the DB: retry it when due, hand a deferral to the triggerer, or
+        count a final state into the run."""
+        if outcome is S.UP_FOR_RETRY or outcome is S.UP_FOR_RESCHEDULE:
+            self.retry_at(ti)
+        elif outcome is S.DEFERRED:
+            self.deferred(ti)
+        else:
+            self.ti_finished(ti, outcome, ti.ended_at)
 
     def ti_finished(self, ti, state, at: float) -> None:
         """A task instance reached a final state in the DB: count it into its downstream."""
@@ -409,11 +411,11 @@ class Scheduler:
         for j in run.plan.downstream[ti.ti_index]:
             d = run.tis[j]
             if d.state is S.NONE and d.decision is READY:
-                self._schedule(d, now, "mini-scheduler")
+                self._schedule(d, now, Stimulus.MINI_SCHEDULER, "mini-scheduler")
         self.ring()
 
     @staticmethod
-    def _slot_free(ti) -> None:
+    def _slot_free(ti, _try_number=None, _at=None) -> None:
         """An executor slot freed: it no longer counts against the scheduler that queued the try."""
         proc = ti.queued_by
         if proc is not None:
@@ -436,7 +438,7 @@ class Scheduler:
         ti.reset_try_times()
         ti.ready_at = ti.scheduled_at = now
         ti.decision = None
-        self.rec.transition(ti, S.SCHEDULED, now, "trigger fired: resume on a worker")
+        self.core.transition(ti, S.SCHEDULED, now, Stimulus.TRIGGER_FIRED, "trigger fired: resume on a worker")
         if ti in self._unsynced:
             self._unsynced[ti] = True
         else:
@@ -463,21 +465,15 @@ class Scheduler:
             return
         # As in Airflow 2.10, the try fails but the executor keeps counting the slot until it
         # hears about the key (apache/airflow#43448).
-        self._fail_try(ti, f"zombie: no heartbeat for {self.cfg.task_instance_heartbeat_timeout:g} s ({why})")
+        self._fail_try(ti, Stimulus.ZOMBIE,
+                       f"zombie: no heartbeat for {self.cfg.task_instance_heartbeat_timeout:g} s ({why})")
 
-    def _fail_try(self, ti, cause: str) -> None:
+    def _fail_try(self, ti, stimulus: Stimulus, cause: str) -> None:
         now = self.env.now
         if ti.state is S.RUNNING:
             self.sim.task_runner.terminate(ti, ti.try_number)
         ti.ended_at = now
-        outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
-        self.rec.transition(ti, outcome, now, cause)
-        self.rec.try_ended(ti)
-        if outcome is S.UP_FOR_RETRY:
-            ti.next_retry_at = now + retry_delay(ti)
-            self.retry_at(ti)
-        else:
-            self.ti_finished(ti, outcome, now)
+        self.core.end_try(ti, failure_outcome(ti), now, stimulus, cause)
         self.ring()
 
     def _check_stuck_in_queued(self, _e=None) -> None:
@@ -497,7 +493,7 @@ class Scheduler:
                 ex.revoke(ti, ti.try_number)
                 self._stuck_requeues[ti] = n = self._stuck_requeues.get(ti, 0) + 1
                 if n <= cfg.num_stuck_in_queued_retries:
-                    self.rec.transition(ti, S.SCHEDULED, now, f"stuck in queued for over "
+                    self.core.transition(ti, S.SCHEDULED, now, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over "
                                         f"{cfg.task_queued_timeout:g} s: re-queued ({n} of "
                                         f"{cfg.num_stuck_in_queued_retries})")
                     # scheduled_at stays: the wait counts as scheduled -> queued. The abandoned
@@ -505,11 +501,11 @@ class Scheduler:
                     # the attempt that ran.
                     ti.queued_at = ti.launched_at = math.nan
                     ti.worker = ti.host = None
-                    self.rec.forget_release(ti)
+                    self.core.forget_release(ti)
                     self._scheduled.add(ti)
                 else:
                     self._stuck_requeues.pop(ti, None)
-                    self._fail_try(ti, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
+                    self._fail_try(ti, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
                                        f"after {cfg.num_stuck_in_queued_retries} re-queues")
                 self.ring()
         self.env.timeout(cfg.task_queued_timeout_check_interval).callbacks.append(self._check_stuck_in_queued)
@@ -533,7 +529,7 @@ class Scheduler:
         if n == len(dq):
             # Every running run is examined this loop: the cost is the sum over all of them,
             # and only runs with news need the work (the same outcome, without the rotation).
-            touched = self.rec.schedulable_total
+            touched = self.core.schedulable_total
             if self._dirty:
                 for run in list(self._dirty):
                     changed |= self._examine_run(run, now)
@@ -575,9 +571,9 @@ class Scheduler:
             accepted, self.starving = executable_task_instances(self._scheduled, max_tis, self.conc,
                                                                 executor_open)
             if accepted:
-                rec = self.rec
+                transition = self.core.transition
                 for ti in accepted:
-                    rec.transition(ti, S.QUEUED, now, "critical section")
+                    transition(ti, S.QUEUED, now, Stimulus.CRITICAL_SECTION, "critical section")
                     ti.queued_at = now
                     executors[ti.executor].queue_workload(ti)
                 queued = len(accepted)
@@ -588,9 +584,11 @@ class Scheduler:
         # pool lock, select scheduled TIs, update to queued
         return self.ov.scheduler_per_ti * queued, 3, queued
 
-    def _process_executor_events(self, proc, now: float) -> int:
+    def _process_executor_events(self, proc):
+        """Part B, second half: ``_process_executor_events``, then its cost (one query, CPU per
+        event). Returns (events, the event its cost ends with or None)."""
+        now = self.env.now
         n = 0
-        rec = self.rec
         unsynced = self._unsynced
         for ex in proc.executors.values():
             for ti, try_number, state in ex.get_event_buffer():
@@ -605,156 +603,194 @@ class Scheduler:
                     # treats it as "killed externally" and fails the try. (A running try is left
                     # to zombie detection in 2.x; Airflow 3 fails it here too, PR #64052.)
                     ti.ended_at = now
-                    outcome = S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
                     said = state.value if state is not None else "success"
-                    rec.transition(ti, outcome, now, f"executor reported {said}: killed externally")
-                    rec.try_ended(ti)
-                    if outcome is S.UP_FOR_RETRY:
-                        ti.next_retry_at = now + retry_delay(ti)
-                        self.retry_at(ti)
-                    else:
-                        self.ti_finished(ti, outcome, now)
-        return n
+                    self.core.end_try(ti, failure_outcome(ti), now, Stimulus.EXECUTOR_KILLED,
+                                      f"executor reported {said}: killed externally")
+        if n:
+            per_ti = self.ov.scheduler_per_ti
+            wait = self.db.book(1)
+            if per_ti > 0.0 or wait > 0.0:
+                self.db_seconds += wait
+                self.cpu_seconds += per_ti * n
+                return n, proc.host.work(per_ti * n, after=wait)
+        return n, None
 
     def _loop(self, proc):
-        env = self.env
-        sleep = self.cfg.scheduler_idle_sleep_time
-        timers = self.cfg.pool_metrics_interval     # the loop's timers cut idle sleeps (SJR)
-        per_ti = self.ov.scheduler_per_ti
-        base = self.ov.scheduler_loop_base
-        db, host = self.db, proc.host
-        executors = list(proc.executors.values())
+        """One scheduler process's loop: part A (scheduling), part B (heartbeat and events),
+        part C (the rest), then an idle sleep or a skip over identical idle loops. Each part is
+        a method that does its work and accounting and returns what to wait for; this only
+        waits (one event a part, no nested generators on the hot path)."""
         several = len(self.procs) > 1
         if several:
             # Another scheduler's idle loops take the critical section and DB connections at
             # moments of their own: skipping them would not be exact, so every loop is simulated.
             self.skip_idle_loops = False
-        examine, critical = self._examine_runs, self._critical_section
         at_heartbeat = False
+        last = None                  # (cpu, queries, phase_a) of the loop's part A
         while True:
             if at_heartbeat:
                 # Resumed in the middle of an idle loop (see _wake_delay): its part A found
                 # nothing; the change that woke us is seen from the heartbeat on.
                 at_heartbeat = False
-                start = env.now - proc.idle_phase_a
+                start = self.env.now - proc.idle_phase_a
                 queued = 0
                 self.cpu_seconds += proc.idle_cpu
             else:
                 proc.rung = False
-                start = env.now
-                # A. _do_scheduling, then its cost: DB queries, then CPU on the scheduler's host.
+                start = self.env.now
                 if several:
-                    # Several schedulers: the critical section comes after the examination, and
-                    # only one scheduler can hold it; the others skip it this loop (§1.13).
-                    cpu, queries = self._examine_runs(proc, start)
-                    wait = db.book(queries) if queries else 0.0
-                    self.db_seconds += wait
-                    if cpu > 0.0 or wait > 0.0:
-                        yield host.work(cpu, after=wait)
-                    queued = 0
-                    if self._cs_holder is None:
-                        self._cs_holder = proc
-                        cs_cpu, cs_queries, queued = self._critical_section(proc, env.now)
-                        wait = db.book(cs_queries) if cs_queries else 0.0
-                        self.db_seconds += wait
-                        if cs_cpu > 0.0 or wait > 0.0:
-                            yield host.work(cs_cpu, after=wait)
-                        self._cs_holder = None
-                        cpu += cs_cpu
-                        queries += cs_queries
-                    elif self._scheduled:
-                        proc.critical_section_busy += 1
-                        proc.quiet = False           # work was left: this loop cannot repeat as is
-                    self.cpu_seconds += cpu
-                    proc.cpu_seconds += cpu          # (per process: the scheduling part's CPU)
-                    proc.loops += 1
+                    cpu, queries, queued = yield from self._scheduling_part_shared(proc, start)
                 else:
-                    # one scheduler: everything decided at the loop's start, then its cost
-                    cpu, queries = examine(proc, start)
-                    cs_cpu, cs_queries, queued = critical(proc, start)
-                    cpu += cs_cpu
-                    queries += cs_queries
-                    wait = db.book(queries) if queries else 0.0
-                    if cpu > 0.0 or wait > 0.0:
-                        self.db_seconds += wait
-                        self.cpu_seconds += cpu
-                        yield host.work(cpu, after=wait)
-                phase_a = env.now - start
-            # B. executor heartbeat, then processing of the executor events.
-            cost = 0.0
-            for ex in executors:
-                cost += ex.heartbeat()
-            if cost > 0.0:
-                yield env.timeout(cost)
-            events = self._process_executor_events(proc, env.now)
-            if events:
-                wait = db.book(1)
-                if per_ti > 0.0 or wait > 0.0:
-                    self.db_seconds += wait
-                    self.cpu_seconds += per_ti * events
-                    yield host.work(per_ti * events, after=wait)
-            # C. the rest of the loop, after the heartbeat: the DAG processor agent's heartbeat,
-            # the scheduler job's heartbeat, the executors' event logs, the timers (Airflow 2.10
-            # _run_scheduler_loop). Its fixed cost lengthens every loop, but does not stand
-            # between a task's queueing and its launch.
-            if base > 0.0:
-                self.cpu_seconds += base
-                if several:
-                    proc.cpu_seconds += base
-                yield host.work(base)
+                    cpu, queries, queued, wait = self._scheduling_part(proc, start)
+                    if wait is not None:
+                        yield wait
+                last = (cpu, queries, self.env.now - start)
+            wait = self._heartbeat(proc)
+            if wait is not None:
+                yield wait
+            events, wait = self._process_executor_events(proc)
+            if wait is not None:
+                yield wait
+            wait = self._rest_of_loop(proc)
+            if wait is not None:
+                yield wait
             self.loops += 1
-            if self._done():
-                if not self.finished.triggered:
-                    self.finished.succeed()
+            if self._sources_left == 0 and self._live_runs == 0:      # _done(), inline
+                self._finish()
                 return
             if queued or events:
                 self.busy_loops += 1
                 continue
-            # An idle loop that saw everything and changed nothing would repeat identically.
-            repeatable = not (proc.rung or not proc.quiet or any(ex.has_pending_work() for ex in executors))
-            if repeatable and self._deadlocked():
-                self.deadlocked = True
-                if not self.finished.triggered:
-                    self.finished.succeed()
+            outcome = yield from self._idle(proc, start, *last)
+            if outcome is None:
                 return
-            if several and self.finished.triggered:
-                return                               # another scheduler found the end
-            loop_grid = None
-            if timers > 0.0 and repeatable and self.skip_idle_loops and sleep > 0.0:
-                loop_grid = idle_loops.grid(env.now, sleep, env.now - start, timers)
-            if not repeatable or not self.skip_idle_loops or (timers > 0.0 and loop_grid is None):
-                if sleep > 0.0:
-                    yield env.timeout(sleep if timers <= 0.0 else min(sleep, idle_loops.until_timer(env.now, timers)))
-                elif repeatable and env.now == start:
-                    self.skip_idle_loops = True      # a zero-cost loop cannot be stepped through
-                continue
-            # Idle and nothing pending: idle loops would now repeat identically every
-            # sleep + (loop cost), so wait for a ring and resume on that grid of loop starts.
-            proc.idle_end = env.now
-            proc.idle_sleep = sleep
-            proc.idle_period = sleep + (env.now - start)
-            proc.idle_phase_a = phase_a
-            proc.idle_cpu = cpu
-            proc.idle_grid = loop_grid
-            bell = proc.doorbell = env.event()
-            yield bell
-            if several and self.finished.triggered:
-                return
-            # The loops skipped meanwhile count as loops (their CPU as scheduler CPU, their
-            # queries as database work).
-            skipped = proc.skipped
-            self.loops += skipped
-            if several:
-                proc.loops += skipped
-                proc.cpu_seconds += skipped * (cpu + base)
-            self.skipped_loops += skipped
-            self.cpu_seconds += skipped * (cpu + base)
-            if skipped and queries:
-                self.db.queries += skipped * queries
-                self.db.busy_seconds += skipped * queries * self.db.query_time
-            if skipped and host.cores:
-                host.busy_core_seconds += skipped * (cpu + base)
-            at_heartbeat = proc.resume_heartbeat
+            at_heartbeat = outcome
+
+    # -- the loop's parts -------------------------------------------------------------------------
+    def _scheduling_part(self, proc, start: float):
+        """Part A, ``_do_scheduling``, with one scheduler: everything decided at the loop's start,
+        then its cost (DB queries, then CPU on the host). Returns (CPU seconds, DB queries, task
+        instances queued, the event its cost ends with or None)."""
+        cpu, queries = self._examine_runs(proc, start)
+        cs_cpu, cs_queries, queued = self._critical_section(proc, start)
+        cpu += cs_cpu
+        queries += cs_queries
+        wait = self.db.book(queries) if queries else 0.0
+        if cpu > 0.0 or wait > 0.0:
+            self.db_seconds += wait
+            self.cpu_seconds += cpu
+            return cpu, queries, queued, proc.host.work(cpu, after=wait)
+        return cpu, queries, queued, None
+
+    def _scheduling_part_shared(self, proc, start: float):
+        """Part A with several schedulers: the critical section comes after the examination, and
+        only one scheduler can hold it; the others skip it this loop (§1.13)."""
+        db, host = self.db, proc.host
+        cpu, queries = self._examine_runs(proc, start)
+        wait = db.book(queries) if queries else 0.0
+        self.db_seconds += wait
+        if cpu > 0.0 or wait > 0.0:
+            yield host.work(cpu, after=wait)
+        queued = 0
+        if self._cs_holder is None:
+            self._cs_holder = proc
+            cs_cpu, cs_queries, queued = self._critical_section(proc, self.env.now)
+            wait = db.book(cs_queries) if cs_queries else 0.0
+            self.db_seconds += wait
+            if cs_cpu > 0.0 or wait > 0.0:
+                yield host.work(cs_cpu, after=wait)
+            self._cs_holder = None
+            cpu += cs_cpu
+            queries += cs_queries
+        elif self._scheduled:
+            proc.critical_section_busy += 1
+            proc.quiet = False                   # work was left: this loop cannot repeat as is
+        self.cpu_seconds += cpu
+        proc.cpu_seconds += cpu                  # (per process: the scheduling part's CPU)
+        proc.loops += 1
+        return cpu, queries, queued
+
+    def _heartbeat(self, proc):
+        """Part B, first half: the executors' heartbeat (launch queued work, sync). Returns the
+        timeout of the scheduler time it costs, or None."""
+        cost = 0.0
+        for ex in proc.executors.values():
+            cost += ex.heartbeat()
+        return self.env.timeout(cost) if cost > 0.0 else None
+
+    def _rest_of_loop(self, proc):
+        """Part C, after the heartbeat: the DAG processor agent's heartbeat, the scheduler job's
+        heartbeat, the executors' event logs, the timers (Airflow 2.10 _run_scheduler_loop). Its
+        fixed cost lengthens every loop, but does not stand between a task's queueing and its
+        launch. Returns the event its cost ends with, or None."""
+        base = self.ov.scheduler_loop_base
+        if base > 0.0:
+            self.cpu_seconds += base
+            if len(self.procs) > 1:
+                proc.cpu_seconds += base
+            return proc.host.work(base)
+        return None
+
+    def _idle(self, proc, start: float, cpu: float, queries: int, phase_a: float):
+        """A loop that queued nothing and processed no event: sleep, or (when idle loops would
+        repeat identically) wait for a ring and account for the loops skipped meanwhile.
+        Returns whether to resume at a loop's heartbeat, or None when the loop must end."""
+        env = self.env
+        sleep = self.cfg.scheduler_idle_sleep_time
+        timers = self.cfg.pool_metrics_interval     # the loop's timers cut idle sleeps (SJR)
+        several = len(self.procs) > 1
+        # An idle loop that saw everything and changed nothing would repeat identically.
+        repeatable = not (proc.rung or not proc.quiet
+                          or any(ex.has_pending_work() for ex in proc.executors.values()))
+        if repeatable and self._deadlocked():
+            self.deadlocked = True
+            self._finish()
+            return None
+        if several and self.finished.triggered:
+            return None                              # another scheduler found the end
+        loop_grid = None
+        if timers > 0.0 and repeatable and self.skip_idle_loops and sleep > 0.0:
+            loop_grid = idle_loops.grid(env.now, sleep, env.now - start, timers)
+        if not repeatable or not self.skip_idle_loops or (timers > 0.0 and loop_grid is None):
+            if sleep > 0.0:
+                yield env.timeout(sleep if timers <= 0.0 else min(sleep, idle_loops.until_timer(env.now, timers)))
+            elif repeatable and env.now == start:
+                self.skip_idle_loops = True          # a zero-cost loop cannot be stepped through
+            return False
+        # Idle and nothing pending: idle loops would now repeat identically every
+        # sleep + (loop cost), so wait for a ring and resume on that grid of loop starts.
+        proc.idle_end = env.now
+        proc.idle_sleep = sleep
+        proc.idle_period = sleep + (env.now - start)
+        proc.idle_phase_a = phase_a
+        proc.idle_cpu = cpu
+        proc.idle_grid = loop_grid
+        bell = proc.doorbell = env.event()
+        yield bell
+        if several and self.finished.triggered:
+            return None
+        self._count_skipped_loops(proc, proc.skipped, cpu, queries)
+        return proc.resume_heartbeat
+
+    def _count_skipped_loops(self, proc, skipped: int, cpu: float, queries: int) -> None:
+        """The idle loops skipped while waiting count as loops: their CPU as the scheduler's and
+        its host's, their queries as the database's work."""
+        if not skipped:
+            return
+        work = skipped * (cpu + self.ov.scheduler_loop_base)
+        self.loops += skipped
+        if len(self.procs) > 1:
+            proc.loops += skipped
+            proc.cpu_seconds += work
+        self.skipped_loops += skipped
+        self.cpu_seconds += work
+        if queries:
+            self.db.repeat(skipped * queries)
+        proc.host.repeat(work)
+
+    def _finish(self) -> None:
+        if not self.finished.triggered:
+            self.finished.succeed()
 
     def _done(self) -> bool:
         return self._sources_left == 0 and self._live_runs == 0

@@ -23,9 +23,14 @@ from __future__ import annotations
 
 import math
 
-from ..model.rng import stream
-from ..model.runtime import retry_delay
+from ..model.rng import gamma_sampler, stream
+from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
+from ..model.stimuli import Stimulus
+
+
+def _one() -> float:
+    return 1.0
 
 
 class Process:
@@ -45,29 +50,34 @@ class Process:
 
 
 class TaskRunner:
-    __slots__ = ("sim", "env", "db", "rec", "startup", "mini_scheduler", "mini_queries", "live", "running",
+    __slots__ = ("sim", "env", "db", "core", "startup", "mini_scheduler", "mini_schedule", "mini_queries", "live", "running",
                  "job_heartbeat", "run_cpu", "exit_cpu", "api", "start_latency", "run_latency",
-                 "exit_latency", "_vary_rng", "_vary_k",
+                 "exit_latency", "_factor",
                  "heartbeat_interval", "_beating", "heartbeats")
 
     def __init__(self, sim):
         self.sim = sim
         self.env = sim.env
         self.db = sim.db
-        self.rec = sim.recorder
+        self.core = sim.state
         ov, cfg = sim.overheads, sim.airflow
         self.startup = ov.process_start_interpreter if cfg.execute_tasks_new_python_interpreter else ov.process_start_fork
         self.mini_scheduler = cfg.schedule_after_task_execution
         self.mini_queries = ov.mini_scheduler_queries
+        #: schedule_after_task_execution's work on the DB: the scheduler's, wired by the simulation
+        self.mini_schedule = None
         #: Airflow's own CPU work in the task process, inside the run and after it (calibrated).
         self.run_cpu = ov.task_run_cpu
         self.exit_cpu = ov.task_exit_cpu
         self.start_latency = ov.process_start_latency
         self.run_latency = ov.task_run_latency
         self.exit_latency = ov.task_exit_latency
-        # each stage's overheads times a gamma factor of mean 1 (overhead_cv), from its own stream
-        self._vary_rng = stream(sim.seed, "overheads/task-processes") if ov.overhead_cv > 0.0 else None
-        self._vary_k = 1.0 / ov.overhead_cv ** 2 if ov.overhead_cv > 0.0 else 0.0
+        #: each stage's overheads times a gamma factor of mean 1 (overhead_cv), from its own stream
+        if ov.overhead_cv > 0.0:
+            k = 1.0 / ov.overhead_cv ** 2
+            self._factor = gamma_sampler(stream(sim.seed, "overheads/task-processes"), k, 1.0 / k)
+        else:
+            self._factor = _one
         self.live: dict = {}             # every process started and not exited (a set, ordered)
         self.running: dict = {}          # (ti, try) -> the process running that try
         #: [scheduler] job_heartbeat_sec (C2, 5 s): how soon a task job notices an external change
@@ -114,14 +124,6 @@ class TaskRunner:
             host.run((boot + parse) * f, lambda: self._booted(proc))
         return proc
 
-    def _factor(self) -> float:
-        """A stage's overhead factor: 1, or a gamma draw of mean 1 with overhead_cv."""
-        rng = self._vary_rng
-        if rng is None:
-            return 1.0
-        k = self._vary_k
-        return rng.gammavariate(k, 1.0 / k)
-
     def _booted(self, proc) -> None:
         if not proc.alive:
             return
@@ -139,7 +141,7 @@ class TaskRunner:
         if self.heartbeat_interval > 0.0 and not self._beating:
             self._beating = True
             env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
-        self.rec.transition(ti, S.RUNNING, started, f"task process started on {proc.worker}")
+        self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, f"task process started on {proc.worker}")
         task = ti.task
         duration = ti.durations[ti.try_number - 1]
         if task.deferrable is not None and ti.run.defer_state[ti][2]:
@@ -201,7 +203,7 @@ class TaskRunner:
         if task.deferrable is not None and not ti.run.defer_state[ti][2]:
             outcome = S.DEFERRED          # TaskDeferred: write the trigger row, free the slots
         elif ti.failure_draws is not None and ti.fails_this_try():
-            outcome = S.UP_FOR_RETRY if ti.try_number <= task.retries else S.FAILED
+            outcome = failure_outcome(ti)
         elif sensor is None:
             outcome = S.SUCCESS
         else:
@@ -226,20 +228,8 @@ class TaskRunner:
         ti = proc.ti
         if ti.state is not S.RUNNING or ti.try_number != proc.try_number:
             return           # ended from outside while writing; terminate() ends the process
-        sim = self.sim
-        self.rec.transition(ti, outcome, self.env.now, "task process wrote its outcome")
-        self.rec.try_ended(ti)
-        if outcome is S.UP_FOR_RETRY:
-            ti.next_retry_at = ti.ended_at + retry_delay(ti)
-            sim.scheduler.retry_at(ti)
-        elif outcome is S.UP_FOR_RESCHEDULE:
-            ti.next_retry_at = ti.ended_at + ti.task.sensor.poke_interval
-            sim.scheduler.retry_at(ti)
-        elif outcome is S.DEFERRED:
-            sim.scheduler.deferred(ti)
-        else:
-            sim.scheduler.ti_finished(ti, outcome, ti.ended_at)
-        sim.scheduler.ring()
+        self.core.end_try(ti, outcome, self.env.now, Stimulus.TASK_OUTCOME, "task process wrote its outcome")
+        self.core.changed()
         self._teardown(proc, outcome)
 
     def _teardown(self, proc, outcome) -> None:
@@ -272,7 +262,7 @@ class TaskRunner:
     def _mini_schedule(self, proc, outcome) -> None:
         if not proc.alive:
             return
-        self.sim.scheduler.mini_schedule(proc.ti)
+        self.mini_schedule(proc.ti)
         self._exit(proc, outcome)
 
     def _exit(self, proc, outcome) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from ..model.stimuli import EventKind as E
+
 
 class Triggerer:
     """One ``airflow triggerer`` process."""
@@ -72,7 +74,7 @@ class Triggerer:
             self.claimed += 1
             room -= 1
             pool.claim_wait += now - deferred_at
-            pool.rec.event(now, "trigger claimed", ti, ti.try_number, self.name)
+            pool.core.event(now, E.TRIGGER_CLAIMED, "trigger claimed", ti, ti.try_number, self.name)
         if len(self.running) > self.max_running:
             self.max_running = len(self.running)
         for ti in fired:
@@ -91,7 +93,7 @@ class Triggerers:
         self.sim = sim
         self.env = sim.env
         self.db = sim.db
-        self.rec = sim.recorder
+        self.core = sim.state
         cfg = sim.airflow
         n = max(1, cfg.triggerers)
         # Independent processes started at different moments: their passes interleave.
@@ -113,13 +115,12 @@ class Triggerers:
         """Trigger.submit_event: the task instance goes back to ``scheduled`` (one DB write)."""
         self.fired += 1
         now = self.env.now
-        self.rec.event(now, "trigger fired", ti, ti.try_number, who.name)
+        self.core.event(now, E.TRIGGER_EVENT, "trigger fired", ti, ti.try_number, who.name)
         wait = self.db.book(1)
-        scheduler = self.sim.scheduler
         if wait > 0.0:
-            self.env.timeout(wait).callbacks.append(lambda _e: scheduler.trigger_fired(ti))
+            self.env.timeout(wait).callbacks.append(lambda _e: self.core.trigger_fired(ti))
         else:
-            scheduler.trigger_fired(ti)
+            self.core.trigger_fired(ti)
 
     def busy(self) -> bool:
         """Is a deferred task still waiting for its event?"""

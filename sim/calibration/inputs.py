@@ -11,7 +11,6 @@ instances that were running on the same host at the time).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -85,7 +85,7 @@ class BaseExecutor:
     def change_state(self, ti, try_number: int, state) -> None:
         """A task's process reported its end: free the slot and leave an event for the scheduler."""
         self.running.pop((ti, try_number), None)
-        self.sim.recorder.release(ti, try_number, self.env.now)
+        self.sim.state.slot_freed(ti, try_number, self.env.now)
         self.event_buffer.append((ti, try_number, state))
 
     def get_event_buffer(self) -> list:
@@ -97,7 +97,7 @@ class BaseExecutor:
         """``cleanup_stuck_queued_tasks``: forget a try the scheduler gave up on (for Celery its
         message may still be delivered, and then finds the try no longer queued)."""
         if (ti, try_number) in self.running or ti in self.queued_tasks:
-            self.sim.recorder.release(ti, try_number, self.env.now)
+            self.sim.state.slot_freed(ti, try_number, self.env.now)
         self.running.pop((ti, try_number), None)
         self.queued_tasks.pop(ti, None)
 

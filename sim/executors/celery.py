@@ -19,6 +19,7 @@ from ..infra.celery_worker import CeleryWorker
 from ..infra.result_backend import ResultBackend
 from ..model.rng import stream
 from ..model.states import TaskInstanceState as S
+from ..model.stimuli import EventKind as E
 from .base import BaseExecutor, Machine
 
 
@@ -75,7 +76,7 @@ class CeleryExecutor(BaseExecutor):
         worker. A crashed worker of a fixed-size pool is replaced (its Deployment recreates the
         pod); an autoscaled pool gets it back from its autoscaler."""
         env = self.env
-        finished = self.sim.scheduler.finished
+        finished = self.sim.finished
         rng = stream(self.sim.seed, f"failures/{pool.name}")
         planned = sorted((float(c["at"]), int(c.get("worker", 0))) for c in pool.crash_at)
         rate = pool.crash_rate_per_hour / 3600.0
@@ -189,7 +190,7 @@ class CeleryExecutor(BaseExecutor):
             failed = []
             for ti in tis:
                 tries = self._publish_tries.get(ti, 0) + 1
-                self.sim.recorder.event(now, "publish timed out (broker down)", ti, ti.try_number, "scheduler")
+                self.sim.state.event(now, E.PUBLISH_TIMED_OUT, "publish timed out (broker down)", ti, ti.try_number, "scheduler")
                 if tries <= self.cfg.task_publish_max_retries:
                     self.running.pop((ti, ti.try_number), None)
                     self._publish_tries[ti] = tries
@@ -223,7 +224,7 @@ class CeleryExecutor(BaseExecutor):
         now = self.env.now
         for ti, try_number in keys:
             if self.running.pop((ti, try_number), ...) is not ...:
-                self.sim.recorder.release(ti, try_number, now)
+                self.sim.state.slot_freed(ti, try_number, now)
                 self.event_buffer.append((ti, try_number, S.FAILED))
 
     def revoke(self, ti, try_number: int) -> None:
@@ -243,7 +244,7 @@ class CeleryExecutor(BaseExecutor):
                 continue                         # sync() only asks about each key's latest task id
             del self._task_ids[key]
             state = S.FAILED if celery_state == "FAILURE" else S.SUCCESS
-            self.sim.recorder.event(now, f"scheduler saw {celery_state} in the result backend",
+            self.sim.state.event(now, E.RESULT_SEEN, f"scheduler saw {celery_state} in the result backend",
                                     proc.ti, proc.try_number, "scheduler")
             self.change_state(proc.ti, proc.try_number, state)
         return cost

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..model.states import TaskInstanceState as S
+from ..model.stimuli import EventKind as E
 from .base import BaseExecutor, Machine
 
 IMAGE = "apache/airflow"
@@ -60,7 +61,7 @@ class Pod:
         self.image_at = max(self.bound_at, ready)
         self.initialized_at = self.image_at + ex.cfg.init_container_time
         self.container_at = self.initialized_at + ex.cfg.container_start_time
-        ex.sim.recorder.event(self.bound_at, "pod bound to a node", self.ti, self.try_number, node.name)
+        ex.sim.state.event(self.bound_at, E.POD_BOUND, "pod bound to a node", self.ti, self.try_number, node.name)
         env.timeout(self.container_at - env.now).callbacks.append(self._container_started)
 
     def _container_started(self, _e) -> None:
@@ -90,9 +91,9 @@ class Pod:
         self.ended_at = now
         self.phase = "Failed"
         ex.cluster.release(self)
-        ex.sim.recorder.event(now, f"pod lost: {why}", self.ti, self.try_number, self.name)
+        ex.sim.state.event(now, E.POD_LOST, f"pod lost: {why}", self.ti, self.try_number, self.name)
         if started:
-            ex.sim.scheduler.lost_running(self.ti, now, why)
+            ex.sim.state.heartbeats_stopped(self.ti, now, why)
         ex.pod_finished(self, S.FAILED, launch_failed=not started)
 
 
@@ -171,7 +172,7 @@ class KubernetesExecutor(BaseExecutor):
             ti.launched_at = env.now + done[i]
             ti.worker = pod.name
             self._pods[(ti, try_number)] = pod
-            self.sim.recorder.event(env.now + done[i], "pod created", ti, try_number, pod.name)
+            self.sim.state.event(env.now + done[i], E.POD_CREATED, "pod created", ti, try_number, pod.name)
             env.timeout(done[i]).callbacks.append(lambda _e, p=pod: p.created())
         return cost
 
@@ -201,12 +202,12 @@ class KubernetesExecutor(BaseExecutor):
                 and pod.ti.state is S.QUEUED:
             self._pods.pop(key, None)
             self.task_queue.append((pod.ti, pod.try_number, pod.launch_failures + 1))
-            self.sim.scheduler.ring()
+            self.sim.state.changed()
             return
 
         def report(_e=None):
             self._results.append((pod, state))
-            self.sim.scheduler.ring()
+            self.sim.state.changed()
         if cfg.watcher_delay > 0:
             self.env.timeout(cfg.watcher_delay).callbacks.append(report)
         else:

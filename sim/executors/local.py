@@ -50,7 +50,7 @@ class LocalExecutor(BaseExecutor):
             now = self.env.now
             for ti in tis:
                 self.running.pop((ti, ti.try_number), None)      # never in `running` (docstring)
-                self.sim.recorder.release(ti, ti.try_number, now)  # its slot is free once handed over
+                self.sim.state.slot_freed(ti, ti.try_number, now)  # its slot is free once handed over
             self._activity.extend((ti, ti.try_number) for ti in tis)
             self._feed()
             return 0.0
@@ -80,7 +80,7 @@ class LocalExecutor(BaseExecutor):
         if self.workers_queue:
             self._busy -= 1
             self._feed()
-        self.sim.scheduler.ring()
+        self.sim.state.changed()
 
     def change_state(self, ti, try_number: int, state) -> None:
         if self.workers_queue:                   # the slot was freed at the hand-over

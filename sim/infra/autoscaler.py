@@ -45,7 +45,7 @@ class KedaAutoscaler:
 
     def load(self) -> int:
         """COUNT of task instances queued or running on the pool's queues (the KEDA query)."""
-        per_queue = self.sim.scheduler.conc.queue_active
+        per_queue = self.sim.state.limits.queue_active
         return sum(per_queue.get(q, 0) for q in self.pool.queues)
 
     def desired(self, load: int) -> int:
@@ -54,7 +54,7 @@ class KedaAutoscaler:
 
     def _loop(self):
         env = self.env
-        finished = self.sim.scheduler.finished
+        finished = self.sim.finished
         while not finished.triggered:
             now = env.now
             load = self.load()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..model.stimuli import EventKind as E
+
 
 class Message:
     """One Celery task message. ``task_id`` is the Celery task id (Airflow's
@@ -83,7 +85,7 @@ class Broker:
     def publish(self, msg: Message) -> None:
         self.queue(msg.queue).append(msg)
         self.published += 1
-        self.sim.recorder.event(self.env.now, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
+        self.sim.state.event(self.env.now, E.PUBLISHED, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
         self.dispatch(msg.queue)
 
     def subscribe(self, worker) -> None:
@@ -151,7 +153,7 @@ class Broker:
         """A message goes back to the head of its queue (a warm shutdown returns what it reserved)."""
         new = msg.copy(self.env.now)
         msg.acked = True                      # the old delivery is settled
-        self.sim.recorder.event(self.env.now, "returned to the queue", msg.ti, msg.try_number,
+        self.sim.state.event(self.env.now, E.RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
                                 f"broker queue {msg.queue}")
         self.queue(new.queue).appendleft(new)
         self.redeliveries += 1
@@ -183,7 +185,7 @@ class Broker:
             if not msg.acked:
                 # kombu restores an unacknowledged message once its visibility timeout passes,
                 # whether its worker died or is still running it (duplicate delivery).
-                self.sim.recorder.event(now, "visibility timeout: redelivered", msg.ti, msg.try_number,
+                self.sim.state.event(now, E.REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
                                         f"broker queue {msg.queue}")
                 self.requeue(msg)
         self._arm_visibility()

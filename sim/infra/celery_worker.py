@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..model.states import TaskInstanceState as S
+from ..model.stimuli import EventKind as E
 from .host import Host
 
 STARTING, ONLINE, DRAINING, GONE = "starting", "online", "draining", "gone"
@@ -64,11 +65,11 @@ class CeleryWorker:
             # A revoked task is discarded when it arrives (Celery keeps the revoked ids).
             self.broker.ack(msg)
             self._release(msg)
-            self.sim.recorder.event(self.env.now, "revoked message discarded", msg.ti, msg.try_number, self.name)
+            self.sim.state.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
             for q in self.queues:
                 self.broker.dispatch(q)
             return
-        self.sim.recorder.event(self.env.now, "delivered", msg.ti, msg.try_number, self.name)
+        self.sim.state.event(self.env.now, E.DELIVERED, "delivered", msg.ti, msg.try_number, self.name)
         self.reserved.append(msg)
         self._start_next()
 
@@ -81,7 +82,7 @@ class CeleryWorker:
                 # Celery discards a revoked request when its turn comes.
                 self.broker.ack(msg)
                 self._release(msg)
-                self.sim.recorder.event(self.env.now, "revoked message discarded", msg.ti, msg.try_number, self.name)
+                self.sim.state.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
                 early_acks = True
                 continue
             if not self.broker.acks_late:
@@ -90,7 +91,7 @@ class CeleryWorker:
                 early_acks = True
             proc = runner.start(msg.ti, self.host, self.name, self._on_exit, try_number=msg.try_number)
             self.procs[proc] = msg
-            self.sim.recorder.event(self.env.now, "child process started", msg.ti, msg.try_number, self.name)
+            self.sim.state.event(self.env.now, E.CHILD_STARTED, "child process started", msg.ti, msg.try_number, self.name)
         if early_acks:                        # room under the prefetch limit again
             for q in self.queues:
                 self.broker.dispatch(q)
@@ -107,9 +108,9 @@ class CeleryWorker:
             if self.state is GONE and not proc.alive:
                 return
             self.executor.backend.store((proc, celery_state, msg.task_id))
-            self.sim.recorder.event(self.env.now, f"result {celery_state} written", proc.ti,
+            self.sim.state.event(self.env.now, E.RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
                                     proc.try_number, "result backend")
-            self.sim.scheduler.ring()            # the next sync() will see it
+            self.sim.state.changed()            # the next sync() will see it
             if self.broker.acks_late:
                 self.broker.ack(msg)
                 self._release(msg)
@@ -134,10 +135,10 @@ class CeleryWorker:
             proc.alive = False
             ti = proc.ti
             if ti.state is S.RUNNING and ti.try_number == proc.try_number:
-                self.sim.scheduler.lost_running(ti, now, f"{self.name} {why}")
+                self.sim.state.heartbeats_stopped(ti, now, f"{self.name} {why}")
         self.procs.clear()
         self.reserved.clear()
-        self.sim.recorder.event(now, f"worker {why}", None, 0, self.name)
+        self.sim.state.event(now, E.WORKER_GONE, f"worker {why}", None, 0, self.name)
         self._gone()
         self.broker.worker_lost(list(self.held))
         self.held.clear()

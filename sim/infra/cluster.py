@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..model.rng import stream
+from ..model.stimuli import EventKind as E
 from .host import Host
 
 #: Ready autoscaler profiles (P16-P19).
@@ -123,7 +124,7 @@ class Cluster:
         if node.gone_at is not None:
             return
         node.cordoned = True
-        self.sim.recorder.event(self.env.now, "spot interruption notice", None, 0, node.name)
+        self.sim.state.event(self.env.now, E.SPOT_NOTICE, "spot interruption notice", None, 0, node.name)
 
         def terminate(_e):
             if node.gone_at is not None:
@@ -200,7 +201,7 @@ class Cluster:
     def _autoscaler(self):
         env = self.env
         a = self.auto
-        finished = self.sim.scheduler.finished
+        finished = self.sim.finished
         while not finished.triggered:
             yield env.timeout(a["scan_interval"])
             self._scale_up()

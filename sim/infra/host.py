@@ -51,6 +51,13 @@ class Host:
             self._submit(seconds, ev.succeed)
         return ev
 
+    def repeat(self, seconds: float) -> None:
+        """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
+        scheduler's identical idle loops): they ran while nothing else competed, so only the
+        statistics change. (An unlimited host has no cores to keep busy.)"""
+        if self.cores:
+            self.busy_core_seconds += seconds
+
     def run(self, seconds: float, then) -> None:
         """Call ``then()`` once ``seconds`` of CPU work are done (one event fewer than ``work``)."""
         if self.cores is None or seconds <= 0.0:
@@ -82,23 +89,13 @@ class Host:
         if self._timer is None or (n > cores) or heap[0] is job:
             self._arm(now)
 
-    def _rate(self) -> float:
-        n = self._n
-        return 1.0 if n <= self.cores else self.cores / n
-
-    def _advance(self, now: float) -> None:
-        dt = now - self._t
-        if dt > 0.0 and self._n:
-            self._v += dt * self._rate()
-            self.busy_core_seconds += dt * min(self._n, self.cores)
-        self._t = now
-
     def _arm(self, now: float) -> None:
         heap = self._heap
         if not heap:
             self._timer = None
             return
-        delay = (heap[0][0] - self._v) / self._rate()
+        n = self._n                       # the rate, inline: this runs for every job's start and end
+        delay = (heap[0][0] - self._v) / (1.0 if n <= self.cores else self.cores / n)
         timer = self._timer = self.env.timeout(delay if delay > 0.0 else 0.0)
         timer.callbacks.append(self._on_timer)
 
@@ -106,7 +103,14 @@ class Host:
         if timer is not self._timer:
             return  # superseded by a later arrival or departure
         now = self.env.now
-        self._advance(now)
+        # advance the virtual time (processor sharing: each job gets min(1, cores/n) of a core)
+        dt = now - self._t
+        n = self._n
+        if dt > 0.0 and n:
+            cores = self.cores
+            self._v += dt * (1.0 if n <= cores else cores / n)
+            self.busy_core_seconds += dt * min(n, cores)
+        self._t = now
         heap = self._heap
         limit = self._v + 1e-9 * (1.0 + abs(self._v))
         finished = []
