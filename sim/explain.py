@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 
+from .model.stimuli import EventKind as E, Stimulus
+
+MINI = Stimulus.MINI_SCHEDULER.value
 
 
 def _fmt(t: float) -> str:
@@ -48,20 +51,24 @@ class RunStory:
         self.name = dict(zip(self.tis["ti_uid"], self.tis["task_id"].astype(str)))
 
     # -- per-try facts -------------------------------------------------------------------------
-    def _event(self, uid, try_number, what, after: float = -math.inf) -> float:
+    def _event(self, uid, try_number, kind: E, after: float = -math.inf) -> float:
         """The first such event of the try at or after ``after`` (a re-queued try was published
         and delivered again: the attempt that ran is the one after its last queueing)."""
         ev = self.events
         if not len(ev):
             return math.nan
-        m = ev[(ev["ti_uid"] == uid) & (ev["try_number"] == try_number) & (ev["what"].astype(str).str.startswith(what))
+        m = ev[(ev["ti_uid"] == uid) & (ev["try_number"] == try_number) & (ev["kind"] == kind.value)
                & (ev["time"] >= (after if after == after else -math.inf) - 1e-9)]
         return float(m["time"].iloc[0]) if len(m) else math.nan
 
-    def _cause(self, uid, to_state, after: float) -> str:
+    def _stimulus(self, uid, to_state, after: float) -> str:
+        """The kind of stimulus (sim.model.stimuli.Stimulus) of the try's first change into
+        ``to_state`` at or after ``after``; "" when transitions were not recorded."""
         tr = self.transitions
+        if not len(tr):
+            return ""
         m = tr[(tr["ti_uid"] == uid) & (tr["to_state"] == to_state) & (tr["time"] >= after - 1e-9)]
-        return str(m["cause"].iloc[0]) if len(m) else ""
+        return str(m["stimulus"].iloc[0]) if len(m) else ""
 
     def tries(self) -> list[dict]:
         out = []
@@ -72,11 +79,11 @@ class RunStory:
                 "map_index": int(r.map_index),
                 "queue": str(r.queue), "ready": r.ready_at, "scheduled": r.scheduled_at, "queued": r.queued_at,
                 "launched": r.launched_at, "started": r.started_at, "ended": r.ended_at, "released": r.released_at,
-                "published": self._event(uid, k, "published", r.queued_at),
-                "delivered": self._event(uid, k, "delivered", r.queued_at),
-                "written": self._event(uid, k, "result", r.started_at),
-                "seen": self._event(uid, k, "scheduler saw", r.started_at),
-                "scheduled_by": self._cause(uid, "scheduled", r.scheduled_at),
+                "published": self._event(uid, k, E.PUBLISHED, r.queued_at),
+                "delivered": self._event(uid, k, E.DELIVERED, r.queued_at),
+                "written": self._event(uid, k, E.RESULT_WRITTEN, r.started_at),
+                "seen": self._event(uid, k, E.RESULT_SEEN, r.started_at),
+                "scheduled_by": self._stimulus(uid, "scheduled", r.scheduled_at),
             })
         return out
 
@@ -108,7 +115,7 @@ class RunStory:
                 head = f"the scheduler hands {names} to LocalExecutor worker processes"
             notes = []
             for t in group:
-                by = "the mini-scheduler of the upstream task" if "mini" in t["scheduled_by"] else "a scheduler loop"
+                by = "the mini-scheduler of the upstream task" if t["scheduled_by"] == MINI else "a scheduler loop"
                 notes.append(f"{t['task']}: ready at {t['ready']:.3f}, scheduled by {by} after "
                              f"{_d(t['scheduled'] - t['ready'])}, queued by the critical section after "
                              f"{_d(t['queued'] - t['scheduled'])}, "
@@ -159,8 +166,13 @@ class RunStory:
             for n in notes:
                 lines.append(f"      - {n}")
         lines.append("")
-        lines.append(f"The run ends at {run['ended_at']:.3f} s, when a scheduler loop examines it and finds "
-                     f"every task done ({_d(run['ended_at'] - max(t['ended'] for t in tries))} after the last task ended).")
+        if tries:
+            lines.append(f"The run ends at {run['ended_at']:.3f} s, when a scheduler loop examines it and finds "
+                         f"every task done ({_d(run['ended_at'] - max(t['ended'] for t in tries))} after the last "
+                         "task ended).")
+        else:
+            lines.append(f"No task of this run started: the run ends at {run['ended_at']:.3f} s with "
+                         f"{_names(sorted(set(self.tis['state'].astype(str))))} task instances.")
         return "\n".join(lines)
 
     def why(self, task_id: str) -> str:
@@ -178,9 +190,9 @@ class RunStory:
             out.append(f"{task_id}{element} try {t['try']} ({t['state']}): ready at {t['ready']:.3f} s, "
                        f"started at {t['started']:.3f} s, waited {_d(t['started'] - t['ready'])}:")
             if t["scheduled"] == t["scheduled"]:
-                by = "the mini-scheduler (right after its upstream task)" if "mini" in t["scheduled_by"] else \
+                by = "the mini-scheduler (right after its upstream task)" if t["scheduled_by"] == MINI else \
                     "its trigger's event, handed back by the triggerer (a resumed half)" \
-                    if "trigger" in t["scheduled_by"] else "waiting for the next scheduler loop to examine its DAG run"
+                    if t["scheduled_by"] == Stimulus.TRIGGER_FIRED.value else "waiting for the next scheduler loop to examine its DAG run"
                 out.append(f"  - {_d(t['scheduled'] - t['ready'])} ready -> scheduled: {by}")
             if t["queued"] == t["queued"]:
                 busy = ((tis["queued_at"] <= t["scheduled"]) & (tis["released_at"] > t["scheduled"])).sum()
@@ -211,8 +223,8 @@ class RunStory:
         """What a deferred try's trigger did between its two halves (mechanics §1.11)."""
         ev = self.events
         mine = ev[(ev["ti_uid"] == t["uid"]) & (ev["try_number"] == t["try"]) & (ev["time"] >= t["ended"] - 1e-9)]
-        claimed = mine[mine["what"].astype(str) == "trigger claimed"]
-        fired = mine[mine["what"].astype(str) == "trigger fired"]
+        claimed = mine[mine["kind"] == E.TRIGGER_CLAIMED.value]
+        fired = mine[mine["kind"] == E.TRIGGER_EVENT.value]
         if not len(claimed):
             return f"  - deferred at {t['ended']:.3f} s; no triggerer had room for its trigger before the run ended"
         c, who = float(claimed["time"].iloc[0]), str(claimed["who"].iloc[0])
