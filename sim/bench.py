@@ -20,16 +20,16 @@ import subprocess
 import sys
 import time
 
+from .airflow.config import AirflowConfig, Overheads
 from .model.dag import DAG
 from .model.durations import Exponential
 from .model.schedules import At, Burst, Interval
+from .scenario import ExecutorSpec, Scenario
+from .scenario.profiles import load_profile
+from .simulation import Simulation
 
 
 def bench_scenario(task_instances: int, profile: str = "airflow-2.10", executor: str = "local"):
-    from .scenario import ExecutorSpec, Scenario
-    from .scenario.profiles import load_profile
-    from .airflow.config import AirflowConfig, Overheads
-
     prof = load_profile(profile)
     airflow = AirflowConfig(**{**prof.get("airflow", {}), "parallelism": 16})
     overheads = Overheads(**prof.get("overheads", {}))
@@ -51,7 +51,6 @@ def peak_rss_mib() -> float:
 
 def run_bench(task_instances: int = 200_000, profile: str = "airflow-2.10",
               executor: str = "local", progress: bool = False) -> dict:
-    from .simulation import Simulation
 
     scenario = bench_scenario(task_instances, profile, executor)
     t0 = time.perf_counter()
@@ -76,8 +75,6 @@ SCALING_CASES = (("burst", 1000), ("burst", 4000), ("burst", 16000),
 
 
 def scaling_scenario(workload: str, size: int, executor: str = "local", profile: str = "airflow-2.10"):
-    from .scenario import Scenario
-
     if workload == "burst":
         dag = DAG("diamond", Burst(runs=size), max_active_runs=size)
         for name in ("T1", "T2", "T3", "T4"):
@@ -94,7 +91,6 @@ def scaling_scenario(workload: str, size: int, executor: str = "local", profile:
 def run_scaling(executor: str = "local", profile: str = "airflow-2.10", cases=SCALING_CASES,
                 progress=None) -> list[dict]:
     """Wall time of each case's simulation (not the scenario's construction or the results)."""
-    from .simulation import Simulation
 
     rows = []
     for workload, size in cases:

@@ -33,10 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
+        from importlib.metadata import version  # lazy: keeps sim --help fast
         return version("airflow-executor-sim")
     except Exception:                          # not installed (run from a checkout)
-        from . import __version__
+        from . import __version__  # lazy: keeps sim --help fast
         return __version__
 
 
@@ -171,8 +171,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from .limits import check_limit_flag, check_work
-    from .scenario import load_scenario
+    from .limits import check_limit_flag, check_work  # lazy: keeps sim --help fast
+    from .scenario import load_scenario  # lazy: keeps sim --help fast
     check_limit_flag(args.max_task_instances)
     scenario = load_scenario(args.scenario, sets=args.sets, executor=args.executor, seed=args.seed,
                              profile=args.profile)
@@ -183,14 +183,14 @@ def _load(args):
 def _out_dir(args, scenario, leaf) -> Path:
     """--out, or results/<scenario name as a safe folder name>/<leaf>; refused (exit 2) before any
     work if it is not ours to write (sim.results.check_out_dir)."""
-    from .results import check_out_dir, safe_name
+    from .results import check_out_dir, safe_name  # lazy: keeps sim --help fast
     if isinstance(leaf, (list, tuple)):
         leaf = "+".join(leaf)
     return check_out_dir(Path(args.out) if args.out else Path("results") / safe_name(scenario.name) / safe_name(leaf))
 
 
 def cmd_run(args) -> int:
-    from .simulation import Simulation
+    from .simulation import Simulation  # lazy: keeps sim --help fast
     scenario = _load(args)
     out = _out_dir(args, scenario, scenario.executor.kind)
     sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
@@ -227,15 +227,15 @@ def _f(x) -> str:
 
 
 def cmd_compare(args) -> int:
-    from .compare import METRICS, compare
-    from .report.html import ci_text
-    from .scenario import load_scenario
+    from .compare import METRICS, compare  # lazy: keeps sim --help fast
+    from .report.html import ci_text  # lazy: keeps sim --help fast
+    from .scenario import load_scenario  # lazy: keeps sim --help fast
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     if not executors:
         raise SimError("--executors: name at least one executor (local, celery, kubernetes, celery_kubernetes)")
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
-    from .limits import FLAG, check_limit_flag, check_work
+    from .limits import FLAG, check_limit_flag, check_work  # lazy: keeps sim --help fast
     check_limit_flag(args.max_task_instances)
     scenario = load_scenario(args.scenario, sets=args.sets)
     out = _out_dir(args, scenario, "compare")
@@ -268,12 +268,12 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .scenario import load_scenario
-    from .sweep import parse_grid, sweep
+    from .scenario import load_scenario  # lazy: keeps sim --help fast
+    from .sweep import parse_grid, sweep  # lazy: keeps sim --help fast
     grid = parse_grid(args.grid)
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
-    from .limits import check_limit_flag, check_work
+    from .limits import check_limit_flag, check_work  # lazy: keeps sim --help fast
     check_limit_flag(args.max_task_instances)
     scenario = load_scenario(args.scenario, sets=args.sets)
     out = _out_dir(args, scenario, "sweep")
@@ -301,8 +301,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain import explain
-    from .simulation import Simulation
+    from .explain import explain  # lazy: keeps sim --help fast
+    from .simulation import Simulation  # lazy: keeps sim --help fast
     scenario = _load(args)
     result = Simulation(scenario, progress=False).run()
     try:
@@ -313,7 +313,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .scenario.loader import celery_queue_warnings
+    from .scenario.loader import celery_queue_warnings  # lazy: keeps sim --help fast
     scenario = _load(args)
     for w in celery_queue_warnings(scenario):
         print(f"{args.scenario}: warning: {w}", file=sys.stderr)
@@ -328,8 +328,8 @@ def cmd_bench(args) -> int:
         return _bench_scaling(args)
     if args.reference:
         return _bench_reference(args)
-    from .bench import run_bench
-    from .limits import FLAG, check_limit_flag
+    from .bench import run_bench  # lazy: keeps sim --help fast
+    from .limits import FLAG, check_limit_flag  # lazy: keeps sim --help fast
     check_limit_flag(args.max_task_instances)
     if args.task_instances < 1:
         raise SimError(f"--task-instances must be at least 1 (got {args.task_instances})")
@@ -347,7 +347,7 @@ def cmd_bench(args) -> int:
 
 
 def _bench_scaling(args) -> int:
-    from .bench import run_scaling, scaling_growth
+    from .bench import run_scaling, scaling_growth  # lazy: keeps sim --help fast
     kinds = ["local", "celery", "kubernetes"] if args.executor == "all" else [args.executor]
     rows = []
     if not args.json:
@@ -368,7 +368,7 @@ def _bench_scaling(args) -> int:
 
 
 def _bench_reference(args) -> int:
-    from .bench import run_reference
+    from .bench import run_reference  # lazy: keeps sim --help fast
     if not args.json:
         print(f"sim bench --reference ({args.executor}, {args.profile}, {args.task_instances} task instances; "
               "fresh processes, alternating)")
@@ -385,7 +385,7 @@ def _bench_reference(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .scenario import json_schema, write_json_schema
+    from .scenario import json_schema, write_json_schema  # lazy: keeps sim --help fast
     if args.out == "-":
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
     else:
@@ -395,8 +395,8 @@ def cmd_schema(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from importlib import resources
-    from .scenario import list_profiles
+    from importlib import resources  # lazy: keeps sim --help fast
+    from .scenario import list_profiles  # lazy: keeps sim --help fast
     if not args.name:
         print("\n".join(list_profiles()))
         return EXIT_OK
@@ -407,12 +407,12 @@ def cmd_profile(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .calibration.cli import run_calibrate
+    from .calibration.cli import run_calibrate  # lazy: keeps sim --help fast
     return run_calibrate(args)
 
 
 def cmd_calibrate_all(args) -> int:
-    from .calibration.cli import run_calibrate_all
+    from .calibration.cli import run_calibrate_all  # lazy: keeps sim --help fast
     return run_calibrate_all(args)
 
 

@@ -13,8 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from .analysis import mean_ci, pareto_front  # noqa: F401  (pareto_front: sim.compare's API)
+from .report.compare_charts import write_compare_charts
+from .report.html import write_compare_report
+from .results import atomic_folder
+from .scenario import load_scenario
+from .simulation import Simulation
 
 METRICS = {
     "throughput_per_hour": "task instances succeeded per hour",
@@ -37,8 +43,6 @@ METRICS = {
 def _one(args) -> dict:
     """Run one (executor, seed) point; return its figures and its delays (for the CDF)."""
     path, executor, seed, sets = args
-    from .scenario import load_scenario
-    from .simulation import Simulation
     scenario = load_scenario(path, sets=sets, executor=executor, seed=seed)
     r = Simulation(scenario, record_transitions=False).run()
     s = r.summary
@@ -72,13 +76,10 @@ class Comparison:
     delays: dict                # executor -> pooled ready->started delays
 
     def write(self, out_dir, charts: bool = True, title: str | None = None) -> Path:
-        from .results import atomic_folder
         with atomic_folder(out_dir) as tmp:
             self.runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6f", lineterminator="\n")
             self.table.to_csv(tmp / "comparison.csv", index=False, float_format="%.6f", lineterminator="\n")
             if charts:
-                from .report.compare_charts import write_compare_charts
-                from .report.html import write_compare_report
                 write_compare_charts(self, tmp / "charts")
                 write_compare_report(self, tmp, title or Path(out_dir).parent.name)
         return Path(out_dir)
@@ -90,7 +91,6 @@ def run_points(fn, args: list, jobs: int | None = None, progress: bool = False, 
     jobs = jobs or min(len(args), os.cpu_count() or 1)
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=len(args), desc=desc, unit="run", disable=None)
     results = []
     try:
@@ -113,7 +113,6 @@ def run_points(fn, args: list, jobs: int | None = None, progress: bool = False, 
 
 def compare(path, executors, seeds: int = 5, sets=(), jobs: int | None = None, progress: bool = False,
             base_seed: int | None = None) -> Comparison:
-    from .scenario import load_scenario
     loaded = [load_scenario(path, sets=sets, executor=ex) for ex in executors]   # refuse bad input first
     first = base_seed if base_seed is not None else loaded[0].seed
     points = [(str(path), ex, first + i, tuple(sets)) for i in range(seeds) for ex in executors]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from croniter import croniter
+
 from .errors import SimError
 from .model import schedules as sch
 
@@ -42,7 +44,6 @@ def expected_runs(schedule, horizon: float) -> float:
         return float(schedule.runs) if schedule.at <= horizon else 0.0
     if isinstance(schedule, sch.Cron):
         # Count the first fires; past 1,000 of them, extrapolate at the rate they came.
-        from croniter import croniter
         it = croniter(schedule.expression, schedule.start_date)
         last = 0.0
         for n in range(1, 1001):

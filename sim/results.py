@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SimError
+from .report.charts import write_charts
+from .report.html import write_report
 
 #: The marker of a results folder this tool wrote; only such a folder may be replaced.
 MARKER = ".sim-result"
@@ -147,8 +149,6 @@ def write_results(result, out_dir, charts: bool = True) -> Path:
             json.dump(result.summary, f, indent=2, sort_keys=False)
             f.write("\n")
         if charts:
-            from .report.charts import write_charts
-            from .report.html import write_report
             write_charts(result, tmp / "charts")
             write_report(result, tmp)
     return Path(out_dir)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import simpy
+from tqdm import tqdm
 
 from .airflow.dag_processor import DagProcessor
 from .airflow.metadata_db import MetadataDB
@@ -15,6 +16,7 @@ from .airflow.triggerer import Triggerers
 from .executors.local import LocalExecutor
 from .executors.registry import EXECUTORS
 from .infra.host import Host
+from .metrics import summarize
 from .model.runtime import DagPlan, run_id_of
 from .model.state_core import StateCore
 from .records import Recorder
@@ -44,7 +46,7 @@ class RunResult:
 
     def write(self, out_dir, charts: bool = True):
         """Write the results folder (atomically) and return its path."""
-        from .results import write_results
+        from .results import write_results  # lazy: the writer (and matplotlib) only when writing
         return write_results(self, out_dir, charts=charts)
 
 
@@ -148,7 +150,6 @@ class Simulation:
 
     def _progress_bar(self, limit):
         """A bar over simulated time up to the horizon (tqdm hides itself when not on a terminal)."""
-        from tqdm import tqdm
         env = self.env
         total = max(self.horizon, 1.0)
         bar = tqdm(total=round(total), unit="sim-s", desc=self.scenario.name, leave=False,
@@ -165,7 +166,6 @@ class Simulation:
         return bar
 
     def _result(self, stuck) -> RunResult:
-        from .metrics import summarize
         rec = self.recorder
         run_ids = {}
         for row in rec.dr_rows:

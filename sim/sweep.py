@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ScenarioError, SimError
 from . import analysis
 from .compare import METRICS, _one, run_points
+from .errors import ScenarioError, SimError
+from .limits import FLAG, check_work
+from .report.sweep_charts import write_sweep_charts
+from .results import atomic_folder
+from .scenario import load_scenario
 
 
 def parse_grid(items) -> dict[str, list[str]]:
@@ -41,8 +45,6 @@ def points_of(path, grid: dict, seeds: int, sets=(), limit: int | None = None,
               base_seed: int | None = None) -> list[dict]:
     """Every (settings, seed) point; each validated now, so a bad grid fails before any run.
     ``limit``: refuse a sweep expected to simulate more task-instance tries in all (sim.limits)."""
-    from .limits import FLAG, check_work
-    from .scenario import load_scenario
     keys = list(grid)
     base = load_scenario(path, sets=sets)
     combos = math.prod(len(v) for v in grid.values())
@@ -87,11 +89,9 @@ class Sweep:
     table: pd.DataFrame
 
     def write(self, out_dir, charts: bool = True) -> Path:
-        from .results import atomic_folder
         with atomic_folder(out_dir) as tmp:
             self.table.to_csv(tmp / "sweep.csv", index=False, float_format="%.6f", lineterminator="\n")
             if charts:
-                from .report.sweep_charts import write_sweep_charts
                 write_sweep_charts(self, tmp / "charts")
         return Path(out_dir)
 
@@ -105,7 +105,7 @@ def _dask_client(address: str, timeout: float):
     if not timeout > 0:
         raise SimError(f"--dask-timeout must be > 0 seconds (got {timeout:g})")
     try:
-        from dask.distributed import Client
+        from dask.distributed import Client  # lazy: optional dependency (the [dask] extra), only for --dask
     except ImportError:
         raise SimError("--dask needs dask.distributed (pip install -e '.[dask]')") from None
     try:

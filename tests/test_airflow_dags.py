@@ -20,7 +20,7 @@ airflow = pytest.importorskip("airflow")
 from sim import run                                          # noqa: E402
 from sim.errors import ScenarioError                         # noqa: E402
 from sim.importers import dag_from_export                    # noqa: E402
-from sim.importers.airflow_dags import load_airflow_dags     # noqa: E402
+from sim.importers import load_airflow_dags     # noqa: E402
 from sim.model.durations import Constant, Empirical          # noqa: E402
 from sim.model.schedules import At, Cron, Interval           # noqa: E402
 from sim.scenario import load_scenario                       # noqa: E402

@@ -3,11 +3,14 @@ the profile."""
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import parse_bodies, parse_sets
+from .joint import (BENCH_BODIES, MACHINE_2CORE, cross_validate, error_table, joint_fit, load_configurations,
+                    write_joint_profile)
 from .profile_file import quality_table
 
 
@@ -28,7 +31,6 @@ def run_calibrate(args) -> int:
     for key, value in cal.fitted.items():
         unit = "" if key.endswith("cores") else " s"
         print(f"    {key:34s} {value:10.4g}{unit:2s}  {PARAMETERS[key][3]}")
-    import textwrap
     known = ", ".join(f"{k}={v}" for k, v in cal.known.items()) or "none"
     print(textwrap.fill(known, 100, initial_indent="  known (not fitted): ", subsequent_indent="    "))
     print(f"  fit quality (mean squared relative error {cal.objective:.4g}):")
@@ -61,8 +63,6 @@ def _structures_dir(args) -> Path:
 
 
 def run_calibrate_all(args) -> int:
-    from .joint import (BENCH_BODIES, MACHINE_2CORE, cross_validate, error_table, joint_fit,
-                        load_configurations, write_joint_profile)
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
     if args.evaluations < 10:

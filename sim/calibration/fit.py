@@ -20,44 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
+from scipy.stats import qmc
+from tqdm import tqdm
 
 from ..errors import SimError
 from ..importers.airflow_export import dag_from_export
 from ..scenario import load_profile
 from . import inputs as inp
 from .model import complete_sections, gap_for, replay, simulated_observations, stage_means
+from .parameters import PARAMETERS  # noqa: F401  (sim.calibration.fit.PARAMETERS: the API)
+from .profile_file import quality_table, write_profile
 
-#: Parameters calibration can fit: dotted key -> (lower, upper bound, executors it matters to,
-#: what it stands for in Airflow).
-PARAMETERS = {
-    "overheads.scheduler_loop_base": (0.001, 1.0, ("local", "celery"),
-                                      "CPU of one scheduler loop's fixed part, after the executor heartbeat"),
-    "overheads.scheduler_per_ti": (1e-5, 0.01, ("local", "celery"),
-                                   "scheduler CPU per task instance examined, queued or reported"),
-    "overheads.db_query_time": (1e-4, 0.01, ("local", "celery"), "one metadata-DB query"),
-    "overheads.process_start_fork": (0.005, 3.0, ("local", "celery"),
-                                     "task process start: fork, `airflow tasks run` set-up, up to start_date "
-                                     "(besides dag_file_parse_time)"),
-    "overheads.process_start_interpreter": (0.05, 10.0, ("local", "celery"),
-                                            "task process start in a fresh interpreter"),
-    "overheads.task_run_cpu": (0.001, 3.0, ("local", "celery"),
-                               "Airflow's CPU work inside a task's run (raw task process, templates, operator set-up)"),
-    "overheads.task_exit_cpu": (0.001, 3.0, ("local", "celery"),
-                                "CPU work after the outcome: handle_task_exit, mini-scheduler, process exit"),
-    "overheads.process_start_latency": (0.001, 3.0, ("local", "celery"),
-                                        "task process start: waiting, not computing (DB round trips, fork)"),
-    "overheads.task_run_latency": (0.001, 3.0, ("local", "celery"),
-                                   "waiting inside a task's run besides its own work (DB round trips, subprocess)"),
-    "overheads.task_exit_latency": (0.001, 5.0, ("local", "celery"),
-                                    "waiting after the outcome until the process exits (the job polling its child)"),
-    "overheads.scheduler_host_cores": (1.0, 64.0, ("local", "celery"), "cores of the scheduler's host"),
-    "celery.publish_time": (1e-4, 0.5, ("celery",), "one apply_async to the broker"),
-    "celery.delivery_time": (1e-4, 1.0, ("celery",), "broker -> worker hop"),
-    "celery.send_pool_startup": (1e-3, 3.0, ("celery",),
-                                 "starting the process pool that publishes several tasks in parallel"),
-    "celery.fetch_per_task": (1e-5, 0.2, ("celery",),
-                              "sync()'s bulk result fetch, per running task (BulkStateFetcher)"),
-}
 #: Fitted when not known; process_start_* is the one of the deployment's start-up mode.
 DEFAULT_FIT = ("overheads.scheduler_loop_base", "overheads.scheduler_per_ti", "overheads.db_query_time",
                "overheads.process_start", "overheads.task_run_cpu", "overheads.task_exit_cpu",
@@ -183,7 +157,6 @@ def log_box(names) -> tuple[np.ndarray, np.ndarray]:
 def progress_bar(progress: bool, total: int, desc: str):
     if not progress:
         return None
-    from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="fit", leave=False, disable=None)
 
 
@@ -205,7 +178,6 @@ def memoised(score, names, lo, hi, bar=None):
 
 
 def _nelder_mead(f, z0, lo, hi, budget: int, step: float) -> np.ndarray:
-    from scipy.optimize import minimize
     n = len(z0)
     simplex = [z0] + [z0 + np.eye(n)[i] * (step if z0[i] + step <= hi[i] else -step) for i in range(n)]
     res = minimize(f, z0, method="Nelder-Mead", bounds=list(zip(lo, hi)),
@@ -319,11 +291,9 @@ class Calibration:
                        seeds=seeds or self.seeds, workers=workers)
 
     def write(self, path) -> Path:
-        from .profile_file import write_profile
         return write_profile(self, path)
 
     def table(self) -> str:
-        from .profile_file import quality_table
         return quality_table(self.quality)
 
 
@@ -341,7 +311,6 @@ def calibrate(runs, dags, *, executor: str = "local", dag_runs=None, base_profil
     work when known (``{"chain": 0.5, "fanout": {"end": 1.0}}``), else estimated from the
     export; ``seeds``: simulations per evaluation; ``fit``: the dotted keys to fit (default
     :data:`DEFAULT_FIT` minus the known ones)."""
-    from scipy.stats import qmc
     t0 = time.perf_counter()
     problem = _prepare(runs, dags, executor, dag_runs, base_profile, settings, bodies, config)
     names = _free_parameters(problem, fit)

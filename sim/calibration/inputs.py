@@ -14,13 +14,15 @@ import math
 
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import ValidationError
 
 from ..analysis import mean_ci
 from ..errors import ScenarioError, SimError
 from ..executors.registry import CLASS_TO_KIND
 from ..files import MAX_YAML_BYTES, read_text
-from ..importers.airflow_export import (observed_runs, read_dag_runs, read_rest_tasks,
-                                        read_task_instances)
+from ..importers.airflow_export import observed_runs, read_dag_runs, read_rest_tasks, read_task_instances
+from ..scenario.schema import ProfileFile, problems_from
 
 #: Stages compared, as columns of :func:`sim.importers.observed_runs`, and their labels.
 STAGES = {"ready_to_queued": "ready -> queued", "queued_to_started": "queued -> started",
@@ -116,9 +118,7 @@ def check_settings(known: dict, file: str, names: dict | None = None) -> None:
     """Validate dotted settings against the profile schema (types, bounds, known keys), so a
     bad value is an error naming ``file`` and the key, not a crash mid-fit. ``names`` maps a
     profile key back to the key the user wrote (a config.txt key)."""
-    from pydantic import ValidationError
 
-    from ..scenario.schema import ProfileFile, problems_from
     nested: dict = {}
     for key, value in known.items():
         section, name = key.split(".", 1)
@@ -160,7 +160,6 @@ def normalise_settings(settings) -> dict:
 
 def parse_sets(assignments) -> dict:
     """``["airflow.parallelism=8", ...]`` (the CLI's ``--set``) -> dotted keys and values."""
-    import yaml
     out = {}
     for a in assignments or ():
         key, sep, text = a.partition("=")

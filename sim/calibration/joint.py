@@ -16,13 +16,17 @@ that are scored: the simulated spread is the model's own (loop phases, contentio
 """
 from __future__ import annotations
 
+import datetime
 import math
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import qmc
+from tqdm import tqdm
 
 from ..errors import SimError
 from ..files import read_text
@@ -31,6 +35,7 @@ from . import inputs as inp
 from .fit import (FLOOR, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality,
                   log_box, memoised, progress_bar)
 from .model import complete_sections
+from .profile_file import MARKER, write_safely
 
 #: The mechanisms fitted jointly: one value each for every configuration of a machine class.
 JOINT_FIT = ("overheads.scheduler_loop_base", "overheads.scheduler_per_ti", "overheads.db_query_time",
@@ -240,7 +245,6 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
     guess = {**START, **(start or {})}
     z0 = np.clip(np.log([guess.get(n, math.sqrt(PARAMETERS[n][0] * PARAMETERS[n][1])) for n in names]), lo, hi)
     if design_points >= 2:
-        from scipy.stats import qmc
         sobol = qmc.Sobol(len(names), scramble=True, seed=seeds[0]).random_base2(int(math.log2(design_points)))
         design = [lo + u * (hi - lo) for u in sobol]
         best_design = min(design, key=evaluate)
@@ -281,14 +285,12 @@ def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_
     _FOLDS.update(configs=configs, kw=kw)
     try:
         if processes > 1:
-            import multiprocessing
             with multiprocessing.get_context("fork").Pool(processes) as pool:
                 results = pool.map(_fold, range(len(configs)))
         else:
             results = []
             bar = None
             if progress:
-                from tqdm import tqdm
                 bar = tqdm(total=len(configs), desc="cross-validation", unit="fold", leave=False, disable=None)
             for i in range(len(configs)):
                 results.append(_fold(i))
@@ -306,9 +308,7 @@ def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_
 def write_joint_profile(fit: JointFit, path, base: str) -> Path:
     """A profile file: the base profile with the jointly fitted values, each saying what fitted it
     (never written over a file sim did not write)."""
-    import datetime
 
-    from .profile_file import MARKER, write_safely
     names = ", ".join(c.name for c in fit.configurations)
     lines = [f"{MARKER}-all` on {datetime.date.today().isoformat()}: one value of each mechanism",
              f"# for all of {names}",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..airflow.config import AirflowConfig, CeleryConfig, Overheads
+from ..errors import SimError
 from ..model.dag import DAG, Task
 from ..model.durations import Constant, Empirical
 from ..model.rng import stream
@@ -133,7 +134,6 @@ def complete_sections(prof: dict, known: dict, fitted: dict) -> dict:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(out[section]) - names)
         if unknown:
-            from ..errors import SimError
             raise SimError(f"unknown {section} setting(s): {', '.join(unknown)}")
     return out
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..airflow.config import CeleryConfig, Overheads
+from ..errors import SimError
 from ..scenario.profiles import _locate
 from .inputs import STAGES
+from .parameters import PARAMETERS
 
 _LINE = re.compile(r"^  (?P<key>[a-z_]+):[^#]*(?:#\s*(?P<comment>.*))?$")
 
@@ -117,7 +119,6 @@ MARKER = "# Profile fitted by `sim calibrate"
 def write_safely(path, text: str) -> Path:
     """Write a fitted profile in one step (a temporary file renamed over the target), never over
     a file sim did not write: an existing ``path`` must start with :data:`MARKER`."""
-    from ..errors import SimError
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise SimError(f"--out {path}: exists and is not a regular file; name a new file")
@@ -140,6 +141,5 @@ def write_safely(path, text: str) -> Path:
 
 
 def _range(key: str) -> str:
-    from .fit import PARAMETERS
     lo, hi = PARAMETERS[key][:2]
     return f"searched {lo:g}-{hi:g}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections import deque
 
+import pandas as pd
+
 from ..model.states import TaskInstanceState as S
 from ..model.stimuli import EventKind as E
 from .base import BaseExecutor, Machine
@@ -254,7 +256,6 @@ class KubernetesExecutor(BaseExecutor):
 
     def pods_frame(self, plans, run_ids):
         """One row per pod: where it ran and the time spent in each start-up stage."""
-        import pandas as pd
         df = pd.DataFrame(self._rows, columns=POD_COLUMNS)
         df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
         df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])

@@ -16,7 +16,7 @@ A scenario file names them in a DAG entry with ``wfcommons: PATH`` or
 """
 from .airflow_export import (DagStructure, RestTask, dag_from_export, observed_dag_runs, observed_runs,
                              read_dag_runs, read_rest_tasks, read_task_instances)
-from .airflow_dags import load_airflow_dags
+from .airflow_dag_files import load_airflow_dags
 from .wfcommons import load_wfcommons, wfcommons_edges
 
 __all__ = ["load_wfcommons", "wfcommons_edges", "read_task_instances", "read_dag_runs",

@@ -1,6 +1,6 @@
 """Real Airflow DAG files, read by Airflow itself (the optional ``[airflow]`` extra).
 
-:func:`load_airflow_dags` fills Airflow's ``DagBag`` from a DAG file or folder and turns each DAG
+:func:`load_airflow_dags` (``airflow_dag_files.py``) fills Airflow's ``DagBag`` from a DAG file or folder and turns each DAG
 into the simulator's: tasks and dependencies; each operator's ``queue``, ``pool``, ``pool_slots``,
 ``priority_weight``, ``weight_rule``, ``retries``, ``retry_delay``, ``retry_exponential_backoff``,
 ``max_retry_delay``, ``trigger_rule``, ``executor`` (Airflow 2.10+), ``max_active_tis_per_dag``
@@ -28,7 +28,6 @@ from pathlib import Path
 from ..errors import ScenarioError, SimError
 from ..executors.registry import names
 from ..model.dag import DAG, TRIGGER_RULES, WEIGHT_RULES, Task
-from ..model.durations import Constant, as_distribution
 from ..model.schedules import At, Cron, Interval
 
 #: Executor names a task's ``executor`` may take in a scenario (kinds and Airflow's class names).
@@ -38,7 +37,7 @@ _TRIGGER_ALIASES = {"none_failed_or_skipped": "none_failed_min_one_success", "du
 
 def _airflow():
     try:
-        from airflow.models.dagbag import DagBag
+        from airflow.models.dagbag import DagBag  # lazy: optional dependency (apache-airflow, the [airflow] extra)
     except ImportError as e:
         raise SimError("reading Airflow DAG files needs apache-airflow (the [airflow] extra: "
                        f"pip install 'airflow-executor-sim[airflow]'): {e}") from None
@@ -86,7 +85,7 @@ def _weight_rule(v) -> str:
     if isinstance(v, str):
         return v
     try:
-        from airflow.task.priority_strategy import airflow_priority_weight_strategies_classes
+        from airflow.task.priority_strategy import airflow_priority_weight_strategies_classes  # lazy: optional dependency (apache-airflow, the [airflow] extra)
         name = airflow_priority_weight_strategies_classes.get(type(v))
     except ImportError:                                    # Airflow < 2.9: weight_rule is a str
         name = None
@@ -153,7 +152,7 @@ def _structure(dag, file: str, schedule) -> DAG:
         raise ScenarioError(file, problems)
     sched = schedule if schedule is not None else (_schedule(dag, file) or At((0.0,)))
     # Airflow fills an unset limit from its own config; leave those to the scenario's settings.
-    from airflow.configuration import conf
+    from airflow.configuration import conf  # lazy: optional dependency (apache-airflow, the [airflow] extra)
     runs, active = dag.max_active_runs, dag.max_active_tasks
     out = DAG(dag.dag_id, sched,
               max_active_runs=None if runs == conf.getint("core", "max_active_runs_per_dag") else runs,
@@ -163,46 +162,6 @@ def _structure(dag, file: str, schedule) -> DAG:
         for d in sorted(op.downstream_task_ids):
             out.tasks[op.task_id].set_downstream(out.tasks[d])
     out.topological_order()
-    return out
-
-
-def load_airflow_dags(path, *, task_instances=None, default_duration=None, dag_ids=None,
-                      schedule=None) -> list[DAG]:
-    """The DAGs of an Airflow DAG file or folder, read by Airflow's DagBag.
-
-    Durations: ``task_instances`` (an export of the ``task_instance`` table, a path or the
-    DataFrame of :func:`~sim.importers.read_task_instances`) gives each task an ``Empirical`` of
-    its successful tries; otherwise every task takes ``default_duration`` (a number of seconds or
-    a distribution); an ``EmptyOperator`` takes 0 s either way. ``dag_ids`` keeps only those
-    DAGs; ``schedule`` replaces every DAG's own (default: the DAG's cron or interval, or one run at
-    time 0 for ``schedule=None`` and ``@once``).
-    """
-    from .airflow_export import dag_from_export
-    if task_instances is None and default_duration is None:
-        raise SimError("give the durations: task_instances (an export of Airflow's task_instance "
-                       "table) or default_duration")
-    file = str(path)
-    found = airflow_dags(path)
-    if dag_ids is not None:
-        missing = [d for d in dag_ids if d not in found]
-        if missing:
-            raise ScenarioError(file, f"no DAG {', '.join(map(repr, missing))} (DAGs: {', '.join(sorted(found))})")
-        found = {d: found[d] for d in dag_ids}
-    out = []
-    for dag_id, af in found.items():
-        where = getattr(af, "fileloc", None) or file
-        structure = _structure(af, where, schedule)
-        empty = {op.task_id for op in af.tasks if _is_empty(op)}
-        if task_instances is not None:
-            dag = dag_from_export(task_instances, structure, dag_id=dag_id, schedule=structure.schedule)
-        else:
-            dist = as_distribution(default_duration)
-            for t in structure.tasks.values():
-                t.duration = dist
-            dag = structure
-        for tid in empty:
-            dag.tasks[tid].duration = Constant(0.0)
-        out.append(dag)
     return out
 
 

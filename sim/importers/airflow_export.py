@@ -27,10 +27,11 @@ import pandas as pd
 
 from ..errors import ScenarioError
 from ..files import MAX_DATA_BYTES, check_regular
-from ..model.dag import (DAG, DEFAULT_POOL, DEFAULT_QUEUE, DEFAULT_RETRY_DELAY, TRIGGER_RULES,
-                         WEIGHT_RULES, DagError, Task)
+from ..model.dag import (DAG, DEFAULT_POOL, DEFAULT_QUEUE, DEFAULT_RETRY_DELAY, TRIGGER_RULES, WEIGHT_RULES,
+                         DagError, Task)
 from ..model.durations import Empirical
 from ..model.schedules import At
+from .airflow_dags import structures
 from .wfcommons import MAX_PROBLEMS, _Problems, read_json
 
 #: Columns of the ``task_instance`` export that the import needs.
@@ -468,14 +469,18 @@ def _from_rest(s: DagStructure) -> _Template:
                      sorted(s.edges), {}, s.source)
 
 
+#: Reads the DAGs of a scenario file given as a structure: set by ``sim.scenario``, which sits
+#: above the importers (a scenario file may itself import DAGs, so the two recurse).
+scenario_dags_reader = None
+
+
 def _scenario_dags(path) -> list[DAG]:
-    from ..scenario import load_scenario
     key = str(Path(path).resolve())
     if key in _LOADING:
         raise ScenarioError(str(path), "the DAG structure refers back to this scenario file (a loop)")
     _LOADING.add(key)
     try:
-        return load_scenario(path).dags
+        return scenario_dags_reader(path)
     finally:
         _LOADING.discard(key)
 
@@ -501,7 +506,6 @@ def _templates(structure, dag_id: str | None = None) -> list[_Template]:
     if path.suffix.lower() in (".yaml", ".yml"):
         return [_from_dag(d, str(path)) for d in _scenario_dags(path)]
     if path.suffix.lower() == ".py":              # an Airflow DAG file: the [airflow] extra
-        from .airflow_dags import structures
         return [_from_dag(d, str(path)) for d in structures(path)]
     return [_from_rest(read_rest_tasks(path, dag_id))]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..metrics import STAGES
 
@@ -104,7 +105,6 @@ def gantt(tis, run_id: str | None = None, title: str | None = None, ax=None):
 
 def count_over_time(frame, column: str, title: str, ylabel: str, label: str, ax=None):
     """A step line per pool of a count over time (Celery workers, Kubernetes nodes)."""
-    from matplotlib.ticker import MaxNLocator
     fig, ax, own = _fig_ax(ax, (9, 3.2))
     for i, (pool, g) in enumerate(frame.groupby("pool", sort=True)):
         t = np.append(g["time"].to_numpy(), g["time"].max())

@@ -67,6 +67,10 @@ def _settings(kinds: list, prof: dict, given: dict) -> dict:
 from .loader import apply_set, load_scenario, scenario_from_dict  # noqa: E402
 from .profiles import list_profiles, load_profile  # noqa: E402
 from .schema import json_schema, write_json_schema  # noqa: E402
+from ..importers import airflow_export as _airflow_export  # noqa: E402
+
+# A structure given as a scenario file is read by this package's loader (the importers sit below it).
+_airflow_export.scenario_dags_reader = lambda path: load_scenario(path).dags
 
 __all__ = ["Scenario", "ExecutorSpec", "load_scenario", "scenario_from_dict", "apply_set",
            "load_profile", "list_profiles", "json_schema", "write_json_schema"]

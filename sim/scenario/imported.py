@@ -14,16 +14,13 @@ from pathlib import Path
 from ..airflow.config import AirflowConfig
 from ..errors import ScenarioError, SimError
 from ..executors.registry import EXECUTORS
+from ..importers import dag_from_export, load_wfcommons
 from ..model.dag import DAG, DEFAULT_POOL
 
 
-def import_dag(d, i: int, kinds: list, airflow: AirflowConfig, problems: list, base_dir=None) -> DAG:
+def import_dag(d, i: int, kinds: list, airflow: AirflowConfig, problems: list, schedule, base_dir=None) -> DAG:
     """The DAG of entry ``dags[i]`` (a validated ``DagSpec`` without ``tasks``); problems are
-    appended to ``problems`` as ``(field path, message)``."""
-    from ..importers import dag_from_export, load_wfcommons
-    from .loader import build_schedule
-
-    schedule = build_schedule(d.schedule)
+    appended to ``problems`` as ``(field path, message)``; ``schedule`` is the entry's, built."""
     base = Path(base_dir) if base_dir is not None else Path()
 
     def resolve(p: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..airflow.config import AirflowConfig, Overheads
+from ..cost.model import load_catalogue
 from ..errors import ScenarioError
 from ..executors.registry import EXECUTORS, kind_of
 from ..files import MAX_YAML_BYTES, read_text
@@ -17,11 +18,11 @@ from ..model import schedules as sch
 from ..model.dag import DAG, DEFAULT_POOL, DagError, Deferral, Sensor, Task
 from . import ExecutorSpec, Scenario
 from . import _settings as executor_settings
-from .imported import import_dag
 from .aliases import alias_of_set_key, resolve_airflow_aliases
+from .imported import import_dag
 from .profiles import load_profile, merge_sections
-from .schema import (DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys,
-                     read_yaml, type_at, unknown_key, validate)
+from .schema import (DurationSpec, ScenarioFile, ScheduleSpec, allowed_keys, read_yaml, type_at, unknown_key,
+                     validate)
 
 
 def load_scenario(path, *, sets: Iterable[str] = (), executor: str | None = None,
@@ -77,7 +78,6 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
     if len(kinds) > 1:
         settings["kinds"] = kinds
     if settings.get("worker_pools"):
-        from ..cost.model import load_catalogue
         known = load_catalogue()["instance_types"]
         for i, p in enumerate(settings["worker_pools"]):
             if p.get("instance_type") and p["instance_type"] not in known:
@@ -91,7 +91,7 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
                                                   f"(also dags[{first_index[d.dag_id]}])"))
         first_index.setdefault(d.dag_id, i)
         dags.append(_build_dag(d, i, kinds, airflow, problems) if d.tasks is not None
-                    else import_dag(d, i, kinds, airflow, problems, base_dir))
+                    else import_dag(d, i, kinds, airflow, problems, build_schedule(d.schedule), base_dir))
     if problems:
         raise ScenarioError(file, problems)
     return Scenario(name=spec.name or (Path(file).stem if file else "scenario"),

@@ -24,6 +24,7 @@ from ..airflow.config import AirflowConfig, CeleryConfig, KubernetesConfig, Over
 from ..errors import ScenarioError
 from ..executors import registry
 from ..model.dag import TRIGGER_RULES, WEIGHT_RULES
+from ..model.schedules import EPOCH
 from .units import FORMS, JSON_PATTERN, parse_duration
 
 DEFAULT_PROFILE = "airflow-2.10"
@@ -176,7 +177,6 @@ def _check_cron(v: str) -> str:
     if not croniter.is_valid(v):
         raise ValueError(f"not a valid cron expression: {v!r} (five fields, minute hour "
                          "day-of-month month day-of-week, e.g. '0 * * * *', or @hourly, @daily)")
-    from ..model.schedules import EPOCH
     try:
         croniter(v, EPOCH).get_next(float)
     except (CroniterBadDateError, ValueError, KeyError, OverflowError):
