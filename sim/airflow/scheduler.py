@@ -25,7 +25,7 @@ from heapq import heappop, heappush
 
 from ..engine import succeed_later
 from ..model.rng import stream
-from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_tries
+from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_sensor, draw_tries
 from ..model.schedules import Cron, Interval
 from ..model.state_core import failure_outcome
 from ..model.states import DagRunState as DR, TaskInstanceState as S
@@ -318,7 +318,7 @@ class Scheduler:
                 extra.durations = draw_tries(ti.task.duration.sample, rng, ti.task.retries + 1)
                 extra.failure_draws = ti.failure_draws
                 if ti.task.sensor is not None:
-                    run.sensor_state[extra] = [ti.task.sensor.wait.sample(rng), math.nan]
+                    run.sensor_state[extra] = draw_sensor(ti.task, rng)
                 if ti.task.deferrable is not None:
                     run.defer_state[extra] = draw_deferral(ti.task, rng)
                 extra.ready_at = ti.ready_at
@@ -357,9 +357,9 @@ class Scheduler:
                         self._schedule(ti, now, Stimulus.RESCHEDULE_POKE, "sensor rescheduled: poke interval passed")
                     else:
                         if ti in run.sensor_state:        # a new try starts its sensor afresh
-                            run.sensor_state[ti][1] = math.nan
+                            run.sensor_state[ti].first_poke = math.nan
                         if ti in run.defer_state:         # and a deferrable task from execute()
-                            run.defer_state[ti][2] = 0
+                            run.defer_state[ti].resumed = False
                         self._schedule(ti, now, Stimulus.RETRY_DELAY_PASSED, "retry delay passed")
         core = self.core
         while run.pending:
@@ -426,7 +426,7 @@ class Scheduler:
     def deferred(self, ti) -> None:
         """The task's process wrote ``deferred`` and its trigger: the triggerer takes over. The
         executor still counts the process until its heartbeat syncs the exit."""
-        ti.run.defer_state[ti][2] = 1
+        ti.run.defer_state[ti].resumed = True
         self._unsynced[ti] = False
         self.sim.triggerer.defer(ti, self.env.now)
 

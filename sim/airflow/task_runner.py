@@ -144,16 +144,16 @@ class TaskRunner:
         self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, f"task process started on {proc.worker}")
         task = ti.task
         duration = ti.durations[ti.try_number - 1]
-        if task.deferrable is not None and ti.run.defer_state[ti][2]:
-            duration = ti.run.defer_state[ti][1]     # the resumed part (execute_complete)
+        if task.deferrable is not None and ti.run.defer_state[ti].resumed:
+            duration = ti.run.defer_state[ti].resume_duration     # execute_complete
         sensor = task.sensor
         if sensor is not None:
             state = ti.run.sensor_state[ti]
-            if state[1] != state[1]:
-                state[1] = started                     # the try's first poke
+            if state.first_poke != state.first_poke:
+                state.first_poke = started             # the try's first poke
             if sensor.mode == "poke":
                 # one process pokes every poke_interval until the condition holds or time is up
-                polls = math.ceil(max(0.0, state[0]) / sensor.poke_interval)
+                polls = math.ceil(max(0.0, state.holds_after) / sensor.poke_interval)
                 duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
         f = self._factor()
         run_cpu = self.run_cpu if self.api is None else self.run_cpu + ti.run.plan.parse_time + (
@@ -200,14 +200,15 @@ class TaskRunner:
         ti.ended_at = env.now
         task = ti.task
         sensor = task.sensor
-        if task.deferrable is not None and not ti.run.defer_state[ti][2]:
+        if task.deferrable is not None and not ti.run.defer_state[ti].resumed:
             outcome = S.DEFERRED          # TaskDeferred: write the trigger row, free the slots
         elif ti.failure_draws is not None and ti.fails_this_try():
             outcome = failure_outcome(ti)
         elif sensor is None:
             outcome = S.SUCCESS
         else:
-            wait, first = ti.run.sensor_state[ti]
+            state = ti.run.sensor_state[ti]
+            wait, first = state.holds_after, state.first_poke
             elapsed = env.now - first
             if elapsed >= wait - 1e-9 and wait <= sensor.timeout:
                 outcome = S.SUCCESS

@@ -70,7 +70,7 @@ class Triggerer:
         waiting = pool.unassigned
         while room > 0 and waiting:
             ti, deferred_at = waiting.popleft()
-            self.running[ti] = max(deferred_at + ti.run.defer_state[ti][0], now + self.sleep)
+            self.running[ti] = max(deferred_at + ti.run.defer_state[ti].trigger_wait, now + self.sleep)
             self.claimed += 1
             room -= 1
             pool.claim_wait += now - deferred_at

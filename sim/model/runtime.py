@@ -122,9 +122,9 @@ class DagRun:
         self.active = 0                   # queued + running TIs (max_active_tasks per DAG run)
         self.n_up = None                  # upstream counts once a mapped task expanded (else the plan's)
         self.mapped: dict = {}            # task index -> its mapped task instances
-        self.sensor_state: dict = {}      # sensor TI -> [condition holds after, first poke]
+        self.sensor_state: dict = {}      # sensor TI -> SensorState
         self.map_counts: dict = {}        # mapped task index -> drawn length
-        self.defer_state: dict = {}       # deferrable TI -> [trigger wait, resume time, half (0/1)]
+        self.defer_state: dict = {}       # deferrable TI -> DeferState
 
     @property
     def run_id(self) -> str:
@@ -145,7 +145,7 @@ class DagRun:
                 ti.failure_draws = draw_tries(_uniform, rng, tries)
             if task.sensor is not None:
                 # [when the condition holds, first poke of the current try]
-                self.sensor_state[ti] = [task.sensor.wait.sample(rng), math.nan]
+                self.sensor_state[ti] = draw_sensor(task, rng)
             if task.deferrable is not None:
                 self.defer_state[ti] = draw_deferral(task, rng)
             if task.expand is not None:
@@ -225,10 +225,35 @@ def draw_tries(draw, rng: random.Random, tries: int):
     return LazyDraws(first, rng.getrandbits(64), draw)
 
 
-def draw_deferral(task: Task, rng: random.Random) -> list:
-    """[when the trigger's event comes after the deferral, the resumed part's duration, which
-    half runs next (0 = the first part, 1 = the resumed part)]."""
-    return [task.deferrable.wait.sample(rng), task.deferrable.resume.sample(rng), 0]
+class SensorState:
+    """A sensor task instance's condition: when it holds (seconds after the try's first poke)
+    and when the current try first poked (NaN before it has)."""
+
+    __slots__ = ("holds_after", "first_poke")
+
+    def __init__(self, holds_after: float):
+        self.holds_after = holds_after
+        self.first_poke = math.nan
+
+
+class DeferState:
+    """A deferrable task instance: when its trigger's event comes after the deferral, how long
+    the resumed part (``execute_complete``) runs, and whether that part runs next."""
+
+    __slots__ = ("trigger_wait", "resume_duration", "resumed")
+
+    def __init__(self, trigger_wait: float, resume_duration: float):
+        self.trigger_wait = trigger_wait
+        self.resume_duration = resume_duration
+        self.resumed = False
+
+
+def draw_sensor(task: Task, rng: random.Random) -> SensorState:
+    return SensorState(task.sensor.wait.sample(rng))
+
+
+def draw_deferral(task: Task, rng: random.Random) -> DeferState:
+    return DeferState(task.deferrable.wait.sample(rng), task.deferrable.resume.sample(rng))
 
 
 def iso_of(t: float) -> datetime:
