@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .airflow.config import CeleryConfig, KubernetesConfig, from_section
 from .executors.registry import EXECUTORS
+from .infra.cluster import DEFAULT_NODE_POOLS, NodePool
 
 DEFAULT = " [default: the scenario describes none]"
 
@@ -35,10 +36,10 @@ def _celery(scenario, settings: dict) -> str:
 def _kubernetes(settings: dict) -> str:
     cfg = from_section(KubernetesConfig, settings.get("kubernetes"))
     cluster = settings.get("cluster")
-    pools = (cluster or {}).get("node_pools") or [{"name": "default", "max_nodes": 10}]
+    pools = [NodePool(**p) for p in (cluster or {}).get("node_pools") or DEFAULT_NODE_POOLS]
     desc = "; ".join(
-        f"node pool {p['name']}: {p.get('min_nodes', 0)}-{p.get('max_nodes', 10)} x {p.get('instance_type', 'm5.xlarge')}"
-        f" ({p.get('cores', 4.0):g} cores), {p.get('initial_nodes', 0)} at start" + (" (spot)" if p.get("spot") else "")
+        f"node pool {p.name}: {p.min_nodes}-{p.max_nodes} x {p.instance_type}"
+        f" ({p.cores:g} cores), {p.initial_nodes} at start" + (" (spot)" if p.spot else "")
         for p in pools)
     auto = "instant nodes" if cfg.instant_nodes else (cluster or {}).get("autoscaler", "cluster-autoscaler")
     return f"kubernetes: {desc}; autoscaler {auto}" + ("" if cluster else DEFAULT)

@@ -3,7 +3,7 @@ profile's ``kubernetes:`` settings then the scenario's, the node pools and the a
 from __future__ import annotations
 
 from ..airflow.config import KubernetesConfig, from_section
-from ..infra.cluster import AUTOSCALERS, Cluster, NodePool
+from ..infra.cluster import AUTOSCALERS, DEFAULT_NODE_POOLS, Cluster, NodePool
 from .kubernetes import KubernetesExecutor
 
 
@@ -14,7 +14,7 @@ def kubernetes_config(settings: dict) -> KubernetesConfig:
 def build_kubernetes(sim, settings: dict) -> KubernetesExecutor:
     cfg = kubernetes_config(settings)
     cl = settings.get("cluster") or {}
-    pools = [NodePool(**p) for p in cl.get("node_pools") or [{"name": "default", "max_nodes": 10}]]
+    pools = [NodePool(**p) for p in cl.get("node_pools") or DEFAULT_NODE_POOLS]
     auto = dict(AUTOSCALERS[cl.get("autoscaler", "cluster-autoscaler")])
     auto.update({k: v for k, v in (cl.get("autoscaler_settings") or {}).items() if v is not None})
     auto["instant"] = cfg.instant_nodes

@@ -32,6 +32,8 @@ SPOT_NOTICE = 120.0  # the two-minute interruption notice (§4, AWS Spot)
 
 @dataclass
 class NodePool:
+    """One node pool; its defaults are the scenario schema's and the deployment summary's too."""
+
     name: str
     instance_type: str = "m5.xlarge"
     cores: float = 4.0                 # allocatable CPU
@@ -42,6 +44,10 @@ class NodePool:
     max_nodes: int = 10
     initial_nodes: int = 0
     interruptions_per_hour: float = 0.0   # per spot node
+
+
+#: The node pool of a cluster a scenario does not describe.
+DEFAULT_NODE_POOLS = ({"name": "default"},)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from ..airflow.config import AirflowConfig, CeleryConfig, KubernetesConfig, Overheads
 from ..errors import ScenarioError
 from ..executors import registry
+from ..infra.cluster import NodePool
 from ..model.dag import TRIGGER_RULES, WEIGHT_RULES
 from ..model.schedules import EPOCH
 from .units import FORMS, JSON_PATTERN, parse_duration
@@ -652,16 +653,17 @@ class NodePoolSpec(Strict):
     """Nodes of one instance type."""
 
     name: DagId
-    instance_type: str = "m5.xlarge"
-    cores: PositiveFloat = 4.0
-    memory: PositiveFloat = 16384.0
+    # defaults: the model's NodePool (sim/infra/cluster.py), the one place they are written
+    instance_type: str = NodePool.instance_type
+    cores: PositiveFloat = NodePool.cores
+    memory: PositiveFloat = NodePool.memory
     """Allocatable MiB."""
-    price_per_hour: NonNegFloat = 0.192
-    spot: bool = False
-    min_nodes: _at_most(NODES, pos=False) = 0
-    max_nodes: _at_most(NODES) = 10
-    initial_nodes: _at_most(NODES, pos=False) = 0
-    interruptions_per_hour: NonNegFloat = 0.0
+    price_per_hour: NonNegFloat = NodePool.price_per_hour
+    spot: bool = NodePool.spot
+    min_nodes: _at_most(NODES, pos=False) = NodePool.min_nodes
+    max_nodes: _at_most(NODES) = NodePool.max_nodes
+    initial_nodes: _at_most(NODES, pos=False) = NodePool.initial_nodes
+    interruptions_per_hour: NonNegFloat = NodePool.interruptions_per_hour
     """Spot interruptions per node-hour (two-minute notice)."""
 
 
