@@ -130,3 +130,15 @@ def test_reports_never_import_commands():
             for target, line, _, _ in imports(name, path):
                 if target.startswith("sim."):
                     assert layer(target) <= 5, f"{name} line {line}: {target}"
+
+
+@pytest.mark.parametrize("name,path", [(n, p) for n, p in ALL if n.startswith("sim.infra")],
+                         ids=[n for n, _ in ALL if n.startswith("sim.infra")])
+def test_infrastructure_is_given_its_collaborators(name, path):
+    """Broker, result backend, workers, autoscaler, cluster and hosts get what they work with
+    (env, state core, broker, backend, ...), never the whole simulation object."""
+    tree = ast.parse(path.read_text())
+    uses = sorted({n.lineno for n in ast.walk(tree)
+                   if (isinstance(n, ast.Name) and n.id == "sim") or (isinstance(n, ast.arg) and n.arg == "sim")
+                   or (isinstance(n, ast.Attribute) and n.attr == "sim")})
+    assert not uses, f"{name} reaches for the simulation object at lines {uses}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..infra.autoscaler import KedaAutoscaler, KedaSettings
 from ..infra.broker import Broker, Message
 from ..infra.celery_worker import CeleryWorker
+from ..infra.host import Host
 from ..infra.result_backend import ResultBackend
 from ..model.rng import stream
 from ..model.states import TaskInstanceState as S
@@ -45,9 +46,9 @@ class CeleryExecutor(BaseExecutor):
     def __init__(self, sim, parallelism: int, cfg, pools: list[WorkerPool], outages=()):
         super().__init__(sim, parallelism)
         self.cfg = cfg
-        self.broker = Broker(sim, cfg.broker, cfg.delivery_time, cfg.visibility_timeout,
+        self.broker = Broker(sim.env, sim.state, cfg.broker, cfg.delivery_time, cfg.visibility_timeout,
                              cfg.task_acks_late, outages)
-        self.backend = ResultBackend(sim, cfg.result_backend, cfg.redis_write_time, cfg.fetch_base,
+        self.backend = ResultBackend(sim.env, sim.db, cfg.result_backend, cfg.redis_write_time, cfg.fetch_base,
                                      cfg.fetch_per_task)
         self.pools = pools
         self.workers: dict[str, list[CeleryWorker]] = {p.name: [] for p in pools}
@@ -67,7 +68,8 @@ class CeleryExecutor(BaseExecutor):
             for _ in range(pool.replicas):
                 self.add_worker(pool, startup=0.0)
             if pool.autoscaling is not None:
-                KedaAutoscaler(self.sim, self, pool, KedaSettings(**pool.autoscaling)).start()
+                KedaAutoscaler(self.env, self.sim.state.limits.queue_active, self.sim.finished, pool,
+                               KedaSettings(**pool.autoscaling), self.add_worker, self.live_workers).start()
             if pool.crash_rate_per_hour > 0.0 or pool.crash_at:
                 self.env.process(self._crashes(pool))
 
@@ -104,7 +106,11 @@ class CeleryExecutor(BaseExecutor):
         index = self._next_index[pool.name]
         self._next_index[pool.name] += 1
         cores = pool.host_cores if pool.host_cores is not None else self.cfg.worker_host_cores
-        w = CeleryWorker(self.sim, self, pool, index, cores)
+        name = f"{pool.name}-{index}"
+        # A one-machine deployment: the worker's children share the scheduler's cores.
+        host = self.sim.scheduler_host if self.cfg.workers_on_scheduler_host else Host(self.env, name, cores)
+        w = CeleryWorker(self.env, self.sim.state, self.sim.task_runner, self.broker, self.backend, pool, name,
+                         host, self.worker_draining, self.worker_gone)
         self.workers[pool.name].append(w)
         self._all_workers.setdefault(pool.name, []).append(w)
         delay = self.cfg.worker_startup_time if startup is None else startup

@@ -18,5 +18,5 @@ def build_kubernetes(sim, settings: dict) -> KubernetesExecutor:
     auto = dict(AUTOSCALERS[cl.get("autoscaler", "cluster-autoscaler")])
     auto.update({k: v for k, v in (cl.get("autoscaler_settings") or {}).items() if v is not None})
     auto["instant"] = cfg.instant_nodes
-    cluster = Cluster(sim, pools, auto, cl.get("scoring", "least_allocated"))
+    cluster = Cluster(sim.env, sim.state, sim.seed, sim.finished, pools, auto, cl.get("scoring", "least_allocated"))
     return KubernetesExecutor(sim, sim.executor_parallelism, cfg, cluster)

@@ -30,10 +30,16 @@ class KedaSettings:
 
 
 class KedaAutoscaler:
-    def __init__(self, sim, executor, pool, settings: KedaSettings):
-        self.sim = sim
-        self.env = sim.env
-        self.executor = executor
+    """KEDA scaling one worker pool's Deployment: it reads the queued + running counts per queue
+    (``queue_counts``, kept by the state core) and adds or stops workers through the pool's
+    owner (``add_worker(pool)``, ``live_workers(pool_name)``)."""
+
+    def __init__(self, env, queue_counts, finished, pool, settings: KedaSettings, add_worker, live_workers):
+        self.env = env
+        self.queue_counts = queue_counts
+        self.finished = finished
+        self.add_worker = add_worker
+        self.live_workers = live_workers
         self.pool = pool
         self.s = settings
         self._recent: deque = deque()       # (time, desired) within the stabilization window
@@ -45,7 +51,7 @@ class KedaAutoscaler:
 
     def load(self) -> int:
         """COUNT of task instances queued or running on the pool's queues (the KEDA query)."""
-        per_queue = self.sim.state.limits.queue_active
+        per_queue = self.queue_counts
         return sum(per_queue.get(q, 0) for q in self.pool.queues)
 
     def desired(self, load: int) -> int:
@@ -54,7 +60,7 @@ class KedaAutoscaler:
 
     def _loop(self):
         env = self.env
-        finished = self.sim.finished
+        finished = self.finished
         while not finished.triggered:
             now = env.now
             load = self.load()
@@ -65,7 +71,7 @@ class KedaAutoscaler:
             recent.append((now, want))
             while recent and recent[0][0] < now - self.s.scale_down_stabilization:
                 recent.popleft()
-            live = self.executor.live_workers(self.pool.name)
+            live = self.live_workers(self.pool.name)
             current = len(live)
             if want > current:
                 target = want
@@ -77,7 +83,7 @@ class KedaAutoscaler:
                     target = min(current, 1)      # KEDA's cooldown delays only the step to zero
             if target > current:
                 for _ in range(target - current):
-                    self.executor.add_worker(self.pool)
+                    self.add_worker(self.pool)
             elif target < current:
                 # Kubernetes deletes the newest pods first.
                 for w in sorted(live, key=lambda w: w.started_at, reverse=True)[:current - target]:

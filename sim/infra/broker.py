@@ -42,12 +42,12 @@ class Message:
 
 
 class Broker:
-    def __init__(self, sim, flavour: str, delivery_time: float, visibility_timeout: float,
+    def __init__(self, env, core, flavour: str, delivery_time: float, visibility_timeout: float,
                  acks_late: bool, outages=()):
         if flavour not in ("redis", "rabbitmq"):
             raise ValueError(f"broker flavour must be redis or rabbitmq, got {flavour!r}")
-        self.sim = sim
-        self.env = sim.env
+        self.env = env
+        self.core = core                  # the state core, told what the broker did
         self.flavour = flavour
         self.delivery_time = delivery_time
         self.visibility_timeout = visibility_timeout
@@ -85,7 +85,7 @@ class Broker:
     def publish(self, msg: Message) -> None:
         self.queue(msg.queue).append(msg)
         self.published += 1
-        self.sim.state.event(self.env.now, E.PUBLISHED, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
+        self.core.event(self.env.now, E.PUBLISHED, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
         self.dispatch(msg.queue)
 
     def subscribe(self, worker) -> None:
@@ -153,7 +153,7 @@ class Broker:
         """A message goes back to the head of its queue (a warm shutdown returns what it reserved)."""
         new = msg.copy(self.env.now)
         msg.acked = True                      # the old delivery is settled
-        self.sim.state.event(self.env.now, E.RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
+        self.core.event(self.env.now, E.RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
                                 f"broker queue {msg.queue}")
         self.queue(new.queue).appendleft(new)
         self.redeliveries += 1
@@ -185,7 +185,7 @@ class Broker:
             if not msg.acked:
                 # kombu restores an unacknowledged message once its visibility timeout passes,
                 # whether its worker died or is still running it (duplicate delivery).
-                self.sim.state.event(now, E.REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
+                self.core.event(now, E.REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
                                         f"broker queue {msg.queue}")
                 self.requeue(msg)
         self._arm_visibility()

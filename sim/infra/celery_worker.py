@@ -11,25 +11,31 @@ from collections import deque
 
 from ..model.states import TaskInstanceState as S
 from ..model.stimuli import EventKind as E
-from .host import Host
 
 STARTING, ONLINE, DRAINING, GONE = "starting", "online", "draining", "gone"
 
 
 class CeleryWorker:
-    def __init__(self, sim, executor, pool, index: int, cores):
-        self.sim = sim
-        self.env = sim.env
-        self.executor = executor
-        self.broker = executor.broker
+    """One worker, given what it works with: the broker it consumes from, the result backend it
+    writes to, the state core it reports to, the task runner that runs its children, its host,
+    and whom to tell when it drains or is gone (its pool's owner)."""
+
+    def __init__(self, env, core, task_runner, broker, backend, pool, name: str, host,
+                 on_draining=None, on_gone=None):
+        self.env = env
+        self.core = core
+        self.task_runner = task_runner
+        self.broker = broker
+        self.backend = backend
+        self.on_draining = on_draining
+        self.on_gone = on_gone
         self.pool = pool
-        self.name = f"{pool.name}-{index}"
+        self.name = name
         self.queues = list(pool.queues)
         self.concurrency = pool.concurrency
         mult = pool.prefetch_multiplier
         self.limit = mult * pool.concurrency if mult > 0 else 10 ** 9
-        # A one-machine deployment: the worker's children share the scheduler's cores.
-        self.host = sim.scheduler_host if executor.cfg.workers_on_scheduler_host else Host(self.env, self.name, cores)
+        self.host = host
         self.state = STARTING
         self.started_at = self.env.now
         self.stopped_at = None
@@ -65,16 +71,16 @@ class CeleryWorker:
             # A revoked task is discarded when it arrives (Celery keeps the revoked ids).
             self.broker.ack(msg)
             self._release(msg)
-            self.sim.state.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
+            self.core.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
             for q in self.queues:
                 self.broker.dispatch(q)
             return
-        self.sim.state.event(self.env.now, E.DELIVERED, "delivered", msg.ti, msg.try_number, self.name)
+        self.core.event(self.env.now, E.DELIVERED, "delivered", msg.ti, msg.try_number, self.name)
         self.reserved.append(msg)
         self._start_next()
 
     def _start_next(self) -> None:
-        runner = self.sim.task_runner
+        runner = self.task_runner
         early_acks = False
         while self.reserved and len(self.procs) < self.concurrency and self.state is not GONE:
             msg = self.reserved.popleft()
@@ -82,7 +88,7 @@ class CeleryWorker:
                 # Celery discards a revoked request when its turn comes.
                 self.broker.ack(msg)
                 self._release(msg)
-                self.sim.state.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
+                self.core.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
                 early_acks = True
                 continue
             if not self.broker.acks_late:
@@ -91,7 +97,7 @@ class CeleryWorker:
                 early_acks = True
             proc = runner.start(msg.ti, self.host, self.name, self._on_exit, try_number=msg.try_number)
             self.procs[proc] = msg
-            self.sim.state.event(self.env.now, E.CHILD_STARTED, "child process started", msg.ti, msg.try_number, self.name)
+            self.core.event(self.env.now, E.CHILD_STARTED, "child process started", msg.ti, msg.try_number, self.name)
         if early_acks:                        # room under the prefetch limit again
             for q in self.queues:
                 self.broker.dispatch(q)
@@ -101,16 +107,16 @@ class CeleryWorker:
         if msg is None or self.state is GONE:
             return
         # The Celery task ends: its state goes to the result backend, then (acks_late) the ack.
-        write = self.executor.backend.write_time()
+        write = self.backend.write_time()
         celery_state = "FAILURE" if state in (S.FAILED, S.UP_FOR_RETRY) else "SUCCESS"
 
         def stored(_e=None):
             if self.state is GONE and not proc.alive:
                 return
-            self.executor.backend.store((proc, celery_state, msg.task_id))
-            self.sim.state.event(self.env.now, E.RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
+            self.backend.store((proc, celery_state, msg.task_id))
+            self.core.event(self.env.now, E.RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
                                     proc.try_number, "result backend")
-            self.sim.state.changed()            # the next sync() will see it
+            self.core.changed()            # the next sync() will see it
             if self.broker.acks_late:
                 self.broker.ack(msg)
                 self._release(msg)
@@ -135,10 +141,10 @@ class CeleryWorker:
             proc.alive = False
             ti = proc.ti
             if ti.state is S.RUNNING and ti.try_number == proc.try_number:
-                self.sim.state.heartbeats_stopped(ti, now, f"{self.name} {why}")
+                self.core.heartbeats_stopped(ti, now, f"{self.name} {why}")
         self.procs.clear()
         self.reserved.clear()
-        self.sim.state.event(now, E.WORKER_GONE, f"worker {why}", None, 0, self.name)
+        self.core.event(now, E.WORKER_GONE, f"worker {why}", None, 0, self.name)
         self._gone()
         self.broker.worker_lost(list(self.held))
         self.held.clear()
@@ -150,7 +156,8 @@ class CeleryWorker:
             return
         self.state = DRAINING
         self.broker.unsubscribe(self)
-        self.executor.worker_draining(self)
+        if self.on_draining is not None:
+            self.on_draining(self)
         for msg in list(self.reserved):
             self._release(msg)
             self.broker.requeue(msg)
@@ -165,4 +172,5 @@ class CeleryWorker:
         self.state = GONE
         self.stopped_at = self.env.now
         self.broker.unsubscribe(self)
-        self.executor.worker_gone(self)
+        if self.on_gone is not None:
+            self.on_gone(self)

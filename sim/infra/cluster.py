@@ -69,9 +69,11 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, sim, pools: list[NodePool], autoscaler: dict, scoring: str = "least_allocated"):
-        self.sim = sim
-        self.env = sim.env
+    def __init__(self, env, core, seed: int, finished, pools: list[NodePool], autoscaler: dict,
+                 scoring: str = "least_allocated"):
+        self.env = env
+        self.core = core                  # the state core, told of spot interruptions
+        self.finished = finished          # the simulation's end: the autoscaler stops
         self.pools = pools
         self.auto = autoscaler
         self.scoring = scoring
@@ -79,7 +81,7 @@ class Cluster:
         self.all_nodes: list[Node] = []
         self.pending: deque = deque()       # pods waiting for a node
         self._next = {p.name: 0 for p in pools}
-        self._rng = stream(sim.seed, "cluster")
+        self._rng = stream(seed, "cluster")
         self.node_log: list = []            # (time, pool, nodes)
         self.scale_ups = 0
         self.scale_downs = 0
@@ -130,7 +132,7 @@ class Cluster:
         if node.gone_at is not None:
             return
         node.cordoned = True
-        self.sim.state.event(self.env.now, E.SPOT_NOTICE, "spot interruption notice", None, 0, node.name)
+        self.core.event(self.env.now, E.SPOT_NOTICE, "spot interruption notice", None, 0, node.name)
 
         def terminate(_e):
             if node.gone_at is not None:
@@ -207,7 +209,7 @@ class Cluster:
     def _autoscaler(self):
         env = self.env
         a = self.auto
-        finished = self.sim.finished
+        finished = self.finished
         while not finished.triggered:
             yield env.timeout(a["scan_interval"])
             self._scale_up()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 
 class ResultBackend:
-    def __init__(self, sim, flavour: str, redis_write_time: float, fetch_base: float, fetch_per_task: float):
+    def __init__(self, env, db, flavour: str, redis_write_time: float, fetch_base: float, fetch_per_task: float):
         if flavour not in ("database", "redis"):
             raise ValueError(f"result backend flavour must be database or redis, got {flavour!r}")
-        self.sim = sim
-        self.env = sim.env
+        self.env = env
+        self.db = db                      # the metadata DB: the `database` backend's home
         self.flavour = flavour
         self.redis_write_time = redis_write_time
         self.fetch_base = fetch_base
@@ -27,7 +27,7 @@ class ResultBackend:
         """Time a worker spends storing a task's state."""
         self.writes += 1
         if self.flavour == "database":
-            return self.sim.db.book(1)
+            return self.db.book(1)
         return self.redis_write_time
 
     def store(self, item) -> None:
@@ -39,7 +39,7 @@ class ResultBackend:
             return [], 0.0
         self.fetches += 1
         if self.flavour == "database":
-            cost = self.sim.db.book(1) + self.fetch_per_task * n_running
+            cost = self.db.book(1) + self.fetch_per_task * n_running
         else:
             cost = self.fetch_base + self.fetch_per_task * n_running
         ready, self._ready = self._ready, []
