@@ -127,12 +127,6 @@ def build_schedule(spec: ScheduleSpec) -> sch.Schedule:
     return sch.Burst(spec.burst.runs, spec.burst.at)
 
 
-def _celery_warnings(spec, settings) -> list:
-    """Celery checks that need the whole file. A queue no worker listens to is legal in Airflow
-    (its tasks wait until task_queued_timeout), so it is only a warning (``sim validate``)."""
-    return []
-
-
 def celery_queue_warnings(scenario) -> list[str]:
     """Queues used by Celery tasks that no worker pool listens to (Airflow accepts them; their
     tasks then wait in the broker until task_queued_timeout)."""
