@@ -33,6 +33,7 @@ from ..model.stimuli import Stimulus
 from ..model.trigger_rules import READY
 from . import idle_loops
 from .critical_section import ScheduledTIs, executable_task_instances
+from .lost_tasks import LostTasks
 
 
 class SchedulerProcess:
@@ -76,8 +77,6 @@ class Scheduler:
         #: The scheduler processes (airflow-mechanics.md §1.13), each with its host and executors.
         self.procs = tuple(SchedulerProcess(i, host, executors, par, shared)
                            for i, (host, executors, par, shared) in enumerate(sim.scheduler_processes))
-        core.subscribe(try_ended=self._try_ended, changed=self.ring, lost=self.lost_running,
-                       resumed=self.trigger_fired)
         if any(p.shared for p in self.procs):
             core.subscribe(slot_freed=self._slot_free)
         self.all_executors = list({id(ex): ex for p in self.procs for ex in p.executors.values()}.values())
@@ -96,11 +95,14 @@ class Scheduler:
         self._examine: deque = deque()
         self._dirty: dict = {}               # running runs with news (pending, retrying, all done), in order
         self._scheduled = ScheduledTIs(self.conc.per_run)   # the scheduled TIs, as the query reads them
+        #: zombie detection and the stuck-in-queued check
+        self.lost = LostTasks(self.env, self.cfg, core, sim.finished, self.all_executors, sim.task_runner.terminate,
+                              self._scheduled.add, self.ring)
+        core.subscribe(try_ended=self._try_ended, changed=self.ring, lost=self.lost.heartbeats_stopped,
+                       resumed=self.trigger_fired)
         self._sources_left = 0
         self._triggers_pending = 0           # externally triggered sources with a timer armed
         self.starving: dict = {}             # ti -> why the last critical section passed it over
-        self._stuck_requeues: dict = {}      # ti -> times re-queued by task_queued_timeout
-        self._zombies_pending = 0            # lost running tries not yet found by zombie detection
         self._unsynced: dict = {}            # deferred TI -> trigger fired, before its executor event
         self.deadlocked = False
         self._live_runs = 0
@@ -134,9 +136,7 @@ class Scheduler:
                 self._arm_trigger(plan, times)
         for proc in self.procs:
             self.env.process(self._loop(proc))
-        interval = self.cfg.task_queued_timeout_check_interval
-        if interval > 0.0 and self.cfg.task_queued_timeout > 0.0:
-            self.env.timeout(interval).callbacks.append(self._check_stuck_in_queued)
+        self.lost.start()
         if self._done():
             self.finished.succeed()
 
@@ -445,71 +445,6 @@ class Scheduler:
             self._scheduled.add(ti)
         self.ring()
 
-    # -- lost tasks (airflow-mechanics.md §1.14) ------------------------------------------------
-    def lost_running(self, ti, died_at: float, why: str) -> None:
-        """A running task's process died without writing its outcome: its heartbeats stop, and
-        zombie detection (every detection interval) fails the try once the last heartbeat is
-        older than task_instance_heartbeat_timeout."""
-        cfg = self.cfg
-        step = cfg.task_instance_heartbeat_timeout_detection_interval
-        due = died_at + cfg.task_instance_heartbeat_timeout
-        at = math.ceil(due / step) * step if step > 0.0 else due
-        try_number = ti.try_number
-        self._zombies_pending += 1
-        self.env.timeout(max(0.0, at - self.env.now)).callbacks.append(
-            lambda _e: self._zombie(ti, try_number, why))
-
-    def _zombie(self, ti, try_number: int, why: str) -> None:
-        self._zombies_pending -= 1
-        if ti.state is not S.RUNNING or ti.try_number != try_number:
-            return
-        # As in Airflow 2.10, the try fails but the executor keeps counting the slot until it
-        # hears about the key (apache/airflow#43448).
-        self._fail_try(ti, Stimulus.ZOMBIE,
-                       f"zombie: no heartbeat for {self.cfg.task_instance_heartbeat_timeout:g} s ({why})")
-
-    def _fail_try(self, ti, stimulus: Stimulus, cause: str) -> None:
-        now = self.env.now
-        if ti.state is S.RUNNING:
-            self.sim.task_runner.terminate(ti, ti.try_number)
-        ti.ended_at = now
-        self.core.end_try(ti, failure_outcome(ti), now, stimulus, cause)
-        self.ring()
-
-    def _check_stuck_in_queued(self, _e=None) -> None:
-        """_handle_tasks_stuck_in_queued: a task queued longer than task_queued_timeout is
-        re-queued (back to scheduled) up to num_stuck_in_queued_retries times, then failed."""
-        if self.finished.triggered:
-            return
-        cfg = self.cfg
-        now = self.env.now
-        limit = now - cfg.task_queued_timeout
-        for ex in self.all_executors:
-            # Airflow selects the queued rows from task_instance: each task instance once, and
-            # only its current try (the executor may still hold an older try's key, #43448).
-            stuck = {ti: None for ti, t in ex.running if t == ti.try_number}
-            stuck.update(dict.fromkeys(ex.queued_tasks))
-            for ti in [ti for ti in stuck if ti.state is S.QUEUED and ti.queued_at <= limit]:
-                ex.revoke(ti, ti.try_number)
-                self._stuck_requeues[ti] = n = self._stuck_requeues.get(ti, 0) + 1
-                if n <= cfg.num_stuck_in_queued_retries:
-                    self.core.transition(ti, S.SCHEDULED, now, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over "
-                                        f"{cfg.task_queued_timeout:g} s: re-queued ({n} of "
-                                        f"{cfg.num_stuck_in_queued_retries})")
-                    # scheduled_at stays: the wait counts as scheduled -> queued. The abandoned
-                    # attempt's launch and slot release belong to no row: the try's row tells
-                    # the attempt that ran.
-                    ti.queued_at = ti.launched_at = math.nan
-                    ti.worker = ti.host = None
-                    self.core.forget_release(ti)
-                    self._scheduled.add(ti)
-                else:
-                    self._stuck_requeues.pop(ti, None)
-                    self._fail_try(ti, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
-                                       f"after {cfg.num_stuck_in_queued_retries} re-queues")
-                self.ring()
-        self.env.timeout(cfg.task_queued_timeout_check_interval).callbacks.append(self._check_stuck_in_queued)
-
     # -- the loop -------------------------------------------------------------------------------
     def _examine_runs(self, proc, now: float) -> tuple[float, int]:
         """Part A up to the critical section: create and start DAG runs, examine running runs.
@@ -798,7 +733,7 @@ class Scheduler:
     def _deadlocked(self) -> bool:
         """Runs are alive but nothing can ever ring again: no run will be created or triggered,
         no task is with an executor, no retry is waiting. The runs left are stuck for good."""
-        if self._create_heap or self._triggers_pending or self._zombies_pending or not self._live_runs:
+        if self._create_heap or self._triggers_pending or self.lost.zombies_pending or not self._live_runs:
             return False
         if self.sim.task_runner.any_alive():     # a task process is still running somewhere
             return False
