@@ -11,11 +11,12 @@ from __future__ import annotations
 import heapq
 
 from simpy import Event
+from simpy.events import Timeout
 
 
 class Host:
     __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
-                 "busy_core_seconds", "peak_jobs")
+                 "busy_core_seconds", "peak_jobs", "_wake")
 
     def __init__(self, env, name: str, cores: float | None):
         if cores is not None and not cores > 0:
@@ -29,6 +30,7 @@ class Host:
         self._heap: list = []
         self._seq = 0
         self._timer = None          # the one live wake-up timer (older ones are ignored)
+        self._wake = [self._on_timer]   # its callbacks: one bound method, not one per timer
         self.busy_core_seconds = 0.0
         self.peak_jobs = 0
 
@@ -96,8 +98,8 @@ class Host:
             return
         n = self._n                       # the rate, inline: this runs for every job's start and end
         delay = (heap[0][0] - self._v) / (1.0 if n <= self.cores else self.cores / n)
-        timer = self._timer = self.env.timeout(delay if delay > 0.0 else 0.0)
-        timer.callbacks.append(self._on_timer)
+        timer = self._timer = Timeout(self.env, delay if delay > 0.0 else 0.0)
+        timer.callbacks = self._wake[:]
 
     def _on_timer(self, timer) -> None:
         if timer is not self._timer:
