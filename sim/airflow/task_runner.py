@@ -52,7 +52,7 @@ class Process:
 class TaskRunner:
     __slots__ = ("sim", "env", "db", "core", "startup", "mini_scheduler", "mini_schedule", "mini_queries", "live", "running",
                  "job_heartbeat", "run_cpu", "exit_cpu", "api", "start_latency", "run_latency",
-                 "exit_latency", "_factor",
+                 "exit_latency", "_factor", "_started_on",
                  "heartbeat_interval", "_beating", "heartbeats")
 
     def __init__(self, sim):
@@ -78,6 +78,7 @@ class TaskRunner:
             self._factor = gamma_sampler(stream(sim.seed, "overheads/task-processes"), k, 1.0 / k)
         else:
             self._factor = _one
+        self._started_on: dict = {}      # worker -> its "task process started on" message
         self.live: dict = {}             # every process started and not exited (a set, ordered)
         self.running: dict = {}          # (ti, try) -> the process running that try
         #: [scheduler] job_heartbeat_sec (C2, 5 s): how soon a task job notices an external change
@@ -141,7 +142,10 @@ class TaskRunner:
         if self.heartbeat_interval > 0.0 and not self._beating:
             self._beating = True
             env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
-        self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, f"task process started on {proc.worker}")
+        said = self._started_on.get(proc.worker)
+        if said is None:                         # one message object per worker (hashed once)
+            said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
+        self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, said)
         task = ti.task
         duration = ti.durations[ti.try_number - 1]
         if task.deferrable is not None and ti.run.defer_state[ti].resumed:
