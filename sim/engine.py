@@ -1,5 +1,15 @@
-"""The few things the model asks of SimPy beyond its public API, in one place."""
+"""The few things the model asks of SimPy beyond its public API, in one place.
+
+SimPy's loop (``Environment.step``) pops ``(time, priority, id, event)`` from its queue, calls the
+event's ``callbacks`` and checks ``event._ok``; that is all it reads. The helpers below put entries
+on that queue the way ``Event.succeed`` and ``Timeout`` do, with the same priority and the same id
+counter, so the order of simultaneous events (and every result) is what SimPy's own calls give.
+"""
 from __future__ import annotations
+
+from heapq import heappush
+
+from simpy.events import NORMAL
 
 
 def succeed_later(env, event, delay: float) -> None:
@@ -10,3 +20,25 @@ def succeed_later(env, event, delay: float) -> None:
     event._ok = True
     event._value = None
     env.schedule(event, delay=delay)
+
+
+class Wake:
+    """A bare timer: what ``env.timeout(delay)`` is to SimPy's loop, without the parts of an
+    :class:`simpy.Event` nobody waiting by callback uses (value, environment, ``yield``). Half the
+    cost of a ``Timeout``; the model's callback chains (task processes, hosts, the database's
+    waits) schedule one per step, millions in a long run."""
+
+    __slots__ = ("callbacks",)
+    _ok = True
+
+
+def later(env, delay: float, callback) -> Wake:
+    """Call ``callback(wake)`` ``delay`` seconds from now, in the order ``env.timeout(delay)``
+    with that callback appended would have it called. ``callback`` may be a list of callbacks,
+    used as is (SimPy's loop only reads it, so one list can serve many timers)."""
+    if delay < 0.0:
+        raise ValueError(f"negative delay {delay}")
+    w = Wake()
+    w.callbacks = callback if callback.__class__ is list else [callback]
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), w))
+    return w

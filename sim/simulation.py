@@ -13,6 +13,7 @@ from .airflow.metadata_db import MetadataDB
 from .airflow.scheduler import Scheduler
 from .airflow.task_runner import TaskRunner
 from .airflow.triggerer import Triggerers
+from .engine import later
 from .executors.local import LocalExecutor
 from .executors.registry import EXECUTORS
 from .infra.host import Host
@@ -161,7 +162,7 @@ class Simulation:
             if shown > bar.n:
                 bar.update(shown - bar.n)
             if not self.scheduler.finished.triggered and env.now < limit:
-                env.timeout(step).callbacks.append(tick)
+                later(env, step, tick)
         tick()
         return bar
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from ..engine import later
 from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
 from ..model.stimuli import Stimulus
@@ -37,7 +38,7 @@ class LostTasks:
     def start(self) -> None:
         interval = self.cfg.task_queued_timeout_check_interval
         if interval > 0.0 and self.cfg.task_queued_timeout > 0.0:
-            self.env.timeout(interval).callbacks.append(self._check_stuck_in_queued)
+            later(self.env, interval, self._check_stuck_in_queued)
 
     def heartbeats_stopped(self, ti, died_at: float, why: str) -> None:
         """A running task's process died without writing its outcome: its heartbeats stop, and
@@ -49,7 +50,7 @@ class LostTasks:
         at = math.ceil(due / step) * step if step > 0.0 else due
         try_number = ti.try_number
         self.zombies_pending += 1
-        self.env.timeout(max(0.0, at - self.env.now)).callbacks.append(
+        later(self.env, max(0.0, at - self.env.now), 
             lambda _e: self._zombie(ti, try_number, why))
 
     def _zombie(self, ti, try_number: int, why: str) -> None:
@@ -101,4 +102,4 @@ class LostTasks:
                     self.fail_try(ti, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
                                        f"after {cfg.num_stuck_in_queued_retries} re-queues")
                 self.ring()
-        self.env.timeout(cfg.task_queued_timeout_check_interval).callbacks.append(self._check_stuck_in_queued)
+        later(self.env, cfg.task_queued_timeout_check_interval, self._check_stuck_in_queued)

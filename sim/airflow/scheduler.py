@@ -23,7 +23,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..engine import succeed_later
+from ..engine import later, succeed_later
 from ..model.rng import stream
 from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_sensor, draw_tries
 from ..model.schedules import Cron, Interval
@@ -185,7 +185,7 @@ class Scheduler:
     def _ring_at(self, t: float) -> None:
         delay = t - self.env.now
         if delay > 0.0:
-            self.env.timeout(delay).callbacks.append(lambda _e: self.ring())
+            later(self.env, delay, lambda _e: self.ring())
         else:
             self.ring()
 
@@ -206,7 +206,7 @@ class Scheduler:
             self._triggers_pending -= 1
             return
         delay = due - self.env.now
-        self.env.timeout(delay if delay > 0 else 0.0).callbacks.append(
+        later(self.env, delay if delay > 0 else 0.0,
             lambda _e: self._trigger(plan, times, due))
 
     def _trigger(self, plan, times, due) -> None:
@@ -220,7 +220,7 @@ class Scheduler:
             self._triggers_pending -= 1
         else:
             delay = nxt - self.env.now
-            self.env.timeout(delay).callbacks.append(lambda _e: self._trigger(plan, times, nxt))
+            later(self.env, delay, lambda _e: self._trigger(plan, times, nxt))
         self.ring()
 
     def _new_run(self, plan, due: float) -> DagRun:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from ..engine import later
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
@@ -120,7 +121,7 @@ class TaskRunner:
         wait = self.start_latency * f
         if wait > 0.0:
             cpu = (boot + parse) * f
-            self.env.timeout(wait).callbacks.append(lambda _e: host.run(cpu, lambda: self._booted(proc)))
+            later(self.env, wait, lambda _e: host.run(cpu, lambda: self._booted(proc)))
         else:
             host.run((boot + parse) * f, lambda: self._booted(proc))
         return proc
@@ -141,7 +142,7 @@ class TaskRunner:
         self.running[(ti, proc.try_number)] = proc
         if self.heartbeat_interval > 0.0 and not self._beating:
             self._beating = True
-            env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
+            later(env, self.heartbeat_interval, self._heartbeats)
         said = self._started_on.get(proc.worker)
         if said is None:                         # one message object per worker (hashed once)
             said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
@@ -176,7 +177,7 @@ class TaskRunner:
             if duration_cpu > 0.0 and duration > 0.0:
                 # a CPU-bound body, then the run's waiting
                 def go(_e=None):
-                    host.run(run_cpu + duration_cpu, lambda: env.timeout(duration).callbacks.append(
+                    host.run(run_cpu + duration_cpu, lambda: later(env, duration, 
                         lambda _e: self._ended(proc)))
             elif duration_cpu > 0.0:
                 def go(_e=None):
@@ -185,14 +186,14 @@ class TaskRunner:
                 # task_run_cpu first (the raw task process's fork, context, templates), then the
                 # task's own wall time
                 def go(_e=None):
-                    host.run(run_cpu, lambda: env.timeout(duration).callbacks.append(
+                    host.run(run_cpu, lambda: later(env, duration, 
                         lambda _e: self._ended(proc)))
             if wait > 0.0:
-                env.timeout(wait).callbacks.append(go)
+                later(env, wait, go)
             else:
                 go()
         else:
-            env.timeout(started - env.now + duration).callbacks.append(lambda _e: self._ended(proc))
+            later(env, started - env.now + duration, lambda _e: self._ended(proc))
 
     def _ended(self, proc) -> None:
         if not proc.alive:
@@ -223,7 +224,7 @@ class TaskRunner:
                 outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
         write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
         if write > 0.0:
-            env.timeout(write).callbacks.append(lambda _e: self._written(proc, outcome))
+            later(env, write, lambda _e: self._written(proc, outcome))
         else:
             self._written(proc, outcome)
 
@@ -244,7 +245,7 @@ class TaskRunner:
         f = self._factor()
         wait, cpu = self.exit_latency * f, self.exit_cpu * f
         if wait > 0.0:
-            self.env.timeout(wait).callbacks.append(
+            later(self.env, wait, 
                 lambda _e: proc.host.run(cpu, lambda: self._handle_task_exit(proc, outcome))
                 if proc.alive else None)
         elif cpu > 0.0:
@@ -258,7 +259,7 @@ class TaskRunner:
         if outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
             cost = self.db.book(self.mini_queries)
             if cost > 0.0:
-                self.env.timeout(cost).callbacks.append(lambda _e: self._mini_schedule(proc, outcome))
+                later(self.env, cost, lambda _e: self._mini_schedule(proc, outcome))
                 return
             self._mini_schedule(proc, outcome)
             return
@@ -292,7 +293,7 @@ class TaskRunner:
             db.book(1, at=now + t)
         self.heartbeats += len(self.running)
         if self.running:
-            self.env.timeout(self.heartbeat_interval).callbacks.append(self._heartbeats)
+            later(self.env, self.heartbeat_interval, self._heartbeats)
         else:
             self._beating = False
 
@@ -313,4 +314,4 @@ class TaskRunner:
             if proc.alive:
                 proc.alive = False
                 self._exit(proc, None)
-        self.env.timeout(self.job_heartbeat).callbacks.append(kill)
+        later(self.env, self.job_heartbeat, kill)

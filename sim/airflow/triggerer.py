@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from ..engine import later
 from ..model.stimuli import EventKind as E
 
 
@@ -52,7 +53,7 @@ class Triggerer:
         self._next = t
         self._gen += 1
         gen = self._gen
-        env.timeout(t - env.now).callbacks.append(lambda _e: self._pass(gen))
+        later(env, t - env.now, lambda _e: self._pass(gen))
 
     def _pass(self, gen: int) -> None:
         if gen != self._gen:
@@ -118,7 +119,7 @@ class Triggerers:
         self.core.event(now, E.TRIGGER_EVENT, "trigger fired", ti, ti.try_number, who.name)
         wait = self.db.book(1)
         if wait > 0.0:
-            self.env.timeout(wait).callbacks.append(lambda _e: self.core.trigger_fired(ti))
+            later(self.env, wait, lambda _e: self.core.trigger_fired(ti))
         else:
             self.core.trigger_fired(ti)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..engine import later
 from ..infra.autoscaler import KedaAutoscaler, KedaSettings
 from ..infra.broker import Broker, Message
 from ..infra.celery_worker import CeleryWorker
@@ -115,7 +116,7 @@ class CeleryExecutor(BaseExecutor):
         self._all_workers.setdefault(pool.name, []).append(w)
         delay = self.cfg.worker_startup_time if startup is None else startup
         if delay > 0.0:
-            self.env.timeout(delay).callbacks.append(lambda _e: w.go_online())
+            later(self.env, delay, lambda _e: w.go_online())
         else:
             w.go_online()
         self._log_count(pool)
@@ -209,7 +210,7 @@ class CeleryExecutor(BaseExecutor):
                 # The key stays in running until the sends have timed out (CE's fail(key) runs
                 # after them): another scheduler sharing this executor must not take the slot.
                 if cost > 0.0:
-                    env.timeout(cost).callbacks.append(lambda _e: self._publish_failed(failed))
+                    later(env, cost, lambda _e: self._publish_failed(failed))
                 else:
                     self._publish_failed(failed)
             return cost
@@ -220,7 +221,7 @@ class CeleryExecutor(BaseExecutor):
             self._task_ids[(ti, ti.try_number)] = self._next_task_id
             msgs.append(Message(self._next_task_id, ti, ti.try_number, ti.task.queue, now + cost))
         if cost > 0.0:
-            env.timeout(cost).callbacks.append(lambda _e: [self.broker.publish(m) for m in msgs])
+            later(env, cost, lambda _e: [self.broker.publish(m) for m in msgs])
         else:
             for m in msgs:
                 self.broker.publish(m)

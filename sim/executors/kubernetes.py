@@ -16,6 +16,7 @@ from collections import deque
 
 import pandas as pd
 
+from ..engine import later
 from ..model.states import TaskInstanceState as S
 from ..model.stimuli import EventKind as E
 from .base import BaseExecutor, Machine
@@ -64,7 +65,7 @@ class Pod:
         self.initialized_at = self.image_at + ex.cfg.init_container_time
         self.container_at = self.initialized_at + ex.cfg.container_start_time
         ex.sim.state.event(self.bound_at, E.POD_BOUND, "pod bound to a node", self.ti, self.try_number, node.name)
-        env.timeout(self.container_at - env.now).callbacks.append(self._container_started)
+        later(env, self.container_at - env.now, self._container_started)
 
     def _container_started(self, _e) -> None:
         if self.cancelled or self.node is None or self.node.gone_at is not None:
@@ -175,7 +176,7 @@ class KubernetesExecutor(BaseExecutor):
             ti.worker = pod.name
             self._pods[(ti, try_number)] = pod
             self.sim.state.event(env.now + done[i], E.POD_CREATED, "pod created", ti, try_number, pod.name)
-            env.timeout(done[i]).callbacks.append(lambda _e, p=pod: p.created())
+            later(env, done[i], lambda _e, p=pod: p.created())
         return cost
 
     def _record(self, pod: Pod) -> None:
@@ -211,7 +212,7 @@ class KubernetesExecutor(BaseExecutor):
             self._results.append((pod, state))
             self.sim.state.changed()
         if cfg.watcher_delay > 0:
-            self.env.timeout(cfg.watcher_delay).callbacks.append(report)
+            later(self.env, cfg.watcher_delay, report)
         else:
             report()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..engine import later
 from ..model.stimuli import EventKind as E
 
 
@@ -126,7 +127,7 @@ class Broker:
             msg.worker = w
             msg.delivered_at = now
             if self.delivery_time > 0.0:
-                self.env.timeout(self.delivery_time).callbacks.append(lambda _e, w=w, m=msg: w.receive(m))
+                later(self.env, self.delivery_time, lambda _e, w=w, m=msg: w.receive(m))
             else:
                 w.receive(msg)
             if self.flavour == "redis":         # every unacked delivery has a visibility deadline
@@ -143,7 +144,7 @@ class Broker:
             self._resume_armed = False
             for name in list(self.queues):
                 self.dispatch(name)
-        self.env.timeout(end - self.env.now).callbacks.append(resume)
+        later(self.env, end - self.env.now, resume)
 
     # -- acknowledgements and redelivery ---------------------------------------------------------
     def ack(self, msg: Message) -> None:
@@ -174,7 +175,7 @@ class Broker:
             return
         self._visibility_armed = True
         delay = max(0.0, self._visibility[0][0] - self.env.now)
-        self.env.timeout(delay).callbacks.append(self._visibility_expired)
+        later(self.env, delay, self._visibility_expired)
 
     def _visibility_expired(self, _e) -> None:
         self._visibility_armed = False

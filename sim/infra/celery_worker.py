@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..engine import later
 from ..model.states import TaskInstanceState as S
 from ..model.stimuli import EventKind as E
 
@@ -126,7 +127,7 @@ class CeleryWorker:
             if self.state is DRAINING and not self.procs:
                 self._gone()
         if write > 0.0:
-            self.env.timeout(write).callbacks.append(stored)
+            later(self.env, write, stored)
         else:
             stored()
 
@@ -165,8 +166,8 @@ class CeleryWorker:
         if not self.procs:
             self._gone()
             return
-        self.env.timeout(grace).callbacks.append(
-            lambda _e: self.crash("killed after the termination grace period") if self.state is DRAINING else None)
+        later(self.env, grace,
+              lambda _e: self.crash("killed after the termination grace period") if self.state is DRAINING else None)
 
     def _gone(self) -> None:
         self.state = GONE

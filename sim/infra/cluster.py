@@ -10,6 +10,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..engine import later
 from ..model.rng import stream
 from ..model.stimuli import EventKind as E
 from .host import Host
@@ -105,7 +106,7 @@ class Cluster:
         self.nodes.append(node)
         self.all_nodes.append(node)
         if provision > 0:
-            self.env.timeout(provision).callbacks.append(lambda _e: self._ready(node))
+            later(self.env, provision, lambda _e: self._ready(node))
         else:
             self._ready(node)
         self._log(pool)
@@ -118,7 +119,7 @@ class Cluster:
         node.empty_since = self.env.now
         if node.pool.spot and node.pool.interruptions_per_hour > 0:
             t = self._rng.expovariate(node.pool.interruptions_per_hour / 3600.0)
-            self.env.timeout(t).callbacks.append(lambda _e: self._interrupt(node))
+            later(self.env, t, lambda _e: self._interrupt(node))
         self.schedule_pending()
 
     def _remove_node(self, node: Node) -> None:
@@ -141,7 +142,7 @@ class Cluster:
                 pod.node_lost(f"spot node {node.name} interrupted")
             self._remove_node(node)
             self.schedule_pending()
-        self.env.timeout(SPOT_NOTICE).callbacks.append(terminate)
+        later(self.env, SPOT_NOTICE, terminate)
 
     def node_count(self, pool_name: str) -> int:
         return sum(1 for n in self.nodes if n.pool.name == pool_name)

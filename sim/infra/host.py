@@ -11,7 +11,8 @@ from __future__ import annotations
 import heapq
 
 from simpy import Event
-from simpy.events import Timeout
+
+from ..engine import later
 
 
 class Host:
@@ -30,7 +31,7 @@ class Host:
         self._heap: list = []
         self._seq = 0
         self._timer = None          # the one live wake-up timer (older ones are ignored)
-        self._wake = [self._on_timer]   # its callbacks: one bound method, not one per timer
+        self._wake = [self._on_timer]   # its callbacks: one list for every timer (only read)
         self.busy_core_seconds = 0.0
         self.peak_jobs = 0
 
@@ -48,7 +49,7 @@ class Host:
             return self.env.timeout(total)
         ev = Event(self.env)
         if after > 0.0:
-            self.env.timeout(after).callbacks.append(lambda _e: self._submit(seconds, ev.succeed))
+            later(self.env, after, lambda _e: self._submit(seconds, ev.succeed))
         else:
             self._submit(seconds, ev.succeed)
         return ev
@@ -65,7 +66,7 @@ class Host:
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self.busy_core_seconds += seconds
-            self.env.timeout(seconds if seconds > 0.0 else 0.0).callbacks.append(lambda _e: then())
+            later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then())
             return
         self._submit(seconds, then)
 
@@ -98,8 +99,7 @@ class Host:
             return
         n = self._n                       # the rate, inline: this runs for every job's start and end
         delay = (heap[0][0] - self._v) / (1.0 if n <= self.cores else self.cores / n)
-        timer = self._timer = Timeout(self.env, delay if delay > 0.0 else 0.0)
-        timer.callbacks = self._wake[:]
+        self._timer = later(self.env, delay if delay > 0.0 else 0.0, self._wake)
 
     def _on_timer(self, timer) -> None:
         if timer is not self._timer:
