@@ -24,6 +24,10 @@ also on Ctrl-C or failure.
 Pins (Airflow's constraints file cannot be fetched here): celery 5.4.0, kombu 5.4.2 and
 apache-airflow-providers-celery 3.10.0, because the newest celery an unconstrained install brings
 (5.5+) breaks the 2.10 provider's worker start-up (found by ../shared/reference/real-airflow-recipe).
+For Airflow 3: celery 5.5.3 and kombu 5.5.x, because celery 5.7 (what an unconstrained install
+brought) removed ``retry`` from ``celery.backends.database``, which the 3.x celery provider
+(3.26.0) imports at worker start-up; the provider then reports the ImportError as "Failed to
+import providers_configuration_loaded" (worker log, 2026-12-05). The provider needs celery>=5.5.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ PG_BIN = "/usr/lib/postgresql/{v}/bin"
 OURS = ("airflow", "celery", "postgres", "redis", "sleep", "bash -c", "harness.py")
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
 PINS = ["celery[redis]==5.4.0", "kombu==5.4.2", "apache-airflow-providers-celery==3.10.0"]
+PINS3 = ["celery[redis]==5.5.3", "kombu>=5.5,<5.6"]
 #: Each Airflow version in a virtualenv, AIRFLOW_HOME and database of its own (the recipe's
 #: layout): 3.x also needs asyncpg (its API server's async DB access) and psycopg2 for Celery's
 #: result backend, and its DAG file imports from airflow.sdk and the standard provider
@@ -53,7 +58,7 @@ VERSIONS = {
     "2.10": {"venv": "venv210", "home": "airflow_home", "db": "airflow", "broker_db": 0,
              "pip": ["apache-airflow[postgres,celery]==2.10.*"], "pins": PINS},
     "3": {"venv": "venv3", "home": "airflow3_home", "db": "airflow3", "broker_db": 1,
-          "pip": ["apache-airflow[postgres,celery]==3.*", "asyncpg", "psycopg2-binary"], "pins": []},
+          "pip": ["apache-airflow[postgres,celery]==3.*", "asyncpg", "psycopg2-binary"], "pins": PINS3},
 }
 V = dict(VERSIONS["2.10"])          # the version in use (set by `setup --airflow` and by a matrix)
 
