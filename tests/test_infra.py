@@ -63,3 +63,42 @@ def test_db_zero_time_is_free():
     env = simpy.Environment()
     db = MetadataDB(env, query_time=0.0, connections=1)
     assert db.book(10) == 0.0
+
+
+def test_two_jobs_back_to_back_end_when_their_sum_would():
+    """Why the scheduler runs consecutive parts of its loop as one job: under processor sharing,
+    a job of a seconds followed at once by one of b ends when one job of a + b would, whatever
+    else arrives and leaves meanwhile (and the others end at the same times too)."""
+    import random
+    for seed in range(30):
+        rng = random.Random(seed)
+        cores = rng.choice([1, 2, 3.5])
+        others = [(rng.uniform(0, 5), rng.uniform(0.1, 4)) for _ in range(rng.randint(1, 8))]
+        a, b = rng.uniform(0.1, 3), rng.uniform(0.1, 3)
+        ends = []
+        for split in (True, False):
+            env = simpy.Environment()
+            host = Host(env, "h", cores)
+            seen = {}
+
+            def chained(split=split, host=host, env=env, seen=seen):
+                yield env.timeout(1.0)
+                if split:
+                    yield host.work(a)
+                    yield host.work(b)
+                else:
+                    yield host.work(a + b)
+                seen["me"] = env.now
+
+            def other(i, start, work, host=host, env=env, seen=seen):
+                yield env.timeout(start)
+                yield host.work(work)
+                seen[i] = env.now
+            env.process(chained())
+            for i, (start, work) in enumerate(others):
+                env.process(other(i, start, work))
+            env.run()
+            ends.append(seen)
+        assert ends[0].keys() == ends[1].keys()
+        for k in ends[0]:
+            assert abs(ends[0][k] - ends[1][k]) < 1e-9, (seed, k)

@@ -206,7 +206,7 @@ class Scheduler:
             self._triggers_pending -= 1
             return
         delay = due - self.env.now
-        later(self.env, delay if delay > 0 else 0.0,
+        later(self.env, delay if delay > 0 else 0.0, 
             lambda _e: self._trigger(plan, times, due))
 
     def _trigger(self, plan, times, due) -> None:
@@ -520,8 +520,14 @@ class Scheduler:
         return self.ov.scheduler_per_ti * queued, 3, queued
 
     def _process_executor_events(self, proc):
-        """Part B, second half: ``_process_executor_events``, then its cost (one query, CPU per
-        event). Returns (events, the event its cost ends with or None)."""
+        """Part B, second half, and part C: ``_process_executor_events``, then its cost (one
+        query, CPU per event) and the rest of the loop's. Returns (events, the event the loop's
+        remaining cost ends with, or None).
+
+        The two parts' CPU is one job on the host: nothing is decided between them, and under
+        processor sharing a job of ``a`` then one of ``b`` seconds ends when one of ``a + b``
+        would (the host's load is the same throughout), so the loop ends at the same time with
+        one wake-up fewer."""
         now = self.env.now
         n = 0
         unsynced = self._unsynced
@@ -541,14 +547,15 @@ class Scheduler:
                     said = state.value if state is not None else "success"
                     self.core.end_try(ti, failure_outcome(ti), now, Stimulus.EXECUTOR_KILLED,
                                       f"executor reported {said}: killed externally")
+        base = self._rest_of_loop(proc)
         if n:
             per_ti = self.ov.scheduler_per_ti
             wait = self.db.book(1)
             if per_ti > 0.0 or wait > 0.0:
                 self.db_seconds += wait
                 self.cpu_seconds += per_ti * n
-                return n, proc.host.work(per_ti * n, after=wait)
-        return n, None
+                return n, proc.host.work(per_ti * n + base, after=wait)
+        return n, (proc.host.work(base) if base > 0.0 else None)
 
     def _loop(self, proc):
         """One scheduler process's loop: part A (scheduling), part B (heartbeat and events),
@@ -583,10 +590,7 @@ class Scheduler:
             wait = self._heartbeat(proc)
             if wait is not None:
                 yield wait
-            events, wait = self._process_executor_events(proc)
-            if wait is not None:
-                yield wait
-            wait = self._rest_of_loop(proc)
+            events, wait = self._process_executor_events(proc)     # and part C's cost
             if wait is not None:
                 yield wait
             self.loops += 1
@@ -653,18 +657,17 @@ class Scheduler:
             cost += ex.heartbeat()
         return self.env.timeout(cost) if cost > 0.0 else None
 
-    def _rest_of_loop(self, proc):
+    def _rest_of_loop(self, proc) -> float:
         """Part C, after the heartbeat: the DAG processor agent's heartbeat, the scheduler job's
         heartbeat, the executors' event logs, the timers (Airflow 2.10 _run_scheduler_loop). Its
         fixed cost lengthens every loop, but does not stand between a task's queueing and its
-        launch. Returns the event its cost ends with, or None."""
+        launch. Accounts for it and returns its CPU seconds (run after part B's, in one job)."""
         base = self.ov.scheduler_loop_base
         if base > 0.0:
             self.cpu_seconds += base
             if len(self.procs) > 1:
                 proc.cpu_seconds += base
-            return proc.host.work(base)
-        return None
+        return base
 
     def _idle(self, proc, start: float, cpu: float, queries: int, phase_a: float):
         """A loop that queued nothing and processed no event: sleep, or (when idle loops would
