@@ -107,6 +107,12 @@ class Overheads:
     #: coefficient of variation (its own random stream). 0 = constant overheads. A few per cent of
     #: variation is what keeps real scheduler loops from locking onto task durations.
     overhead_cv: float = 0.0
+    #: Airflow 3's supervisor: the share of task processes whose exit it notices only when its
+    #: wait for the process's sockets times out, ``[workers] min_heartbeat_interval`` after the
+    #: task's end (``ActivitySubprocess._monitor_subprocess`` waits in ``select`` up to that long
+    #: once the sockets are closed; 3.3.2). The worker, Celery child or pod stays busy meanwhile.
+    #: Airflow 2's LocalTaskJob polls its child instead, so 0 there.
+    supervisor_late_exit_share: float = 0.0
 
 
 def field_names(cls) -> list[str]:

@@ -26,6 +26,8 @@ PARAMETERS = {
     "overheads.task_exit_latency": (0.001, 5.0, ("local", "celery"),
                                     "waiting after the outcome until the process exits (the job polling its child)"),
     "overheads.scheduler_host_cores": (1.0, 64.0, ("local", "celery"), "cores of the scheduler's host"),
+    "overheads.api_request_time": (1e-4, 0.5, ("local", "celery"),
+                                   "Airflow 3: one Execution API request, besides its DB query"),
     "celery.publish_time": (1e-4, 0.5, ("celery",), "one apply_async to the broker"),
     "celery.delivery_time": (1e-4, 1.0, ("celery",), "broker -> worker hop"),
     "celery.send_pool_startup": (1e-3, 3.0, ("celery",),

@@ -534,6 +534,9 @@ class OverheadsSection(Strict):
     """Waiting of a task process after its outcome is written, until it has exited."""
     overhead_cv: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Overheads.overhead_cv
     """Coefficient of variation of each task process stage's overheads (gamma factor of mean 1)."""
+    supervisor_late_exit_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Overheads.supervisor_late_exit_share
+    """Airflow 3: share of task processes whose supervisor notices their exit only
+    min_heartbeat_interval after the task's end (its select times out)."""
 
 
 class CelerySection(Strict):
