@@ -102,3 +102,42 @@ def test_two_jobs_back_to_back_end_when_their_sum_would():
         assert ends[0].keys() == ends[1].keys()
         for k in ends[0]:
             assert abs(ends[0][k] - ends[1][k]) < 1e-9, (seed, k)
+
+
+def test_redis_broker_forgets_a_settled_message_before_its_visibility_timeout():
+    """A Redis delivery is watched for visibility_timeout (24 h by default); once its task is
+    acknowledged the broker must not keep the message (and its task instance) alive that long."""
+    from sim.infra.broker import Broker, Message
+
+    class Core:
+        def event(self, *a):
+            pass
+
+    class Worker:
+        queues = ["default"]
+
+        def __init__(self):
+            self.got = []
+
+        def room(self):
+            return 1
+
+        def hold(self, msg):
+            pass
+
+        def receive(self, msg):
+            self.got.append(msg)
+
+    env = simpy.Environment()
+    broker = Broker(env, Core(), "redis", 0.0, 100.0, acks_late=True)
+    w = Worker()
+    broker.subscribe(w)
+    settled, unsettled = Message(1, "ti-a", 1, "default", 0.0), Message(2, "ti-b", 1, "default", 0.0)
+    broker.publish(settled)
+    broker.publish(unsettled)
+    assert [m.task_id for m in w.got] == [1, 2]
+    broker.ack(settled)
+    watched = [entry[1] for entry in broker._visibility]
+    assert watched == [None, unsettled]          # the settled one is no longer referenced
+    env.run(until=150.0)
+    assert broker.redeliveries == 1 and w.got[-1].task_id == 2 and w.got[-1].redelivered

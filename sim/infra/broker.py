@@ -24,7 +24,7 @@ class Message:
     external_executor_id): a redelivered message keeps it, a new publish gets a new one."""
 
     __slots__ = ("task_id", "ti", "try_number", "queue", "published_at", "worker", "delivered_at",
-                 "acked", "redelivered")
+                 "acked", "redelivered", "deadline")
 
     def __init__(self, task_id: int, ti, try_number: int, queue: str, published_at: float,
                  redelivered: bool = False):
@@ -37,6 +37,7 @@ class Message:
         self.delivered_at = None
         self.acked = False
         self.redelivered = redelivered
+        self.deadline = None              # its [deadline, message] entry while Redis watches it
 
     def copy(self, now: float) -> "Message":
         return Message(self.task_id, self.ti, self.try_number, self.queue, now, redelivered=True)
@@ -57,7 +58,9 @@ class Broker:
         self.queues: dict[str, deque] = {}
         self.subscribers: dict[str, list] = {}
         self._rr: dict[str, int] = {}
-        self._visibility: deque = deque()        # (deadline, message), Redis + acks_late
+        #: [deadline, message] per unacknowledged Redis delivery, in delivery order; an ack empties
+        #: its entry, so a settled message (and its task instance) is not kept for the timeout
+        self._visibility: deque = deque()
         self._visibility_armed = False
         self._resume_armed = False
         self.published = 0
@@ -131,7 +134,8 @@ class Broker:
             else:
                 w.receive(msg)
             if self.flavour == "redis":         # every unacked delivery has a visibility deadline
-                self._visibility.append((now + self.visibility_timeout, msg))
+                entry = msg.deadline = [now + self.visibility_timeout, msg]
+                self._visibility.append(entry)
                 self._arm_visibility()
         self._rr[name] = i % n
 
@@ -149,11 +153,15 @@ class Broker:
     # -- acknowledgements and redelivery ---------------------------------------------------------
     def ack(self, msg: Message) -> None:
         msg.acked = True
+        entry = msg.deadline
+        if entry is not None:                 # settled: Redis no longer watches it
+            entry[1] = None
+            msg.deadline = None
 
     def requeue(self, msg: Message) -> None:
         """A message goes back to the head of its queue (a warm shutdown returns what it reserved)."""
         new = msg.copy(self.env.now)
-        msg.acked = True                      # the old delivery is settled
+        self.ack(msg)                         # the old delivery is settled
         self.core.event(self.env.now, E.RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
                                 f"broker queue {msg.queue}")
         self.queue(new.queue).appendleft(new)
@@ -183,7 +191,8 @@ class Broker:
         vis = self._visibility
         while vis and vis[0][0] <= now:
             _, msg = vis.popleft()
-            if not msg.acked:
+            if msg is not None and not msg.acked:
+                msg.deadline = None
                 # kombu restores an unacknowledged message once its visibility timeout passes,
                 # whether its worker died or is still running it (duplicate delivery).
                 self.core.event(now, E.REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
