@@ -38,7 +38,7 @@ class Process:
     """One ``airflow tasks run`` process: what it runs, where, and whether it is still alive (a
     worker crash or a kill ends it between two steps)."""
 
-    __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive", "worker_boot")
+    __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive", "worker_boot", "one_shot")
 
     def __init__(self, ti, host, worker, on_exit, try_number=None):
         self.ti = ti
@@ -48,6 +48,7 @@ class Process:
         self.on_exit = on_exit
         self.alive = True
         self.worker_boot = False        # Airflow 3: the runner's start-up is inside the run
+        self.one_shot = False           # its worker runs nothing else (a pod)
 
 
 class TaskRunner:
@@ -103,6 +104,7 @@ class TaskRunner:
         scheduled by then, so the process keeps its own try number."""
         proc = Process(ti, host, worker, on_exit, try_number)
         proc.worker_boot = self.api is not None and startup is None
+        proc.one_shot = startup is not None        # a pod: its own start-up, one task
         self.live[proc] = None
         if ti.state is S.QUEUED and ti.try_number == proc.try_number:
             if ti.launched_at != ti.launched_at:     # not already handed to a pod by its executor
@@ -148,8 +150,10 @@ class TaskRunner:
             self._beating = True
             later(env, self.heartbeat_interval, self._heartbeats)
         said = self._started_on.get(proc.worker)
-        if said is None:                         # one message object per worker (hashed once)
-            said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
+        if said is None:                         # one message object per worker (hashed once) ...
+            said = f"task process started on {proc.worker}"
+            if not proc.one_shot:                # ... but a pod's worker never comes back
+                self._started_on[proc.worker] = said
         self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, said)
         task = ti.task
         duration = ti.durations[ti.try_number - 1]

@@ -12,8 +12,11 @@ Requested pods occupy parallelism from the moment they are queued, as in Airflow
 """
 from __future__ import annotations
 
+import math
+from array import array
 from collections import deque
 
+import numpy as np
 import pandas as pd
 
 from ..engine import later
@@ -26,6 +29,62 @@ IMAGE = "apache/airflow"
 POD_COLUMNS = ["pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "created_at",
                "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at", "cpu", "memory"]
 POD_FIELD = {name: i for i, name in enumerate(POD_COLUMNS)}
+_NAN = math.nan
+_POD_TIMES = ("created_at", "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at")
+
+
+class PodRows:
+    """The pods table, kept by column: a run of a million pods holds arrays of numbers, not a
+    million tuples of float objects. Times not reached (None) are stored as NaN, which is what
+    the DataFrame shows for them."""
+
+    __slots__ = ("pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "times",
+                 "cpu", "memory")
+
+    def __init__(self):
+        self.pod, self.task_id, self.node, self.phase, self.cpu, self.memory = [], [], [], [], [], []
+        self.dag, self.run, self.try_number = array("l"), array("l"), array("l")
+        self.cold_pull = array("b")
+        self.times = {name: array("d") for name in _POD_TIMES}
+
+    def __len__(self) -> int:
+        return len(self.pod)
+
+    def append(self, pod, ti) -> None:
+        self.pod.append(pod.name)
+        self.dag.append(ti.run.plan.index)
+        self.run.append(ti.run.idx)
+        self.task_id.append(ti.task.task_id)
+        self.try_number.append(pod.try_number)
+        self.node.append(pod.node.name if pod.node else "")
+        self.phase.append(pod.phase)
+        self.cold_pull.append(bool(pod.pulled))
+        for name, t in zip(_POD_TIMES, (pod.created_at, pod.bound_at, pod.image_at, pod.initialized_at,
+                                        pod.container_at, pod.ended_at)):
+            self.times[name].append(_NAN if t is None else t)
+        self.cpu.append(pod.cpu)
+        self.memory.append(pod.memory)
+
+    def frame(self) -> pd.DataFrame:
+        cols = {"pod": self.pod, "dag": np.frombuffer(self.dag, dtype=np.int64) if len(self) else [],
+                "run": np.frombuffer(self.run, dtype=np.int64) if len(self) else [],
+                "task_id": self.task_id,
+                "try_number": np.frombuffer(self.try_number, dtype=np.int64) if len(self) else [],
+                "node": self.node, "phase": self.phase,
+                "cold_pull": np.frombuffer(self.cold_pull, dtype=np.int8).astype(bool) if len(self) else []}
+        for name in _POD_TIMES:
+            cols[name] = np.frombuffer(self.times[name], dtype=np.float64).copy() if len(self) else []
+        cols["cpu"], cols["memory"] = self.cpu, self.memory
+        return pd.DataFrame(cols, columns=POD_COLUMNS) if len(self) else pd.DataFrame(columns=POD_COLUMNS)
+
+    def cpu_seconds(self) -> float:
+        """Core-seconds the pods requested while bound: sum of (ended - bound) x cpu."""
+        used = 0.0
+        bound, ended = self.times["bound_at"], self.times["ended_at"]
+        for b, e, cpu in zip(bound, ended, self.cpu):
+            if b == b and e == e:
+                used += (e - b) * cpu
+        return used
 
 
 class Pod:
@@ -110,7 +169,7 @@ class KubernetesExecutor(BaseExecutor):
         self.task_queue: deque = deque()      # (ti, try, launch failures) waiting for a pod
         self._results: list = []              # (pod, state) reported by the watcher
         self._pods: dict = {}                 # (ti, try) -> its live pod
-        self._rows: list = []                 # one tuple per finished pod (the pods table)
+        self._rows = PodRows()                # one row per finished pod (the pods table)
         self._n = 0
         self.cold_pulls = 0
         self.pods_deleted = 0
@@ -190,10 +249,7 @@ class KubernetesExecutor(BaseExecutor):
                 t = getattr(pod, stage)
                 if t is not None and t > end:
                     setattr(pod, stage, float("nan"))
-        self._rows.append((pod.name, ti.run.plan.index, ti.run.idx, ti.task.task_id, pod.try_number,
-                           pod.node.name if pod.node else "", pod.phase, bool(pod.pulled), pod.created_at,
-                           pod.bound_at, pod.image_at, pod.initialized_at, pod.container_at, pod.ended_at,
-                           pod.cpu, pod.memory))
+        self._rows.append(pod, ti)
 
     def pod_finished(self, pod: Pod, state, launch_failed: bool = False) -> None:
         """The watcher reports a pod's end after ``watcher_delay``; a pod that died before its
@@ -247,17 +303,11 @@ class KubernetesExecutor(BaseExecutor):
             yield node, max(0.0, end - node.created_at)
 
     def pod_usage(self) -> tuple[set, float]:
-        F = POD_FIELD
-        used = 0.0
-        for row in self._rows:
-            bound, ended = row[F["bound_at"]], row[F["ended_at"]]
-            if bound is not None and ended is not None and bound == bound and ended == ended:
-                used += (ended - bound) * row[F["cpu"]]
-        return {row[F["pod"]] for row in self._rows}, used
+        return set(self._rows.pod), self._rows.cpu_seconds()
 
     def pods_frame(self, plans, run_ids):
         """One row per pod: where it ran and the time spent in each start-up stage."""
-        df = pd.DataFrame(self._rows, columns=POD_COLUMNS)
+        df = self._rows.frame()
         df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
         df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])
         df = df.drop(columns=["dag", "run"])
