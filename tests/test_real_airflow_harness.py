@@ -1,6 +1,8 @@
 """The real-Airflow harness's pure parts (bench/real_airflow/harness.py); running it needs Airflow,
 PostgreSQL and Redis and minutes per configuration, so CI does not."""
 import importlib.util
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,15 @@ def test_contention_window_and_environment(harness, tmp_path):
     s.samples = [(10.0, 1.0, 0.1, 0.5), (11.0, 1.2, 0.5, 0.6), (12.0, 0.8, 0.0, 0.7), (20.0, 0.0, 2.0, 1.0)]
     c = s.between(9.5, 11.5)
     assert c["n_samples_1s"] == 3 and c["other_cores_mean"] == 0.2 and c["other_cores_max"] == 0.5
+    s.samples = [(10.0, 0.5, 0.1, 3.0, 1.9), (11.0, 0.7, 0.1, 3.0, 2.0)]
+    assert s.between(9.5, 10.5)["busy_cores_mean"] == 1.95     # the whole machine's busy cores
+    # the machine's busy cores, sampled for real: between 0 and the number of cores
+    live = harness.Sampler()
+    live.start()
+    time.sleep(2.3)
+    live.done.set()
+    live.join()
+    assert live.samples and all(0.0 <= x[4] <= os.cpu_count() + 0.1 for x in live.samples)
     env = harness.env_for(tmp_path, {"executor": "CeleryExecutor", "parallelism": 4, "worker_concurrency": 2,
                                      "airflow_cfg": {"scheduler.max_tis_per_query": 8}})
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "2"
