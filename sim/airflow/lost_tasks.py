@@ -50,8 +50,7 @@ class LostTasks:
         at = math.ceil(due / step) * step if step > 0.0 else due
         try_number = ti.try_number
         self.zombies_pending += 1
-        later(self.env, max(0.0, at - self.env.now), 
-            lambda _e: self._zombie(ti, try_number, why))
+        later(self.env, max(0.0, at - self.env.now), lambda _e: self._zombie(ti, try_number, why))
 
     def _zombie(self, ti, try_number: int, why: str) -> None:
         self.zombies_pending -= 1

@@ -206,8 +206,7 @@ class Scheduler:
             self._triggers_pending -= 1
             return
         delay = due - self.env.now
-        later(self.env, delay if delay > 0 else 0.0, 
-            lambda _e: self._trigger(plan, times, due))
+        later(self.env, delay if delay > 0 else 0.0, lambda _e: self._trigger(plan, times, due))
 
     def _trigger(self, plan, times, due) -> None:
         self._new_run(plan, due)

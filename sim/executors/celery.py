@@ -252,6 +252,6 @@ class CeleryExecutor(BaseExecutor):
             del self._task_ids[key]
             state = S.FAILED if celery_state == "FAILURE" else S.SUCCESS
             self.sim.state.event(now, E.RESULT_SEEN, f"scheduler saw {celery_state} in the result backend",
-                                    proc.ti, proc.try_number, "scheduler")
+                                 proc.ti, proc.try_number, "scheduler")
             self.change_state(proc.ti, proc.try_number, state)
         return cost

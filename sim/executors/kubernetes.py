@@ -28,7 +28,6 @@ IMAGE = "apache/airflow"
 #: The fields of a pod's row (KubernetesExecutor._rows), in order.
 POD_COLUMNS = ["pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "created_at",
                "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at", "cpu", "memory"]
-POD_FIELD = {name: i for i, name in enumerate(POD_COLUMNS)}
 _NAN = math.nan
 _POD_TIMES = ("created_at", "bound_at", "image_ready_at", "initialized_at", "container_started_at", "ended_at")
 
@@ -66,16 +65,15 @@ class PodRows:
         self.memory.append(pod.memory)
 
     def frame(self) -> pd.DataFrame:
-        cols = {"pod": self.pod, "dag": np.frombuffer(self.dag, dtype=np.int64) if len(self) else [],
-                "run": np.frombuffer(self.run, dtype=np.int64) if len(self) else [],
-                "task_id": self.task_id,
-                "try_number": np.frombuffer(self.try_number, dtype=np.int64) if len(self) else [],
-                "node": self.node, "phase": self.phase,
-                "cold_pull": np.frombuffer(self.cold_pull, dtype=np.int8).astype(bool) if len(self) else []}
+        if not len(self):
+            return pd.DataFrame(columns=POD_COLUMNS)
+        cols = {"pod": self.pod, "dag": np.array(self.dag, dtype=np.int64), "run": np.array(self.run, dtype=np.int64),
+                "task_id": self.task_id, "try_number": np.array(self.try_number, dtype=np.int64),
+                "node": self.node, "phase": self.phase, "cold_pull": np.array(self.cold_pull, dtype=bool)}
         for name in _POD_TIMES:
-            cols[name] = np.frombuffer(self.times[name], dtype=np.float64).copy() if len(self) else []
+            cols[name] = np.array(self.times[name], dtype=np.float64)
         cols["cpu"], cols["memory"] = self.cpu, self.memory
-        return pd.DataFrame(cols, columns=POD_COLUMNS) if len(self) else pd.DataFrame(columns=POD_COLUMNS)
+        return pd.DataFrame(cols, columns=POD_COLUMNS)
 
     def cpu_seconds(self) -> float:
         """Core-seconds the pods requested while bound: sum of (ended - bound) x cpu."""

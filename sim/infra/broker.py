@@ -163,7 +163,7 @@ class Broker:
         new = msg.copy(self.env.now)
         self.ack(msg)                         # the old delivery is settled
         self.core.event(self.env.now, E.RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
-                                f"broker queue {msg.queue}")
+                        f"broker queue {msg.queue}")
         self.queue(new.queue).appendleft(new)
         self.redeliveries += 1
         self.dispatch(new.queue)
@@ -192,10 +192,9 @@ class Broker:
         while vis and vis[0][0] <= now:
             _, msg = vis.popleft()
             if msg is not None and not msg.acked:
-                msg.deadline = None
                 # kombu restores an unacknowledged message once its visibility timeout passes,
                 # whether its worker died or is still running it (duplicate delivery).
                 self.core.event(now, E.REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
-                                        f"broker queue {msg.queue}")
+                                f"broker queue {msg.queue}")
                 self.requeue(msg)
         self._arm_visibility()

@@ -116,7 +116,7 @@ class CeleryWorker:
                 return
             self.backend.store((proc, celery_state, msg.task_id))
             self.core.event(self.env.now, E.RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
-                                    proc.try_number, "result backend")
+                            proc.try_number, "result backend")
             self.core.changed()            # the next sync() will see it
             if self.broker.acks_late:
                 self.broker.ack(msg)
