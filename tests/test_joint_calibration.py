@@ -127,11 +127,13 @@ def test_airflow3_configurations_fit_their_own_overheads_and_may_hold_out_the_on
     """Airflow 3 (data/airflow-runs/af3: Local p8, p16, Celery p8-c4): the fitted overheads are
     JOINT_FIT_3 (no Celery hops), so the one Celery configuration can be predicted from the Local
     ones; with 2.10's list it cannot (its Celery hops would be fitted on nothing)."""
-    from sim.calibration.joint import JOINT_FIT, JOINT_FIT_3
+    from sim.calibration.joint import JOINT_FIT, JOINT_FIT_3, default_fit
     from sim.errors import SimError
     af3 = load_configurations([DATA / "af3"], REST, base_profile="airflow-3")
     assert {c.executor for c in af3} == {"local", "celery"}
     with pytest.raises(SimError, match="af3-celery-p8-c4: no other celery configuration to fit celery"):
         cross_validate(af3, fit=JOINT_FIT, max_evaluations=1)
+    assert default_fit(af3) == JOINT_FIT_3                 # what joint_fit and cross_validate fit by default
+    assert default_fit(load_configurations([DATA / "local-p8"], REST)) == JOINT_FIT
     assert "overheads.api_request_time" in JOINT_FIT_3
     assert not any(k.startswith("celery.") for k in JOINT_FIT_3)

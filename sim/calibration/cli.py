@@ -7,10 +7,9 @@ import textwrap
 from pathlib import Path
 
 from ..errors import SimError
-from ..scenario.profiles import load_profile
 from .fit import PARAMETERS, calibrate
 from .inputs import parse_bodies, parse_sets
-from .joint import (BENCH_BODIES, JOINT_FIT_3, MACHINE_2CORE, cross_validate, error_table, joint_fit,
+from .joint import (BENCH_BODIES, MACHINE_2CORE, cross_validate, error_table, joint_fit,
                     load_configurations, write_joint_profile)
 from .profile_file import quality_table
 
@@ -82,9 +81,7 @@ def run_calibrate_all(args) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     print(f"calibrate-all: {len(configs)} configurations: "
           + ", ".join(f"{c.name} ({'/'.join(c.dags)})" for c in configs))
-    # Airflow 3's overheads (a base profile whose tasks use the Execution API) or 2.x's
-    names = JOINT_FIT_3 if load_profile(args.base).get("airflow", {}).get("execution_api") else None
-    fit = joint_fit(configs, fit=names, seeds=seeds, max_evaluations=args.evaluations, progress=progress)
+    fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress)
     print(f"  fitted on all of them in {fit.wall_seconds:.0f} s ({fit.evaluations} evaluations x "
           f"{len(seeds)} seeds x {len(configs)} configurations), mean squared relative error {fit.objective:.4g}:")
     for key, value in fit.fitted.items():
@@ -92,7 +89,7 @@ def run_calibrate_all(args) -> int:
     print("  fit quality (every configuration fitted on):")
     print(error_table(fit.quality(), "    "))
     if args.cross_validate:
-        q = cross_validate(configs, fit=names, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
+        q = cross_validate(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
                            processes=args.processes)
         print("  cross-validation: each configuration predicted by a fit to the others:")
         print(error_table(q, "    "))

@@ -169,10 +169,18 @@ def load_configurations(folders, structures_dir, *, machine: dict | None = None,
     return out
 
 
+def default_fit(configs) -> tuple:
+    """The mechanisms fitted when none are named: Airflow 3's when the configurations' base profile
+    runs tasks through the Execution API, else 2.x's."""
+    if any(c.problem.prof.get("airflow", {}).get("execution_api") for c in configs):
+        return JOINT_FIT_3
+    return JOINT_FIT
+
+
 def _names(configs, fit) -> list[str]:
     kinds = {c.executor for c in configs}
     names = []
-    for key in fit or JOINT_FIT:
+    for key in fit or default_fit(configs):
         if key not in PARAMETERS:
             raise SimError(f"cannot fit {key!r}; fittable: {', '.join(PARAMETERS)}")
         if kinds & set(PARAMETERS[key][2]) and not all(key in c.problem.known for c in configs):
@@ -285,7 +293,7 @@ def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_
     of each fold in ``.attrs["folds"]``. Every fold starts from :data:`START` (or ``start``)."""
     for held in configs:
         others = [c for c in configs if c is not held]
-        for key in fit or JOINT_FIT:
+        for key in fit or default_fit(configs):
             kinds = PARAMETERS[key][2]
             if held.executor in kinds and not any(c.executor in kinds for c in others):
                 raise SimError(f"{held.name}: no other {held.executor} configuration to fit {key} on")
@@ -352,4 +360,4 @@ def error_table(q: pd.DataFrame, indent: str = "") -> str:
 
 
 __all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table",
-           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
+           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
