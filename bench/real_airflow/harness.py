@@ -219,6 +219,26 @@ def psql(sql: str, csv_out: bool = False) -> str:
 
 
 # -- contention: CPU of everything that is not the benchmark, from /proc -------------------------
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> tuple[float, str]:
+    """(CPU seconds so far, utime + stime of all its threads; its command line) of a process.
+    Raises OSError once it is gone."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    rest = stat[stat.rfind(")") + 2:].split()
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return (int(rest[11]) + int(rest[12])) / HZ, cmd or stat[stat.find("(") + 1:stat.rfind(")")]
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (/proc/stat: user, nice, system, irq, softirq,
+    steal; not idle or iowait)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / HZ
+
+
 class Sampler(threading.Thread):
     """Every second: cores used by the benchmark's processes and by all others, and by the whole
     machine. The per-process split misses processes that start and end between two samples and a
@@ -230,33 +250,23 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         #: time, ours, other, load1, busy cores of the whole machine
         self.samples: list[tuple[float, float, float, float, float]] = []
-        self.hz = os.sysconf("SC_CLK_TCK")
         self.done = threading.Event()
 
-    def _snap(self) -> dict:
+    @staticmethod
+    def _snap() -> dict:
         out = {}
         for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{p}/stat").read_text()
-                rest = stat[stat.rfind(")") + 2:].split()
-                cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                out[int(p)] = ((int(rest[11]) + int(rest[12])) / self.hz, cmd or stat[stat.find("(") + 1:stat.rfind(")")])
-            except (OSError, IndexError, ValueError):
-                pass
+            if p.isdigit():
+                try:
+                    out[int(p)] = process_cpu(int(p))
+                except (OSError, IndexError, ValueError):
+                    pass
         return out
 
-    @staticmethod
-    def _busy_jiffies() -> int:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-        return user + nice + system + irq + softirq + steal
-
     def run(self) -> None:
-        prev, t0, busy0 = self._snap(), time.time(), self._busy_jiffies()
+        prev, t0, busy0 = self._snap(), time.time(), busy_seconds()
         while not self.done.wait(1.0):
-            cur, t1, busy1 = self._snap(), time.time(), self._busy_jiffies()
+            cur, t1, busy1 = self._snap(), time.time(), busy_seconds()
             ours = other = 0.0
             for pid, (cpu, cmd) in cur.items():
                 d = cpu - prev[pid][0] if pid in prev else cpu
@@ -266,7 +276,7 @@ class Sampler(threading.Thread):
                     else:
                         other += d
             load1 = float(Path("/proc/loadavg").read_text().split()[0])
-            busy = (busy1 - busy0) / self.hz / (t1 - t0)
+            busy = (busy1 - busy0) / (t1 - t0)
             self.samples.append((t1, ours / (t1 - t0), other / (t1 - t0), load1, busy))
             prev, t0, busy0 = cur, t1, busy1
 

@@ -14,43 +14,47 @@ import os
 import sys
 import time
 
-hz = os.sysconf("SC_CLK_TCK")
-out = open(sys.argv[1], "w")
+from harness import busy_seconds, process_cpu     # the harness's /proc readers (a script beside this one)
 
 
-def busy():
-    f = open("/proc/stat").readline().split()[1:]
-    u, n, s, _idle, _iowait, irq, soft, st = map(int, f[:8])
-    return u + n + s + irq + soft + st
+def scheduler_pid(until: float) -> int | None:
+    """The oldest ``airflow scheduler --skip-serve-logs`` process (the loop's, not its children)."""
+    while time.time() < until:
+        pids = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    cmd = process_cpu(int(p))[1]
+                except (OSError, IndexError, ValueError):
+                    continue
+                if "airflow scheduler" in cmd and "--skip-serve-logs" in cmd:
+                    pids.append(int(p))
+        if pids:
+            return min(pids)
+        time.sleep(0.5)
+    return None
 
 
-def sched_pids():
-    pids = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.exit(__doc__)
+    end = time.time() + float(args[1])
+    pid = scheduler_pid(end)
+    if pid is None:
+        sys.exit(f"no 'airflow scheduler --skip-serve-logs' process appeared within {args[1]} s")
+    with open(args[0], "w") as out:
+        out.write(f"# scheduler pid {pid}\n")
+        while time.time() < end:
             try:
-                cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+                cpu = process_cpu(pid)[0]
             except OSError:
-                continue
-            if "airflow scheduler" in cmd and "--skip-serve-logs" in cmd:
-                pids.append(int(p))
-    return pids
+                break                                   # the scheduler has stopped
+            out.write(f"{time.time():.3f} {cpu:.3f} {busy_seconds():.3f}\n")
+            out.flush()
+            time.sleep(0.1)
+    return 0
 
 
-end = time.time() + float(sys.argv[2])
-while time.time() < end:
-    pids = sched_pids()
-    if pids:
-        break
-    time.sleep(0.5)
-pid = min(pids)
-out.write(f"# scheduler pid {pid}\n")
-while time.time() < end:
-    try:
-        st = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        break
-    rest = st[st.rfind(")") + 2:].split()
-    cpu = (int(rest[11]) + int(rest[12])) / hz
-    out.write(f"{time.time():.3f} {cpu:.3f} {busy() / hz:.3f}\n"); out.flush()
-    time.sleep(0.1)
+if __name__ == "__main__":
+    raise SystemExit(main())
