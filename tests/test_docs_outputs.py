@@ -1,0 +1,33 @@
+"""The tutorial's console outputs are what the current model prints: every command of
+docs/tutorial.md runs in a scratch copy of the repository and its output must match the recorded
+one byte for byte (a regression test of the docs: after an intended change of results, rewrite
+them with `python docs/console_outputs.py docs/tutorial.md` and read the prose around them)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("console_outputs", ROOT / "docs" / "console_outputs.py")
+console_outputs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(console_outputs)
+
+
+def test_block_parser_splits_commands_continuations_and_outputs():
+    text = "x\n```console\n$ sim a \\\n    --b\nout 1\nout 2\n$ ls\nf\n```\n"
+    (start, end, steps), = console_outputs.blocks(text)
+    assert steps == [("$ sim a \\\n    --b\n", "out 1\nout 2\n"), ("$ ls\n", "f\n")]
+    assert text[start:end] == "$ sim a \\\n    --b\nout 1\nout 2\n$ ls\nf\n"
+
+
+def test_wall_clock_figures_keep_their_recorded_text():
+    old = "fitted in 42.7 s (300 evaluations)\n"
+    assert console_outputs.keep_wall_times("fitted in 51.0 s (300 evaluations)\n", old) == old
+
+
+def test_the_tutorials_outputs_are_what_the_model_prints():
+    doc = ROOT / "docs" / "tutorial.md"
+    new, notes, changed = console_outputs.regenerate(doc, skip=[], timeout=300)
+    assert not notes, notes
+    assert changed == 0, "docs/tutorial.md shows outputs the model no longer prints: " \
+                         "python docs/console_outputs.py docs/tutorial.md"
