@@ -92,3 +92,32 @@ def test_airflow_3_has_its_own_venv_database_and_api_settings(harness, tmp_path)
     env = harness.env_for(tmp_path, {})
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/airflow")
     assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" not in env
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "real_airflow" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_executor_events_reads_both_log_formats_and_measures_the_refill(tmp_path):
+    ev = _module("executor_events")
+    (tmp_path / "task_instances.csv").write_text(
+        "dag_id,run_id,task_id,try_number,queued_dttm,end_date\n"
+        "f,r1,a,1,2026-12-05T09:00:00+00:00,2026-12-05T09:00:01.000+00:00\n"
+        "f,r1,b,1,2026-12-05T09:00:02.500+00:00,2026-12-05T09:00:03.000+00:00\n"
+        "f,r2,a,1,2026-12-05T09:01:00+00:00,2026-12-05T09:01:01.000+00:00\n")
+    key = "TaskInstanceKey(dag_id='f', task_id='a', run_id='{}', try_number=1, map_index=-1)"
+    log = tmp_path / "scheduler.log"
+    log.write_text(
+        "[2026-12-05T09:00:01.400+0000] {scheduler_job_runner.py:776} INFO - Received executor event "
+        f"with state success for task instance {key.format('r1')}\n"
+        "2026-12-05T09:01:01.200000Z [info     ] Received executor event with state success for task "
+        f"instance {key.format('r2')} [airflow.jobs.scheduler_job_runner]\n")
+    table = ev.events_table(tmp_path, log).set_index("run_id")
+    assert list(table.index) == ["r1", "r2"]
+    assert table.loc["r1", "end_to_event"] == pytest.approx(0.4)
+    assert table.loc["r1", "event_to_next_queued"] == pytest.approx(1.1)     # b queued 1.1 s later
+    assert table.loc["r2", "end_to_event"] == pytest.approx(0.2)
+    assert table["event_to_next_queued"].isna()["r2"]                          # nothing queued after

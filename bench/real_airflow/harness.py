@@ -363,6 +363,10 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         # Airflow 3: how long each supervisor held its task process (the logs are not kept)
         from supervisor_exits import main as supervisor_exits   # lazy: a script beside this one
         supervisor_exits([str(out), *map(str, sorted(out.glob("*.log")))])
+    if (out / "scheduler.log").exists():
+        # when each try's end reached the scheduler, and how long its slot stayed empty
+        from executor_events import main as executor_events
+        executor_events([str(out), str(out / "scheduler.log")])
     with open(out / "contention.csv", "w", newline="") as f:
         keys = ["run_id", "dag_id", "state", "other_cores_mean", "other_cores_max", "load1_mean",
                 "ours_cores_mean", "busy_cores_mean", "n_samples_1s", "clean"]
