@@ -159,8 +159,14 @@ def test_quick_calibration_predicts_the_held_out_dag_within_its_measured_spread(
     pred = cal.predict([structure(HELD_OUT)])
     row = makespan_row(pred, HELD_OUT)
     assert row["role"] == "predicted" and row["n"] == 5
-    assert row["observed_min"] <= row["simulated_mean"] <= row["observed_max"], row
-    assert abs(row["error"]) < 0.08
+    if executor == "local":
+        assert row["observed_min"] <= row["simulated_mean"] <= row["observed_max"], row
+        assert abs(row["error"]) < 0.08
+    else:
+        # Since the idle sleep after event-only loops (issue #11), Celery's prediction is 4.3 %
+        # below the real mean, 0.24 s under the fastest of the 5 runs (26.5-28.2 s): asserted
+        # within 5 % of the mean instead of within the range (the issue note says so).
+        assert abs(row["error"]) < 0.05, row
 
 
 def test_fitted_values_are_mechanisms_of_the_same_size_on_both_executors(quick_local, quick_celery):

@@ -597,8 +597,16 @@ def check_image_pulls(r, sim, pull: float) -> None:
     p["bind_at"] = p["bound_at"] - bind
     assert (p["node"].astype(str) != "").all()
     during = after = 0
-    for node, g in p.groupby("node"):
+    unfinished_puller = 0
+    for node, g in p.groupby("node", observed=True):
         cold = g[g["cold_pull"].astype(bool)]
+        if cold.empty:
+            # the pod that pulled was still running when the simulation ended (the table holds
+            # finished pods): the ones here waited for that one pull
+            assert np.allclose(g["image_ready_at"], g["image_ready_at"].iloc[0], atol=1e-9), node
+            assert (g["image_pull_s"] <= pull + EPS).all(), node
+            unfinished_puller += 1
+            continue
         assert len(cold) == 1, f"{node}: {len(cold)} pods pulled the image (one should)"
         first = cold.iloc[0]
         assert first["bind_at"] <= g["bind_at"].min() + EPS, f"{node}: the pull was not by its first pod"
@@ -616,8 +624,8 @@ def check_image_pulls(r, sim, pull: float) -> None:
         after += len(later)
     assert during >= 3 and after >= 30, (during, after)
     nodes_used = p["node"].nunique()
-    assert int(p["cold_pull"].sum()) == nodes_used
-    assert r.summary["executors"]["KubernetesExecutor"]["cold_image_pulls"] == nodes_used
+    assert int(p["cold_pull"].sum()) == nodes_used - unfinished_puller and unfinished_puller <= 1
+    assert r.summary["executors"]["KubernetesExecutor"]["cold_image_pulls"] == int(p["cold_pull"].sum())
 
 
 def test_cold_node_pulls_the_image_once():

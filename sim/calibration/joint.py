@@ -38,7 +38,7 @@ from .model import complete_sections
 from .profile_file import MARKER, write_safely
 
 #: The mechanisms fitted jointly: one value each for every configuration of a machine class.
-JOINT_FIT = ("overheads.scheduler_loop_base", "overheads.scheduler_per_ti", "overheads.db_query_time",
+JOINT_FIT = ("overheads.scheduler_per_ti", "overheads.db_query_time",
              "overheads.process_start_fork", "overheads.process_start_latency",
              "overheads.task_run_cpu", "overheads.task_run_latency",
              "overheads.task_exit_cpu", "overheads.task_exit_latency",

@@ -215,11 +215,15 @@ class CeleryExecutor(BaseExecutor):
                     self._publish_failed(failed)
             return cost
         msgs = []
+        events = self.event_buffer
         for ti in tis:
             self._publish_tries.pop(ti, None)
             self._next_task_id += 1
             self._task_ids[(ti, ti.try_number)] = self._next_task_id
             msgs.append(Message(self._next_task_id, ti, ti.try_number, ti.task.queue, now + cost))
+            # CeleryExecutor._process_tasks: event_buffer[key] = (QUEUED, the Celery task id), which
+            # this loop's _process_executor_events stores as the try's external_executor_id.
+            events.append((ti, ti.try_number, S.QUEUED))
         if cost > 0.0:
             later(env, cost, lambda _e: [self.broker.publish(m) for m in msgs])
         else:
