@@ -6,7 +6,9 @@
   run can explain why a task waited.
 
 Strings (dag ids, task ids, queues, workers, causes) are interned to small integers while the
-simulation runs and turned back into text only when a DataFrame is built.
+simulation runs and turned back into text only when a DataFrame is built. Integer columns are
+32-bit (``array("i")``): ids, codes and try numbers of a run stay far below 2**31 (an append beyond
+raises OverflowError, it never wraps), and a million task instances' rows take half the memory.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .model.state_core import STATE_CODE, STATES
-from .model.stimuli import EventKind, Stimulus
+from .model.stimuli import EventKind, Said, Stimulus
 
 _NAN = math.nan
 _STIMULI = list(Stimulus)
@@ -27,18 +29,46 @@ _EVENT_CODE = {k: i for i, k in enumerate(_EVENT_KINDS)}
 
 
 class Interner:
-    __slots__ = ("codes", "values")
+    """Strings to codes, in order of first sight. A :class:`~sim.model.stimuli.Said` (a wording
+    and a name, used once: ``task process started on <pod>``) gets a code of its own without
+    being looked up or kept as a string: ``values`` holds its name and ``wording`` the index
+    (+1) of its wording in ``wordings``; :meth:`texts` joins them."""
+
+    __slots__ = ("codes", "values", "wording", "wordings")
 
     def __init__(self):
         self.codes: dict = {}
         self.values: list = []
+        self.wording = bytearray()          # per code: 0, or 1 + index into wordings
+        self.wordings: list = []
 
     def __call__(self, value) -> int:
         code = self.codes.get(value)
         if code is None:
-            code = self.codes[value] = len(self.values)
+            code = len(self.values)
+            if type(value) is Said:
+                try:
+                    w = self.wordings.index(value.wording) + 1
+                except ValueError:
+                    self.wordings.append(value.wording)
+                    w = len(self.wordings)
+                self.values.append(value.name)
+                self.wording.append(w)
+                return code
+            self.codes[value] = code
             self.values.append(value)
+            self.wording.append(0)
         return code
+
+    def texts(self, codes=None) -> list:
+        """The text of each code (all of them by default): "" for None."""
+        vals, wording, wordings = self.values, self.wording, self.wordings
+        out = []
+        for c in (range(len(vals)) if codes is None else codes):
+            v = vals[c]
+            w = wording[c]
+            out.append(wordings[w - 1] + v if w else "" if v is None else str(v))
+        return out
 
 
 class Recorder:
@@ -52,18 +82,18 @@ class Recorder:
         self.strings = Interner()
         self.record_transitions = record_transitions
         # task-instance tries
-        self.ti_uid = array("q")
-        self.ti_dag = array("l")
-        self.ti_run = array("l")
-        self.ti_task = array("l")
-        self.ti_map = array("l")
-        self.ti_try = array("l")
+        self.ti_uid = array("i")
+        self.ti_dag = array("i")
+        self.ti_run = array("i")
+        self.ti_task = array("i")
+        self.ti_map = array("i")
+        self.ti_try = array("i")
         self.ti_state = array("b")
-        self.ti_executor = array("l")
-        self.ti_queue = array("l")
-        self.ti_pool = array("l")
-        self.ti_worker = array("l")
-        self.ti_host = array("l")
+        self.ti_executor = array("i")
+        self.ti_queue = array("i")
+        self.ti_pool = array("i")
+        self.ti_worker = array("i")
+        self.ti_host = array("i")
         self.ti_times = {name: array("d") for name in self.TI_TIMES}
         (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
          self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
@@ -71,18 +101,18 @@ class Recorder:
         # dag runs
         self.dr_rows: list[tuple] = []
         # transitions
-        self.tr_uid = array("q")
+        self.tr_uid = array("i")
         self.tr_from = array("b")
         self.tr_to = array("b")
         self.tr_time = array("d")
-        self.tr_cause = array("l")
+        self.tr_cause = array("i")
         self.tr_stimulus = array("b")
         # component events (a message published, delivered, a result written, ...)
         self.ev_time = array("d")
-        self.ev_uid = array("q")
-        self.ev_try = array("l")
-        self.ev_what = array("l")
-        self.ev_who = array("l")
+        self.ev_uid = array("i")
+        self.ev_try = array("i")
+        self.ev_what = array("i")
+        self.ev_who = array("i")
         self.ev_kind = array("b")
         self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
@@ -194,11 +224,10 @@ class Recorder:
         codes map through it directly; with a large one (a pod name per task instance) only the
         strings the column uses are looked at."""
         raw = np.frombuffer(codes, dtype=codes.typecode) if len(codes) else np.zeros(0, np.int64)
-        vals = self.strings.values
-        if len(vals) <= 65536:
-            return _categorical(raw, ["" if v is None else str(v) for v in vals])
+        if len(self.strings.values) <= 65536:
+            return _categorical(raw, self.strings.texts())
         used, inverse = np.unique(raw, return_inverse=True)
-        return _categorical(inverse.reshape(-1), ["" if vals[c] is None else str(vals[c]) for c in used])
+        return _categorical(inverse.reshape(-1), self.strings.texts(used.tolist()))
 
     def _run_ids(self, dag, run, run_ids) -> pd.Categorical:
         if not len(dag):
@@ -231,7 +260,7 @@ class Recorder:
         }
         for name, col in self.ti_times.items():
             data[name] = np.frombuffer(col, dtype=np.float64).copy()
-        data["ti_uid"] = np.frombuffer(self.ti_uid, dtype=np.int64).copy()
+        data["ti_uid"] = np.frombuffer(self.ti_uid, dtype=self.ti_uid.typecode).astype(np.int64)
         return pd.DataFrame(data)
 
     def dag_runs(self, plans, run_ids) -> pd.DataFrame:
@@ -249,7 +278,7 @@ class Recorder:
     def events(self) -> pd.DataFrame:
         return pd.DataFrame({
             "time": np.frombuffer(self.ev_time, dtype=np.float64).copy(),
-            "ti_uid": np.frombuffer(self.ev_uid, dtype=np.int64).copy(),
+            "ti_uid": np.frombuffer(self.ev_uid, dtype=self.ev_uid.typecode).astype(np.int64),
             "try_number": np.frombuffer(self.ev_try, dtype=self.ev_try.typecode).astype(np.int64),
             "what": self._strings_cat(self.ev_what),
             "who": self._strings_cat(self.ev_who),
@@ -258,7 +287,7 @@ class Recorder:
 
     def transitions(self) -> pd.DataFrame:
         return pd.DataFrame({
-            "ti_uid": np.frombuffer(self.tr_uid, dtype=np.int64).copy(),
+            "ti_uid": np.frombuffer(self.tr_uid, dtype=self.tr_uid.typecode).astype(np.int64),
             "time": np.frombuffer(self.tr_time, dtype=np.float64).copy(),
             "from_state": self._cat(self.tr_from, [st.value for st in STATES]),
             "to_state": self._cat(self.tr_to, [st.value for st in STATES]),
