@@ -64,16 +64,22 @@ class PodRows:
         self.cpu.append(pod.cpu)
         self.memory.append(pod.memory)
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self, release: bool = False) -> pd.DataFrame:
+        """The pods table. With ``release`` (a run's results are built once, at its end) the rows
+        are handed over: the frame uses the time arrays' memory as it is and the rows are emptied,
+        so a long run does not hold its pods twice."""
         if not len(self):
             return pd.DataFrame(columns=POD_COLUMNS)
         cols = {"pod": self.pod, "dag": np.array(self.dag, dtype=np.int64), "run": np.array(self.run, dtype=np.int64),
                 "task_id": self.task_id, "try_number": np.array(self.try_number, dtype=np.int64),
                 "node": self.node, "phase": self.phase, "cold_pull": np.array(self.cold_pull, dtype=bool)}
         for name in _POD_TIMES:
-            cols[name] = np.array(self.times[name], dtype=np.float64)
+            t = self.times[name]
+            cols[name] = np.frombuffer(t, dtype=np.float64) if release else np.array(t, dtype=np.float64)
         cols["cpu"], cols["memory"] = self.cpu, self.memory
-        return pd.DataFrame(cols, columns=POD_COLUMNS)
+        if release:
+            self.__init__()
+        return pd.DataFrame(cols, columns=POD_COLUMNS, copy=False)
 
     def cpu_seconds(self) -> float:
         """Core-seconds the pods requested while bound: sum of (ended - bound) x cpu."""
@@ -303,9 +309,10 @@ class KubernetesExecutor(BaseExecutor):
     def pod_usage(self) -> tuple[set, float]:
         return set(self._rows.pod), self._rows.cpu_seconds()
 
-    def pods_frame(self, plans, run_ids):
-        """One row per pod: where it ran and the time spent in each start-up stage."""
-        df = self._rows.frame()
+    def pods_frame(self, plans, run_ids, release: bool = False):
+        """One row per pod: where it ran and the time spent in each start-up stage (with
+        ``release``, the rows are handed over: see :meth:`PodRows.frame`)."""
+        df = self._rows.frame(release)
         df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
         df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])
         df = df.drop(columns=["dag", "run"])
