@@ -306,8 +306,8 @@ class KubernetesExecutor(BaseExecutor):
             end = node.gone_at if node.gone_at is not None else window
             yield node, max(0.0, end - node.created_at)
 
-    def pod_usage(self) -> tuple[set, float]:
-        return set(self._rows.pod), self._rows.cpu_seconds()
+    def pod_usage(self) -> tuple[list, float]:
+        return self._rows.pod, self._rows.cpu_seconds()
 
     def pods_frame(self, plans, run_ids, release: bool = False):
         """One row per pod: where it ran and the time spent in each start-up stage (with
