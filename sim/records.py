@@ -60,15 +60,14 @@ class Interner:
             self.wording.append(0)
         return code
 
-    def texts(self, codes=None) -> list:
-        """The text of each code (all of them by default): "" for None."""
+    def texts(self, codes: np.ndarray | None = None) -> list:
+        """The text of each code (all of them by default): "" for None. The codes are picked
+        with NumPy, not as a million Python ints that would be freed among the new strings."""
         vals, wording, wordings = self.values, self.wording, self.wordings
-        out = []
-        for c in (range(len(vals)) if codes is None else codes):
-            v = vals[c]
-            w = wording[c]
-            out.append(wordings[w - 1] + v if w else "" if v is None else str(v))
-        return out
+        if codes is not None:
+            vals = np.fromiter(vals, dtype=object, count=len(vals))[codes].tolist()
+            wording = np.frombuffer(wording, dtype=np.uint8)[codes].tobytes()
+        return [wordings[w - 1] + v if w else "" if v is None else str(v) for v, w in zip(vals, wording)]
 
 
 class Recorder:
@@ -247,7 +246,7 @@ class Recorder:
         del seen
         rank = np.zeros(n, dtype=np.int32)
         rank[used] = np.arange(len(used), dtype=np.int32)
-        return _categorical(rank[raw], self.strings.texts(used.tolist()))
+        return _categorical(rank[raw], self.strings.texts(used))
 
     def _run_ids(self, dag, run, run_ids) -> pd.Categorical:
         if not len(dag):
@@ -257,6 +256,11 @@ class Recorder:
         width = int(run.max()) + 1
         cats = [run_ids[(int(k) // width, int(k) % width)] for k in uniq]
         return _categorical(inverse.reshape(-1), cats)   # run ids repeat across DAGs
+
+    def finish(self) -> None:
+        """No more news: the lookup table of the interned strings goes (the frames need only
+        their texts, ``strings.values``). A run of a million pods has a million entries in it."""
+        self.strings.codes = self._codes = {}
 
     def forget_strings(self) -> None:
         """Drop the interned strings (once the frames that use them are built, with ``release``)."""

@@ -178,6 +178,7 @@ class Simulation:
         # The recorder hands its columns over as each frame is built (a run's results are built
         # once), and its strings go once the frames that use them exist: a long run does not hold
         # its results twice at its end. Tries in reading order: by DAG run, task, try.
+        rec.finish()
         tis = rec.task_instances(self.plans, run_ids, release=True)
         runs = rec.dag_runs(self.plans, run_ids, release=True)
         trans = rec.transitions(release=True) if rec.record_transitions else pd.DataFrame()
