@@ -46,11 +46,15 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
     end = float(sim.env.now)
     hours = end / 3600.0 if end > 0 else math.nan
     par = sim.total_parallelism
-    ran = tis[tis["started_at"].notna()]
-    final = tis.drop_duplicates(["dag_id", "run_id", "task_id", "map_index"], keep="last")
-    success = int((final["state"] == "success").sum())
-    delay = ran["started_at"] - ran["ready_at"]
-    stages = {name: _dist(ran[b] - ran[a]) for name, a, b in STAGES}
+    # tries that ran, and each task instance's last try: masks, not copies of the table
+    ran = tis["started_at"].notna().to_numpy()
+    final_state = tis["state"][~tis.duplicated(["dag_id", "run_id", "task_id", "map_index"], keep="last").to_numpy()]
+    success = int((final_state == "success").sum())
+
+    def ran_gap(a: str, b: str) -> np.ndarray:
+        return tis[b].to_numpy()[ran] - tis[a].to_numpy()[ran]
+    delay = ran_gap("ready_at", "started_at")
+    stages = {name: _dist(ran_gap(a, b)) for name, a, b in STAGES}
     makespan = runs["ended_at"] - runs["started_at"]
     from_due = runs["ended_at"] - runs["due_at"]
     # A try whose slot was never released (a zombie's key the executor still counts) holds it to
@@ -75,9 +79,9 @@ def summarize(sim, tis: pd.DataFrame, runs: pd.DataFrame, stuck: list) -> dict:
             "due_to_end_seconds": _dist(from_due, (50, 95)),
         },
         "task_instances": {
-            "count": int(len(final)),
+            "count": int(len(final_state)),
             "tries": int(len(tis)),
-            "by_state": _counts(final["state"]),
+            "by_state": _counts(final_state),
             "tries_by_state": _counts(tis["state"]),
         },
         "throughput_per_hour": {

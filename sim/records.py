@@ -6,7 +6,9 @@
   run can explain why a task waited.
 
 Strings (dag ids, task ids, queues, workers, causes) are interned to small integers while the
-simulation runs and turned back into text only when a DataFrame is built.
+simulation runs and turned back into text only when a DataFrame is built. Integer columns are
+32-bit (``array("i")``): ids, codes and try numbers of a run stay far below 2**31 (an append beyond
+raises OverflowError, it never wraps), and a million task instances' rows take half the memory.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .model.state_core import STATE_CODE, STATES
-from .model.stimuli import EventKind, Stimulus
+from .model.stimuli import EventKind, Said, Stimulus
 
 _NAN = math.nan
 _STIMULI = list(Stimulus)
@@ -27,18 +29,45 @@ _EVENT_CODE = {k: i for i, k in enumerate(_EVENT_KINDS)}
 
 
 class Interner:
-    __slots__ = ("codes", "values")
+    """Strings to codes, in order of first sight. A :class:`~sim.model.stimuli.Said` (a wording
+    and a name, used once: ``task process started on <pod>``) gets a code of its own without
+    being looked up or kept as a string: ``values`` holds its name and ``wording`` the index
+    (+1) of its wording in ``wordings``; :meth:`texts` joins them."""
+
+    __slots__ = ("codes", "values", "wording", "wordings")
 
     def __init__(self):
         self.codes: dict = {}
         self.values: list = []
+        self.wording = bytearray()          # per code: 0, or 1 + index into wordings
+        self.wordings: list = []
 
     def __call__(self, value) -> int:
         code = self.codes.get(value)
         if code is None:
-            code = self.codes[value] = len(self.values)
+            code = len(self.values)
+            if type(value) is Said:
+                try:
+                    w = self.wordings.index(value.wording) + 1
+                except ValueError:
+                    self.wordings.append(value.wording)
+                    w = len(self.wordings)
+                self.values.append(value.name)
+                self.wording.append(w)
+                return code
+            self.codes[value] = code
             self.values.append(value)
+            self.wording.append(0)
         return code
+
+    def texts(self, codes: np.ndarray | None = None) -> list:
+        """The text of each code (all of them by default): "" for None. The codes are picked
+        with NumPy, not as a million Python ints that would be freed among the new strings."""
+        vals, wording, wordings = self.values, self.wording, self.wordings
+        if codes is not None:
+            vals = np.fromiter(vals, dtype=object, count=len(vals))[codes].tolist()
+            wording = np.frombuffer(wording, dtype=np.uint8)[codes].tobytes()
+        return [wordings[w - 1] + v if w else "" if v is None else str(v) for v, w in zip(vals, wording)]
 
 
 class Recorder:
@@ -52,18 +81,18 @@ class Recorder:
         self.strings = Interner()
         self.record_transitions = record_transitions
         # task-instance tries
-        self.ti_uid = array("q")
-        self.ti_dag = array("l")
-        self.ti_run = array("l")
-        self.ti_task = array("l")
-        self.ti_map = array("l")
-        self.ti_try = array("l")
+        self.ti_uid = array("i")
+        self.ti_dag = array("i")
+        self.ti_run = array("i")
+        self.ti_task = array("i")
+        self.ti_map = array("i")
+        self.ti_try = array("i")
         self.ti_state = array("b")
-        self.ti_executor = array("l")
-        self.ti_queue = array("l")
-        self.ti_pool = array("l")
-        self.ti_worker = array("l")
-        self.ti_host = array("l")
+        self.ti_executor = array("i")
+        self.ti_queue = array("i")
+        self.ti_pool = array("i")
+        self.ti_worker = array("i")
+        self.ti_host = array("i")
         self.ti_times = {name: array("d") for name in self.TI_TIMES}
         (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
          self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
@@ -71,18 +100,18 @@ class Recorder:
         # dag runs
         self.dr_rows: list[tuple] = []
         # transitions
-        self.tr_uid = array("q")
+        self.tr_uid = array("i")
         self.tr_from = array("b")
         self.tr_to = array("b")
         self.tr_time = array("d")
-        self.tr_cause = array("l")
+        self.tr_cause = array("i")
         self.tr_stimulus = array("b")
         # component events (a message published, delivered, a result written, ...)
         self.ev_time = array("d")
-        self.ev_uid = array("q")
-        self.ev_try = array("l")
-        self.ev_what = array("l")
-        self.ev_who = array("l")
+        self.ev_uid = array("i")
+        self.ev_try = array("i")
+        self.ev_what = array("i")
+        self.ev_who = array("i")
         self.ev_kind = array("b")
         self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
@@ -184,21 +213,40 @@ class Recorder:
 
     # -- DataFrames -----------------------------------------------------------------------------
     # Built straight from the arrays (no per-row Python objects): text columns are categoricals
-    # over the interned strings, so a million rows stay small in memory.
+    # over the interned strings, so a million rows stay small in memory. With ``release=True`` (a
+    # run's frames are built once, at its end) the recorder hands each table's columns over and
+    # keeps empty ones: a frame may then use an array's memory as it is, and a column's array is
+    # freed as soon as the frame has its own, so a long run never holds its results twice.
+    def _hand_over(self, names, release: bool) -> dict:
+        """name -> array; with ``release`` the recorder keeps an empty array in its place."""
+        cols = {n: getattr(self, n) for n in names}
+        if release:
+            for n, a in cols.items():
+                setattr(self, n, array(a.typecode))
+        return cols
+
     def _cat(self, codes, categories) -> pd.Categorical:
-        return pd.Categorical.from_codes(np.frombuffer(codes, dtype=codes.typecode) if len(codes)
-                                          else np.zeros(0, dtype=int), categories=categories)
+        if not isinstance(codes, np.ndarray):
+            codes = _np(codes) if len(codes) else np.zeros(0, dtype=int)
+        return pd.Categorical.from_codes(codes, categories=categories)
 
     def _strings_cat(self, codes) -> pd.Categorical:
         """A categorical of the interned strings a column uses. With a small table of strings the
         codes map through it directly; with a large one (a pod name per task instance) only the
         strings the column uses are looked at."""
-        raw = np.frombuffer(codes, dtype=codes.typecode) if len(codes) else np.zeros(0, np.int64)
-        vals = self.strings.values
-        if len(vals) <= 65536:
-            return _categorical(raw, ["" if v is None else str(v) for v in vals])
-        used, inverse = np.unique(raw, return_inverse=True)
-        return _categorical(inverse.reshape(-1), ["" if vals[c] is None else str(vals[c]) for c in used])
+        raw = codes if isinstance(codes, np.ndarray) else _np(codes) if len(codes) else np.zeros(0, np.int64)
+        n = len(self.strings.values)
+        if n <= 65536:
+            return _categorical(raw, self.strings.texts())
+        # the codes used, in order, and each row's rank among them (np.unique's answer, without
+        # sorting every row's code)
+        seen = np.zeros(n, dtype=bool)
+        seen[raw] = True
+        used = np.flatnonzero(seen)
+        del seen
+        rank = np.zeros(n, dtype=np.int32)
+        rank[used] = np.arange(len(used), dtype=np.int32)
+        return _categorical(rank[raw], self.strings.texts(used))
 
     def _run_ids(self, dag, run, run_ids) -> pd.Categorical:
         if not len(dag):
@@ -209,33 +257,58 @@ class Recorder:
         cats = [run_ids[(int(k) // width, int(k) % width)] for k in uniq]
         return _categorical(inverse.reshape(-1), cats)   # run ids repeat across DAGs
 
-    def task_instances(self, plans, run_ids) -> pd.DataFrame:
-        dag = np.frombuffer(self.ti_dag, dtype=self.ti_dag.typecode).astype(np.int64)
-        run = np.frombuffer(self.ti_run, dtype=self.ti_run.typecode).astype(np.int64)
+    def finish(self) -> None:
+        """No more news: the lookup table of the interned strings goes (the frames need only
+        their texts, ``strings.values``). A run of a million pods has a million entries in it."""
+        self.strings.codes = self._codes = {}
+
+    def forget_strings(self) -> None:
+        """Drop the interned strings (once the frames that use them are built, with ``release``)."""
+        self.strings = Interner()
+        self._codes = self.strings.codes
+
+    _TI_COLUMNS = ("ti_uid", "ti_dag", "ti_run", "ti_task", "ti_map", "ti_try", "ti_state", "ti_executor",
+                   "ti_queue", "ti_pool", "ti_worker", "ti_host")
+
+    def task_instances(self, plans, run_ids, release: bool = False) -> pd.DataFrame:
+        """One row per try, in reading order: by task instance (uids follow run creation), then
+        try, rows of one key in the order they were written (a stable sort)."""
+        cols = self._hand_over(self._TI_COLUMNS, release)
+        cols.update(self.ti_times)
+        if release:
+            self.ti_times = {name: array("d") for name in self.TI_TIMES}
+            (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
+             self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
+        order = np.lexsort((_np(cols["ti_try"]), _np(cols["ti_uid"])))
+
+        def col(name, dtype=None):
+            a = _np(cols.pop(name))[order]
+            return a if dtype is None else a.astype(dtype)
+        dag = col("ti_dag", np.int64)
+        run = col("ti_run", np.int64)
         offsets = np.cumsum([0] + [p.n for p in plans])[:-1]
         flat_tasks = [t.task_id for p in plans for t in p.tasks]
-        task = np.frombuffer(self.ti_task, dtype=self.ti_task.typecode) + offsets[dag] \
-            if len(dag) else np.zeros(0, dtype=np.int64)
+        task = col("ti_task") + offsets[dag] if len(dag) else np.zeros(0, dtype=np.int64)
         data = {
             "dag_id": pd.Categorical.from_codes(dag, categories=[p.dag_id for p in plans]),
             "run_id": self._run_ids(dag, run, run_ids),
             "task_id": _categorical(task, flat_tasks),
-            "map_index": np.frombuffer(self.ti_map, dtype=self.ti_map.typecode).astype(np.int64),
-            "try_number": np.frombuffer(self.ti_try, dtype=self.ti_try.typecode).astype(np.int64),
-            "state": self._cat(self.ti_state, [st.value for st in STATES]),
-            "executor": self._strings_cat(self.ti_executor),
-            "queue": self._strings_cat(self.ti_queue),
-            "pool": self._strings_cat(self.ti_pool),
-            "worker": self._strings_cat(self.ti_worker),
-            "host": self._strings_cat(self.ti_host),
+            "map_index": col("ti_map", np.int64),
+            "try_number": col("ti_try", np.int64),
+            "state": self._cat(col("ti_state"), [st.value for st in STATES]),
         }
-        for name, col in self.ti_times.items():
-            data[name] = np.frombuffer(col, dtype=np.float64).copy()
-        data["ti_uid"] = np.frombuffer(self.ti_uid, dtype=np.int64).copy()
-        return pd.DataFrame(data)
+        del dag, run, task
+        for name in ("executor", "queue", "pool", "worker", "host"):
+            data[name] = self._strings_cat(col("ti_" + name))
+        for name in self.TI_TIMES:
+            data[name] = col(name)
+        data["ti_uid"] = col("ti_uid", np.int64)
+        return pd.DataFrame(data, copy=False)
 
-    def dag_runs(self, plans, run_ids) -> pd.DataFrame:
+    def dag_runs(self, plans, run_ids, release: bool = False) -> pd.DataFrame:
         rows = sorted(self.dr_rows, key=lambda r: (r[0], r[1]))
+        if release:
+            self.dr_rows = []
         return pd.DataFrame({
             "dag_id": [plans[r[0]].dag_id for r in rows],
             "run_id": [run_ids[(r[0], r[1])] for r in rows],
@@ -246,29 +319,42 @@ class Recorder:
             "state": [r[6] for r in rows],
         }, columns=["dag_id", "run_id", "due_at", "created_at", "started_at", "ended_at", "state"])
 
-    def events(self) -> pd.DataFrame:
+    def events(self, release: bool = False) -> pd.DataFrame:
+        cols = self._hand_over(("ev_time", "ev_uid", "ev_try", "ev_what", "ev_who", "ev_kind"), release)
         return pd.DataFrame({
-            "time": np.frombuffer(self.ev_time, dtype=np.float64).copy(),
-            "ti_uid": np.frombuffer(self.ev_uid, dtype=np.int64).copy(),
-            "try_number": np.frombuffer(self.ev_try, dtype=self.ev_try.typecode).astype(np.int64),
-            "what": self._strings_cat(self.ev_what),
-            "who": self._strings_cat(self.ev_who),
-            "kind": self._cat(self.ev_kind, [k.value for k in _EVENT_KINDS]),
-        })
+            "time": _np(cols.pop("ev_time"), copy=not release),
+            "ti_uid": _np(cols.pop("ev_uid")).astype(np.int64),
+            "try_number": _np(cols.pop("ev_try")).astype(np.int64),
+            "what": self._strings_cat(cols.pop("ev_what")),
+            "who": self._strings_cat(cols.pop("ev_who")),
+            "kind": self._cat(cols.pop("ev_kind"), [k.value for k in _EVENT_KINDS]),
+        }, copy=False)
 
-    def transitions(self) -> pd.DataFrame:
+    def transitions(self, release: bool = False) -> pd.DataFrame:
+        cols = self._hand_over(("tr_uid", "tr_time", "tr_from", "tr_to", "tr_cause", "tr_stimulus"), release)
         return pd.DataFrame({
-            "ti_uid": np.frombuffer(self.tr_uid, dtype=np.int64).copy(),
-            "time": np.frombuffer(self.tr_time, dtype=np.float64).copy(),
-            "from_state": self._cat(self.tr_from, [st.value for st in STATES]),
-            "to_state": self._cat(self.tr_to, [st.value for st in STATES]),
-            "cause": self._strings_cat(self.tr_cause),
-            "stimulus": self._cat(self.tr_stimulus, [k.value for k in _STIMULI]),
-        })
+            "ti_uid": _np(cols.pop("tr_uid")).astype(np.int64),
+            "time": _np(cols.pop("tr_time"), copy=not release),
+            "from_state": self._cat(cols.pop("tr_from"), [st.value for st in STATES]),
+            "to_state": self._cat(cols.pop("tr_to"), [st.value for st in STATES]),
+            "cause": self._strings_cat(cols.pop("tr_cause")),
+            "stimulus": self._cat(cols.pop("tr_stimulus"), [k.value for k in _STIMULI]),
+        }, copy=False)
+
+
+def _np(a: array, copy: bool = False) -> np.ndarray:
+    """An array's numbers as a NumPy array: its memory itself (unless ``copy``)."""
+    v = np.frombuffer(a, dtype=a.typecode) if len(a) else np.zeros(0, dtype=a.typecode)
+    return v.copy() if copy else v
 
 
 def _categorical(codes: np.ndarray, values: list) -> pd.Categorical:
-    """Categorical of ``values[codes]`` where ``values`` may repeat (task ids across DAGs)."""
+    """Categorical of ``values[codes]`` where ``values`` may repeat (task ids across DAGs): each
+    distinct value is a category, in order of first appearance in ``values``."""
+    index = pd.Index(values)
+    if index.is_unique:                  # the usual case: the codes are the categorical's own
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index))
     cats: dict = {}
     remap = np.asarray([cats.setdefault(v, len(cats)) for v in values], dtype=np.int64)
+    remap = remap.astype(np.min_scalar_type(-len(cats)))     # codes as small as pandas keeps them
     return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=list(cats))

@@ -175,19 +175,22 @@ class Simulation:
             run_ids[(row[0], row[1])] = run_id_of(plan, row[1], sched.logical_date(row[2]) if sched else row[2])
         for run in self.scheduler.unfinished_runs():
             run_ids[(run.plan.index, run.idx)] = run.run_id
-        # Rows in a stable reading order: by DAG run, task, try (uids follow run creation).
-        tis = rec.task_instances(self.plans, run_ids).sort_values(["ti_uid", "try_number"], kind="stable",
-                                                                   ignore_index=True)
-        runs = rec.dag_runs(self.plans, run_ids)
-        trans = rec.transitions() if rec.record_transitions else pd.DataFrame()
+        # The recorder hands its columns over as each frame is built (a run's results are built
+        # once), and its strings go once the frames that use them exist: a long run does not hold
+        # its results twice at its end. Tries in reading order: by DAG run, task, try.
+        rec.finish()
+        tis = rec.task_instances(self.plans, run_ids, release=True)
+        runs = rec.dag_runs(self.plans, run_ids, release=True)
+        trans = rec.transitions(release=True) if rec.record_transitions else pd.DataFrame()
+        events = rec.events(release=True) if len(rec.ev_time) else pd.DataFrame()
+        rec.forget_strings()
         executor = self.scenario.executor.kind
         summary = summarize(self, tis, runs, stuck)
-        events = rec.events() if len(rec.ev_time) else pd.DataFrame()
         log = [row for ex in self.executors.values() for row in getattr(ex, "worker_count_log", [])]
         workers = pd.DataFrame(log, columns=["time", "pool", "workers"])
         kube = [k for ex in self.executors.values() for k in ex.kubernetes_executors()]
-        pods = pd.concat([k.pods_frame(self.plans, run_ids) for k in kube], ignore_index=True) \
-            if kube else pd.DataFrame()
+        pods = [k.pods_frame(self.plans, run_ids, release=True) for k in kube]
+        pods = pods[0] if len(pods) == 1 else pd.concat(pods, ignore_index=True) if pods else pd.DataFrame()
         nodes = pd.DataFrame([r for k in kube for r in k.cluster.node_log], columns=["time", "pool", "nodes"])
         return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck, events, workers, pods, nodes)
 

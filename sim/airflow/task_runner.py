@@ -27,7 +27,7 @@ from ..engine import later
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
-from ..model.stimuli import Stimulus
+from ..model.stimuli import Said, Stimulus
 
 
 def _one() -> float:
@@ -151,9 +151,10 @@ class TaskRunner:
             later(env, self.heartbeat_interval, self._heartbeats)
         said = self._started_on.get(proc.worker)
         if said is None:                         # one message object per worker (hashed once) ...
-            said = f"task process started on {proc.worker}"
-            if not proc.one_shot:                # ... but a pod's worker never comes back
-                self._started_on[proc.worker] = said
+            if proc.one_shot:                    # ... but a pod's worker never comes back: its
+                said = Said("task process started on ", proc.worker)   # message stays in parts
+            else:
+                said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
         self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, said)
         task = ti.task
         duration = ti.durations[ti.try_number - 1]

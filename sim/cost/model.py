@@ -15,6 +15,8 @@ import math
 from functools import lru_cache
 from importlib import resources
 
+import numpy as np
+import pandas as pd
 import yaml
 
 
@@ -39,6 +41,18 @@ def price(instance_type: str, cat: dict, fallback: float | None = None) -> float
             return fallback
         raise ValueError(f"instance type {instance_type!r} is not in the price catalogue "
                          f"({', '.join(cat['instance_types'])})") from None
+
+
+def _isin(column, names: list) -> np.ndarray:
+    """``column.isin(names)``. For a categorical column (the tries' workers), looked up through
+    its categories' own index: a run of a million pods needs no set of a million names."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.isin(set(names)).to_numpy()
+    cats = column.cat.categories
+    pos = cats.get_indexer(names)
+    member = np.zeros(len(cats) + 1, dtype=bool)     # the last slot: code -1, no worker
+    member[pos[pos >= 0]] = True
+    return member[column.cat.codes.to_numpy()]
 
 
 def cost_of_run(sim, tis, runs, window: float) -> dict:
@@ -68,15 +82,15 @@ def cost_of_run(sim, tis, runs, window: float) -> dict:
                             cat["spot_discount"] if m.spot else 0.0, m.fallback_price)
             paid_capacity += part.paid_capacity(window)
     # used: slot-seconds of tries (Local, Celery) and requested core-seconds of pods (Kubernetes)
-    pods, pod_core_seconds = set(), 0.0
+    pods, pod_core_seconds = [], 0.0
     for ex in sim.executors.values():
         for part in ex.parts():
             names, used = part.pod_usage()
-            pods |= names
+            pods.extend(names)
             pod_core_seconds += used
     busy = tis["released_at"].fillna(window) - tis["queued_at"]
     if pods:
-        busy = busy[~tis["worker"].isin(pods)]
+        busy = busy[~_isin(tis["worker"], pods)]
     used_capacity = float(busy.sum(skipna=True)) + pod_core_seconds
     total = sum(items.values())
     n_runs = max(len(runs), 1)

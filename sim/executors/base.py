@@ -127,10 +127,10 @@ class BaseExecutor:
         """Slot-seconds (or requested core-seconds) paid for: the idle share's denominator."""
         return self.parallelism * window
 
-    def pod_usage(self) -> tuple[set, float]:
+    def pod_usage(self) -> tuple[list, float]:
         """Pods: their names and the core-seconds they requested while bound (their tries'
         capacity is counted by requested cores, not slots). None for other executors."""
-        return set(), 0.0
+        return [], 0.0
 
     def kubernetes_executors(self) -> list:
         """The KubernetesExecutors inside this one (itself, or a hybrid's part)."""

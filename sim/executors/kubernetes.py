@@ -35,51 +35,78 @@ _POD_TIMES = ("created_at", "bound_at", "image_ready_at", "initialized_at", "con
 class PodRows:
     """The pods table, kept by column: a run of a million pods holds arrays of numbers, not a
     million tuples of float objects. Times not reached (None) are stored as NaN, which is what
-    the DataFrame shows for them."""
+    the DataFrame shows for them. Task ids, nodes, phases, cpu and memory requests repeat: each
+    is kept as a 32-bit code into ``values`` (looked up by type and value, so that 1 and 1.0 stay
+    apart and the column's dtype is what the values make it)."""
 
     __slots__ = ("pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "times",
-                 "cpu", "memory")
+                 "cpu", "memory", "values", "_codes")
 
     def __init__(self):
-        self.pod, self.task_id, self.node, self.phase, self.cpu, self.memory = [], [], [], [], [], []
-        self.dag, self.run, self.try_number = array("l"), array("l"), array("l")
+        self.pod = []
+        self.dag, self.run, self.try_number = array("i"), array("i"), array("i")
+        self.task_id, self.node, self.phase, self.cpu, self.memory = (array("i") for _ in range(5))
         self.cold_pull = array("b")
         self.times = {name: array("d") for name in _POD_TIMES}
+        self.values: list = []
+        self._codes: dict = {}
 
     def __len__(self) -> int:
         return len(self.pod)
 
+    def _code(self, v) -> int:
+        key = (v.__class__, v)
+        code = self._codes.get(key)
+        if code is None:
+            code = self._codes[key] = len(self.values)
+            self.values.append(v)
+        return code
+
     def append(self, pod, ti) -> None:
+        code = self._code
         self.pod.append(pod.name)
         self.dag.append(ti.run.plan.index)
         self.run.append(ti.run.idx)
-        self.task_id.append(ti.task.task_id)
+        self.task_id.append(code(ti.task.task_id))
         self.try_number.append(pod.try_number)
-        self.node.append(pod.node.name if pod.node else "")
-        self.phase.append(pod.phase)
+        self.node.append(code(pod.node.name if pod.node else ""))
+        self.phase.append(code(pod.phase))
         self.cold_pull.append(bool(pod.pulled))
         for name, t in zip(_POD_TIMES, (pod.created_at, pod.bound_at, pod.image_at, pod.initialized_at,
                                         pod.container_at, pod.ended_at)):
             self.times[name].append(_NAN if t is None else t)
-        self.cpu.append(pod.cpu)
-        self.memory.append(pod.memory)
+        self.cpu.append(code(pod.cpu))
+        self.memory.append(code(pod.memory))
 
-    def frame(self) -> pd.DataFrame:
+    def column(self, codes) -> list:
+        """The values of a coded column (task_id, node, phase, cpu, memory), as a list."""
+        values = self.values
+        return [values[c] for c in codes]
+
+    def frame(self, release: bool = False) -> pd.DataFrame:
+        """The pods table. With ``release`` (a run's results are built once, at its end) the rows
+        are handed over: the frame uses the time arrays' memory as it is and the rows are emptied,
+        so a long run does not hold its pods twice."""
         if not len(self):
             return pd.DataFrame(columns=POD_COLUMNS)
+        col = self.column
         cols = {"pod": self.pod, "dag": np.array(self.dag, dtype=np.int64), "run": np.array(self.run, dtype=np.int64),
-                "task_id": self.task_id, "try_number": np.array(self.try_number, dtype=np.int64),
-                "node": self.node, "phase": self.phase, "cold_pull": np.array(self.cold_pull, dtype=bool)}
+                "task_id": col(self.task_id), "try_number": np.array(self.try_number, dtype=np.int64),
+                "node": col(self.node), "phase": col(self.phase), "cold_pull": np.array(self.cold_pull, dtype=bool)}
         for name in _POD_TIMES:
-            cols[name] = np.array(self.times[name], dtype=np.float64)
-        cols["cpu"], cols["memory"] = self.cpu, self.memory
-        return pd.DataFrame(cols, columns=POD_COLUMNS)
+            t = self.times[name]
+            cols[name] = np.frombuffer(t, dtype=np.float64) if release else np.array(t, dtype=np.float64)
+        cols["cpu"], cols["memory"] = col(self.cpu), col(self.memory)
+        if release:
+            self.__init__()
+        return pd.DataFrame(cols, columns=POD_COLUMNS, copy=False)
 
     def cpu_seconds(self) -> float:
         """Core-seconds the pods requested while bound: sum of (ended - bound) x cpu."""
         used = 0.0
-        bound, ended = self.times["bound_at"], self.times["ended_at"]
-        for b, e, cpu in zip(bound, ended, self.cpu):
+        bound, ended, values = self.times["bound_at"], self.times["ended_at"], self.values
+        for b, e, c in zip(bound, ended, self.cpu):
+            cpu = values[c]
             if b == b and e == e:
                 used += (e - b) * cpu
         return used
@@ -300,12 +327,13 @@ class KubernetesExecutor(BaseExecutor):
             end = node.gone_at if node.gone_at is not None else window
             yield node, max(0.0, end - node.created_at)
 
-    def pod_usage(self) -> tuple[set, float]:
-        return set(self._rows.pod), self._rows.cpu_seconds()
+    def pod_usage(self) -> tuple[list, float]:
+        return self._rows.pod, self._rows.cpu_seconds()
 
-    def pods_frame(self, plans, run_ids):
-        """One row per pod: where it ran and the time spent in each start-up stage."""
-        df = self._rows.frame()
+    def pods_frame(self, plans, run_ids, release: bool = False):
+        """One row per pod: where it ran and the time spent in each start-up stage (with
+        ``release``, the rows are handed over: see :meth:`PodRows.frame`)."""
+        df = self._rows.frame(release)
         df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
         df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])
         df = df.drop(columns=["dag", "run"])

@@ -59,3 +59,21 @@ class EventKind(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Said:
+    """A message made of a fixed wording and a name (``task process started on <pod>``), kept in
+    its two parts: a run of a million pods has a million such messages, each used once, and the
+    recorder keeps only the name (which it keeps anyway) until the results are built."""
+
+    __slots__ = ("wording", "name")
+
+    def __init__(self, wording: str, name: str):
+        self.wording = wording
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.wording + self.name
+
+    def __repr__(self) -> str:
+        return repr(str(self))
