@@ -93,9 +93,7 @@ class Recorder:
         self.ti_pool = array("i")
         self.ti_worker = array("i")
         self.ti_host = array("i")
-        self.ti_times = {name: array("d") for name in self.TI_TIMES}
-        (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
-         self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
+        self._new_ti_times()
         self._codes = self.strings.codes       # for interning without a call on the hot path
         # dag runs
         self.dr_rows: list[tuple] = []
@@ -225,16 +223,21 @@ class Recorder:
                 setattr(self, n, array(a.typecode))
         return cols
 
+    def _new_ti_times(self) -> None:
+        """Empty time columns of the tries, and the names the hot path appends to."""
+        self.ti_times = {name: array("d") for name in self.TI_TIMES}
+        (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
+         self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
+
     def _cat(self, codes, categories) -> pd.Categorical:
-        if not isinstance(codes, np.ndarray):
-            codes = _np(codes) if len(codes) else np.zeros(0, dtype=int)
-        return pd.Categorical.from_codes(codes, categories=categories)
+        return pd.Categorical.from_codes(codes if isinstance(codes, np.ndarray) else _np(codes),
+                                         categories=categories)
 
     def _strings_cat(self, codes) -> pd.Categorical:
         """A categorical of the interned strings a column uses. With a small table of strings the
         codes map through it directly; with a large one (a pod name per task instance) only the
         strings the column uses are looked at."""
-        raw = codes if isinstance(codes, np.ndarray) else _np(codes) if len(codes) else np.zeros(0, np.int64)
+        raw = codes if isinstance(codes, np.ndarray) else _np(codes)
         n = len(self.strings.values)
         if n <= 65536:
             return _categorical(raw, self.strings.texts())
@@ -276,9 +279,7 @@ class Recorder:
         cols = self._hand_over(self._TI_COLUMNS, release)
         cols.update(self.ti_times)
         if release:
-            self.ti_times = {name: array("d") for name in self.TI_TIMES}
-            (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
-             self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
+            self._new_ti_times()
         order = np.lexsort((_np(cols["ti_try"]), _np(cols["ti_uid"])))
 
         def col(name, dtype=None):

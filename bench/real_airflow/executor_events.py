@@ -39,10 +39,10 @@ def events_table(folder: Path, log: Path) -> pd.DataFrame:
             seen[(m.group(3), m.group(4), m.group(5), int(m.group(6)))] = pd.Timestamp(m.group(1))
     keys = list(zip(ti["dag_id"], ti["task_id"], ti["run_id"], ti["try_number"]))
     ti["event_at"] = pd.to_datetime(pd.Series([seen.get(k) for k in keys], index=ti.index), utc=True)
-    ti = ti[ti["event_at"].notna()].copy()
-    queued = pd.read_csv(folder / "task_instances.csv", usecols=["run_id", "queued_dttm"]).dropna()
-    queued["t"] = pd.to_datetime(queued["queued_dttm"], format="ISO8601", utc=True).map(pd.Timestamp.timestamp)
+    queued = ti[["run_id", "queued_dttm"]].dropna()
+    queued = queued.assign(t=queued["queued_dttm"].map(pd.Timestamp.timestamp))
     by_run = {r: np.sort(g["t"].to_numpy()) for r, g in queued.groupby("run_id")}
+    ti = ti[ti["event_at"].notna()].copy()
     nxt = []
     for run_id, ev in zip(ti["run_id"], ti["event_at"]):
         q = by_run.get(run_id, np.array([]))

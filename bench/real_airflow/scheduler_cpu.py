@@ -10,25 +10,17 @@ wall time, the scheduler process's CPU seconds so far (utime + stime, all its th
 children, such as the DAG file processor manager), the machine's busy CPU seconds so far
 (/proc/stat). Differences over a window give cores.
 """
-import os
 import sys
 import time
 
-from harness import busy_seconds, process_cpu     # the harness's /proc readers (a script beside this one)
+from harness import Sampler, busy_seconds, process_cpu   # the harness's /proc readers (a script beside this one)
 
 
 def scheduler_pid(until: float) -> int | None:
     """The oldest ``airflow scheduler --skip-serve-logs`` process (the loop's, not its children)."""
     while time.time() < until:
-        pids = []
-        for p in os.listdir("/proc"):
-            if p.isdigit():
-                try:
-                    cmd = process_cpu(int(p))[1]
-                except (OSError, IndexError, ValueError):
-                    continue
-                if "airflow scheduler" in cmd and "--skip-serve-logs" in cmd:
-                    pids.append(int(p))
+        pids = [pid for pid, (_cpu, cmd) in Sampler._snap().items()
+                if "airflow scheduler" in cmd and "--skip-serve-logs" in cmd]
         if pids:
             return min(pids)
         time.sleep(0.5)
