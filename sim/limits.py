@@ -20,6 +20,7 @@ from datetime import datetime
 
 from croniter import croniter
 
+from .airflow import idle_loops
 from .errors import SimError
 from .model import schedules as sch
 
@@ -107,11 +108,12 @@ def timer_wakeups(scenario) -> float:
         processors = 1 if a.standalone_dag_processor else a.schedulers
         rates.append(processors * min(a.parsing_processes, len(scenario.dags) + scenario.overheads.extra_dag_files)
                      / a.min_file_process_interval)
-    if a.pool_metrics_interval > 0 and (a.schedulers > 1 or a.pool_metrics_interval < 1.0):
-        # One scheduler's idle loops under the timers are skipped (sim/airflow/idle_loops.py)
-        # unless a loop can outlast the room before the next timer, which a sub-second timer
-        # makes likely (Airflow's own is 5 s); several schedulers simulate every loop.
-        rates.append(a.schedulers / a.pool_metrics_interval)
+    timers = idle_loops.intervals(a)
+    if timers and (a.schedulers > 1 or timers[0] < 1.0):
+        # One scheduler's idle loops are skipped, a timer run at a time (sim/airflow/idle_loops.py):
+        # cheap unless a timer runs more often than loops would start anyway (Airflow's shortest
+        # is 5 s); several schedulers simulate every loop.
+        rates.append(a.schedulers / timers[0])
     if a.execution_api:
         rates.append(1.0 / a.min_heartbeat_interval)
     for pool in (scenario.executor.settings or {}).get("worker_pools") or []:

@@ -185,10 +185,12 @@ class Simulation:
         events = rec.events(release=True) if len(rec.ev_time) else pd.DataFrame()
         rec.forget_strings()
         executor = self.scenario.executor.kind
+        kube = [k for ex in self.executors.values() for k in ex.kubernetes_executors()]
+        for k in kube:
+            k.record_unfinished()
         summary = summarize(self, tis, runs, stuck)
         log = [row for ex in self.executors.values() for row in getattr(ex, "worker_count_log", [])]
         workers = pd.DataFrame(log, columns=["time", "pool", "workers"])
-        kube = [k for ex in self.executors.values() for k in ex.kubernetes_executors()]
         pods = [k.pods_frame(self.plans, run_ids, release=True) for k in kube]
         pods = pods[0] if len(pods) == 1 else pd.concat(pods, ignore_index=True) if pods else pd.DataFrame()
         nodes = pd.DataFrame([r for k in kube for r in k.cluster.node_log], columns=["time", "pool", "nodes"])

@@ -447,8 +447,11 @@ def test_worker_crash_redis_acks_late_zombie_then_redelivery():
     """Redis broker, acks_late, visibility_timeout 2 min; worker w-0 crashes at 60 s while it runs a
     5-minute task. Its try becomes a zombie at ceil((60 + 30) / 5) × 5 = 90 s and goes
     up_for_retry; the retry (try 2) succeeds on the replacement worker; the unacknowledged message
-    of try 1 comes back after the visibility timeout (delivery + 120 s), not before."""
-    r = run(crash_scenario("redis"))
+    of try 1 comes back after the visibility timeout (delivery + 120 s), not before. (A later DAG
+    keeps the simulation going until a worker is free to take that message again.)"""
+    data = crash_scenario("redis")
+    data["dags"].append(dag("later", {"at": [600]}, {"t": {"duration": "1s"}}))
+    r = run(data)
     t1, t2 = row(r, "long", 1), row(r, "long", 2)
     assert t1["state"] == "up_for_retry" and t1["worker"] == "w-0"
     assert t2["state"] == "success" and t2["worker"] != "w-0"
@@ -508,6 +511,9 @@ def test_zombie_slot_freed_when_redelivered_message_is_processed(case):
         data["dags"][0]["schedule"] = {"at": [0, 900]}
     else:                                  # the message returns (60 s) before the retry (5 min)
         data = crash_scenario("redis", crash_at=30, visibility="1m", retry_delay="5m")
+        # try 2's own message comes back while it runs (1 min < 5 min): a later DAG keeps the
+        # scheduler looping until that duplicate has run and exited too
+        data["dags"].append(dag("later", {"at": [900]}, {"t": {"duration": "1s"}}))
     r, sim = simulate(data)
     t1 = row(r, "long", 1, run_id=r.dag_runs["run_id"].iloc[0])
     uid = t1["ti_uid"]

@@ -182,7 +182,7 @@ def test_every_task_instance_ends_terminal():
     assert r.summary["task_instances"]["count"] == 4 * r.summary["dag_runs"]["count"]
 
 
-@pytest.mark.parametrize("timers", [0.0, 5.0, 2.5])
+@pytest.mark.parametrize("timers", [None, 0.0, 5.0, 2.5])
 @pytest.mark.parametrize("scenario", ["seed-diamond.yaml", "etl-fleet.yaml", "wide-fanout.yaml", "seed-diamond-celery.yaml",
                                       "deferrable-triggerer.yaml", "airflow3-multi-executor.yaml"])
 def test_skipping_idle_loops_changes_nothing_without_cpu_contention(scenario, timers):
@@ -194,7 +194,8 @@ def test_skipping_idle_loops_changes_nothing_without_cpu_contention(scenario, ti
     from sim import load_scenario
     from sim.simulation import Simulation
     path = Path(__file__).resolve().parents[1] / "scenarios" / scenario
-    sets = ["overheads.scheduler_host_cores=null", f"airflow.pool_metrics_interval={timers}"]
+    sets = ["overheads.scheduler_host_cores=null", f"airflow.loop_timers={timers is not None}",
+            f"airflow.pool_metrics_interval={timers or 0.0}"]
     a = Simulation(load_scenario(path, sets=sets), skip_idle_loops=True).run()
     b = Simulation(load_scenario(path, sets=sets), skip_idle_loops=False).run()
     cols = ["ready_at", "scheduled_at", "queued_at", "launched_at", "started_at", "ended_at", "released_at"]

@@ -167,8 +167,10 @@ def test_no_node_holds_more_than_its_capacity(autoscaler, scoring, seed):
     r, sim = simulate(data)
     assert not r.stuck
     p = pods_with_requests(r, sim, data)
-    assert len(p) > 500 and (p["phase"] == "Succeeded").all()
-    assert (p["node"].astype(str) != "").all() and np.isfinite(p["ended_at"]).all()
+    alive = p["ended_at"].isna()            # the last pods, between their task's end and their exit
+    assert len(p) > 500 and (p.loc[~alive, "phase"] == "Succeeded").all() and alive.sum() <= 2
+    assert (p["node"].astype(str) != "").all()
+    p = p.assign(ended_at=p["ended_at"].fillna(np.inf))     # an alive pod holds its node to the end
     cap = {pool["name"]: (pool["cores"], pool["memory"]) for pool in CAPACITY_POOLS}
     fullest = 0.0
     for node, g in p.groupby("node"):
@@ -521,7 +523,7 @@ def test_batch_size_1_airflow_defaults_spread_at_least_n_loops():
     prof = load_profile("airflow-2.10")
     L = prof["airflow"]["scheduler_idle_sleep_time"] + prof["kubernetes"]["api_create_time"]
     # without the loop's timers, which cut the sleep before every multiple of 5 s
-    r, _ = simulate(burst_scenario(1, "airflow-2.10", airflow={"task_queued_timeout": 0, "pool_metrics_interval": 0}))
+    r, _ = simulate(burst_scenario(1, "airflow-2.10", airflow={"task_queued_timeout": 0, "loop_timers": False}))
     assert not r.stuck and (final_states(r) == "success").all()
     c = created_times(r)
     assert len(c) == N_BURST
@@ -861,8 +863,9 @@ def test_requested_pods_occupy_parallelism():
     r, sim = simulate(data)
     assert not r.stuck and (final_states(r) == "success").all()
     tis = r.task_instances
-    assert tis["released_at"].notna().all()
-    assert max_overlap(tis["queued_at"], tis["released_at"]) == P
+    # every slot released, but the last try's may still be held when the last run ends
+    assert tis["released_at"].isna().sum() <= 1
+    assert max_overlap(tis["queued_at"], tis["released_at"].fillna(np.inf)) == P
     # executor states: queued + running never exceed parallelism (from the transitions)
     tr = r.transitions.sort_values("time", kind="stable")
     held = 0

@@ -48,10 +48,17 @@ class AirflowConfig:
     execution_api: bool = False
     min_heartbeat_interval: float = 5.0             # [workers] (3.0+), C3
     airflow_version: str = "2.10"                   # what the profile models (checks only)
-    #: [scheduler] pool_metrics_interval (5 s in Airflow): the shortest of the loop's timers; an
-    #: idle sleep ends when a timer is due (SJR: sleep(min(idle_sleep, next_event))). 0 = the
-    #: timers do not cut idle sleeps (then idle loops need not be simulated one by one).
-    pool_metrics_interval: float = 0.0
+    #: The scheduler loop's timers (sim/airflow/idle_loops.py): each re-armed an interval after it
+    #: ran, at a loop's end; an idle sleep ends when one is due (SJR: sleep(min(idle_sleep,
+    #: next_event))). False = no timers cut idle sleeps (the ideal model).
+    loop_timers: bool = False
+    pool_metrics_interval: float = 5.0              # [scheduler]; 0 = not registered (3.x without metrics)
+    trigger_timeout_check_interval: float = 15.0    # [scheduler]
+    parsing_cleanup_interval: float = 60.0          # [scheduler]
+    orphaned_tasks_check_interval: float = 300.0    # [scheduler]
+    #: [metrics] statsd_on / otel_on or [traces] otel_on: Airflow 3 registers the pool-metrics
+    #: timer only then (3.3.2 SJR _run_scheduler_loop); 2.x always does.
+    metrics_enabled: bool = False
 
     def __post_init__(self):
         if self.pools is None:

@@ -41,7 +41,8 @@ class SchedulerProcess:
     the timing of its loop. Several of them share everything else (the metadata DB)."""
 
     __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "doorbell", "idle_end",
-                 "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "idle_grid",
+                 "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "timers",
+                 "idle_cost", "idle_timed",
                  "quiet", "loops", "critical_section_busy", "cpu_seconds", "shared", "occupied")
 
     def __init__(self, index: int, host, executors: dict, parallelism: int, shared: bool = False):
@@ -57,7 +58,9 @@ class SchedulerProcess:
         self.rung = False
         self.doorbell = None
         self.idle_end = self.idle_sleep = self.idle_period = self.idle_phase_a = self.idle_cpu = 0.0
-        self.idle_grid = None                   # loop starts under the loop's timers (idle_loops.Grid)
+        self.idle_cost = 0.0
+        self.timers = None                      # the loop's timers (idle_loops.LoopTimers), if modelled
+        self.idle_timed = False                 # the idle stretch's loops follow the timers
         self.resume_heartbeat = False
         self.skipped = 0
         self.quiet = True
@@ -77,6 +80,10 @@ class Scheduler:
         #: The scheduler processes (airflow-mechanics.md §1.13), each with its host and executors.
         self.procs = tuple(SchedulerProcess(i, host, executors, par, shared)
                            for i, (host, executors, par, shared) in enumerate(sim.scheduler_processes))
+        timer_intervals = idle_loops.intervals(self.cfg)
+        if timer_intervals:
+            for p in self.procs:
+                p.timers = idle_loops.LoopTimers.started(timer_intervals, stream(sim.seed, f"scheduler-timers/{p.index}"))
         if any(p.shared for p in self.procs):
             core.subscribe(slot_freed=self._slot_free)
         self.all_executors = list({id(ex): ex for p in self.procs for ex in p.executors.values()}.values())
@@ -157,14 +164,19 @@ class Scheduler:
         ``phase_a`` seconds, then the executor heartbeat. A change at ``now`` is first seen by the
         heartbeat of the loop running then, if that loop has not reached its heartbeat yet (part A
         of that loop saw nothing new, so it need not be simulated), else by the next loop. Under
-        the loop's timers the starts come from ``proc.idle_grid`` instead (idle_loops.Grid)."""
+        the loop's timers the starts come from :func:`idle_loops.locate`, which also says when the
+        timers are next due: as before the loop resumed (it runs to its end) or after it (skipped)."""
         proc.resume_heartbeat = False
         proc.skipped = 0
-        g = proc.idle_grid
-        if g is not None:
-            k, loop_start, nxt = g.at(now)
+        if proc.idle_timed:
+            k, loop_start, nxt, due_before, due_after = idle_loops.locate(
+                proc.timers, proc.idle_end, proc.idle_sleep, proc.idle_cost, now)
             if k < 0:
                 return max(0.0, loop_start - now)
+            if now - loop_start <= proc.idle_phase_a:
+                proc.timers.set(due_before)
+            else:
+                proc.timers.set(due_after)
         else:
             first = proc.idle_end + proc.idle_sleep
             period = proc.idle_period
@@ -595,6 +607,8 @@ class Scheduler:
             if wait is not None:
                 yield wait
             self.loops += 1
+            if proc.timers is not None:
+                proc.timers.run(self.env.now)    # timers.run(blocking=False), at the loop's end
             if self._sources_left == 0 and self._live_runs == 0:      # _done(), inline
                 self._finish()
                 return
@@ -683,7 +697,8 @@ class Scheduler:
         Returns whether to resume at a loop's heartbeat, or None when the loop must end."""
         env = self.env
         sleep = self.cfg.scheduler_idle_sleep_time
-        timers = self.cfg.pool_metrics_interval     # the loop's timers cut idle sleeps (SJR)
+        timers = proc.timers                        # the loop's timers cut idle sleeps (SJR)
+        timed = timers is not None and sleep > 0.0
         several = len(self.procs) > 1
         # An idle loop that saw everything and changed nothing would repeat identically.
         repeatable = not (proc.rung or not proc.quiet
@@ -694,23 +709,21 @@ class Scheduler:
             return None
         if several and self.finished.triggered:
             return None                              # another scheduler found the end
-        loop_grid = None
-        if timers > 0.0 and repeatable and self.skip_idle_loops and sleep > 0.0:
-            loop_grid = idle_loops.grid(env.now, sleep, env.now - start, timers)
-        if not repeatable or not self.skip_idle_loops or (timers > 0.0 and loop_grid is None):
+        if not repeatable or not self.skip_idle_loops:
             if sleep > 0.0:
-                yield env.timeout(sleep if timers <= 0.0 else min(sleep, idle_loops.until_timer(env.now, timers)))
+                yield env.timeout(timers.sleep(env.now, sleep) if timed else sleep)
             elif repeatable and env.now == start:
                 self.skip_idle_loops = True          # a zero-cost loop cannot be stepped through
             return False
-        # Idle and nothing pending: idle loops would now repeat identically every
-        # sleep + (loop cost), so wait for a ring and resume on that grid of loop starts.
+        # Idle and nothing pending: idle loops would now repeat identically every sleep + (loop
+        # cost), cut by the timers, so wait for a ring and resume where the loops would be.
         proc.idle_end = env.now
         proc.idle_sleep = sleep
+        proc.idle_cost = env.now - start
         proc.idle_period = sleep + (env.now - start)
         proc.idle_phase_a = phase_a
         proc.idle_cpu = cpu
-        proc.idle_grid = loop_grid
+        proc.idle_timed = timed
         bell = proc.doorbell = env.event()
         yield bell
         if several and self.finished.triggered:

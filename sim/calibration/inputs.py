@@ -51,6 +51,9 @@ _CONFIG_KEYS = {
     "scheduler.min_file_process_interval": "airflow.min_file_process_interval",
     "scheduler.parsing_processes": "airflow.parsing_processes",
     "scheduler.pool_metrics_interval": "airflow.pool_metrics_interval",
+    "scheduler.trigger_timeout_check_interval": "airflow.trigger_timeout_check_interval",
+    "scheduler.parsing_cleanup_interval": "airflow.parsing_cleanup_interval",
+    "scheduler.orphaned_tasks_check_interval": "airflow.orphaned_tasks_check_interval",
     "dag_processor.min_file_process_interval": "airflow.min_file_process_interval",
     "dag_processor.parsing_processes": "airflow.parsing_processes",
     "celery.worker_concurrency": "celery.worker_concurrency",
@@ -96,6 +99,9 @@ def read_config(path) -> tuple[dict, str | None]:
     for key, value in raw.items():
         if key in _CONFIG_KEYS:
             out[_CONFIG_KEYS[key]] = _value(value)
+    metrics = [raw[k] for k in ("metrics.statsd_on", "metrics.otel_on", "traces.otel_on") if k in raw]
+    if metrics:
+        out["airflow.metrics_enabled"] = any(_value(v) is True for v in metrics)
     broker = raw.get("celery.broker_url", "")
     if broker:
         out["celery.broker"] = "rabbitmq" if broker.startswith(("amqp", "pyamqp")) else "redis"

@@ -194,7 +194,7 @@ class KubernetesExecutor(BaseExecutor):
         self.task_queue: deque = deque()      # (ti, try, launch failures) waiting for a pod
         self._results: list = []              # (pod, state) reported by the watcher
         self._pods: dict = {}                 # (ti, try) -> its live pod
-        self._rows = PodRows()                # one row per finished pod (the pods table)
+        self._rows = PodRows()                # one row per pod once it ended (the pods table)
         self._n = 0
         self.cold_pulls = 0
         self.pods_deleted = 0
@@ -329,6 +329,14 @@ class KubernetesExecutor(BaseExecutor):
 
     def pod_usage(self) -> tuple[list, float]:
         return self._rows.pod, self._rows.cpu_seconds()
+
+    def record_unfinished(self) -> None:
+        """At the simulation's end: rows for the pods still alive (no ``ended_at``), e.g. the last
+        task's pod between its task's end and its container's exit, so that every pod created is
+        in the pods table."""
+        for pod in self._pods.values():
+            if pod.ended_at is None:
+                self._record(pod)
 
     def pods_frame(self, plans, run_ids, release: bool = False):
         """One row per pod: where it ran and the time spent in each start-up stage (with

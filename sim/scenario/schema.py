@@ -495,8 +495,19 @@ class AirflowSection(Strict):
     """[workers] min_heartbeat_interval (3.0+): how often a running task heartbeats (with execution_api)."""
     airflow_version: str = AirflowConfig.airflow_version
     """The Airflow version the profile models (used for checks, e.g. hybrids gone in 3)."""
+    loop_timers: bool = AirflowConfig.loop_timers
+    """The scheduler loop's timers cut idle sleeps, each re-armed an interval after it ran (the
+    intervals below, the heartbeat-timeout detection and the stuck-in-queued check); false = none."""
     pool_metrics_interval: Duration = AirflowConfig.pool_metrics_interval
-    """The scheduler loop's shortest timer: an idle sleep ends when it is due; 0 = not modelled."""
+    """[scheduler] pool_metrics_interval, a loop timer; 0 = not registered (Airflow 3 without metrics)."""
+    trigger_timeout_check_interval: PositiveDuration = AirflowConfig.trigger_timeout_check_interval
+    """[scheduler] trigger_timeout_check_interval, a loop timer."""
+    parsing_cleanup_interval: PositiveDuration = AirflowConfig.parsing_cleanup_interval
+    """[scheduler] parsing_cleanup_interval, a loop timer."""
+    orphaned_tasks_check_interval: PositiveDuration = AirflowConfig.orphaned_tasks_check_interval
+    """[scheduler] orphaned_tasks_check_interval, a loop timer."""
+    metrics_enabled: bool = AirflowConfig.metrics_enabled
+    """[metrics] statsd_on or otel_on, or [traces] otel_on: Airflow 3 has the pool-metrics timer only then."""
 
 
 class OverheadsSection(Strict):
