@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-charts", action="store_true", help="do not draw the charts")
     r.add_argument("--no-transitions", action="store_true",
                    help="do not record every state transition (less memory for very long runs)")
+    r.add_argument("--stream", action="store_true",
+                   help="write transitions.csv and events.csv while the simulation runs instead of "
+                        "keeping them in memory to its end (less memory for long runs; the same files)")
 
     c = sub.add_parser("compare", help="run the same workload on several executors over several seeds")
     c.add_argument("scenario", help="scenario YAML file")
@@ -197,9 +200,17 @@ def cmd_run(args) -> int:
     from .simulation import Simulation  # lazy: keeps sim --help fast
     scenario = _load(args)
     out = _out_dir(args, scenario, scenario.executor.kind)
-    sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
-    result = sim.run()
-    result.write(out, charts=not args.no_charts)
+    if args.stream:
+        from .results import stream_folder  # lazy: keeps sim --help fast
+        with stream_folder(out) as folder:
+            sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress,
+                             stream_to=folder)
+            result = sim.run()
+            result.write(out, charts=not args.no_charts)
+    else:
+        sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
+        result = sim.run()
+        result.write(out, charts=not args.no_charts)
     s = result.summary
     d = s["scheduling_delay_seconds"]
     print(f"{scenario.name}: {s['dag_runs']['count']} DAG runs, {s['task_instances']['count']} task "

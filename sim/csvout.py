@@ -82,30 +82,37 @@ def _column(series: pd.Series):
     return None
 
 
-def _pandas(df: pd.DataFrame, path) -> None:
+def _pandas(df: pd.DataFrame, path, header: bool = True) -> None:
     """The same convention through pandas (the shapes this module does not write itself)."""
     floats = [c for c in df.columns if df[c].dtype.kind == "f"]
     if floats:
         df = df.copy(deep=False)
         for c in floats:
             df[c] = pd.array(["" if v != v else "%.6f" % v for v in df[c].tolist()], dtype=object)
-    df.to_csv(path, index=False, lineterminator="\n")
+    df.to_csv(path, index=False, lineterminator="\n", header=header)
 
 
 def write_csv(df: pd.DataFrame, path) -> None:
     """``df`` as a CSV file: ``df.to_csv(path, index=False, lineterminator="\\n")`` with floats
     as ``'%.6f'`` and NaN as an empty field."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        append_csv(df, f, header=True)
+
+
+def append_csv(df: pd.DataFrame, f, header: bool) -> None:
+    """``df``'s rows (after its header line if ``header``) at the end of the open text file ``f``:
+    a table written in parts, each with the same columns, is the file of the whole table."""
     names = list(df.columns)
     blocks = None
     if len(names) >= 2 and df.columns.is_unique and all(type(c) is str for c in names):
         blocks = [_column(df[c]) for c in names]
     if blocks is None or any(b is None for b in blocks):
-        _pandas(df, path)
+        _pandas(df, f, header)
         return
-    n = len(df)
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    if header:
         f.write(",".join(_fields(names)) + "\n")
-        for lo in range(0, n, BLOCK):
-            hi = min(n, lo + BLOCK)
-            f.write("\n".join(map(",".join, zip(*[b(lo, hi) for b in blocks]))))
-            f.write("\n")
+    n = len(df)
+    for lo in range(0, n, BLOCK):
+        hi = min(n, lo + BLOCK)
+        f.write("\n".join(map(",".join, zip(*[b(lo, hi) for b in blocks]))))
+        f.write("\n")

@@ -133,6 +133,32 @@ def atomic_folder(out_dir):
         raise
 
 
+@contextmanager
+def stream_folder(out_dir):
+    """A temporary folder beside ``out_dir`` for the tables a run writes while it goes
+    (``sim run --stream``), removed on leaving; the results folder gets their files when it is
+    written. A killed run's folder is removed by the next run, like the results' own."""
+    out = check_out_dir(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(out)
+        folder = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP}{os.getpid()}-stream-", dir=out.parent))
+    except OSError as e:
+        raise SimError(f"--out {str(out)!r}: cannot create a folder beside it: {e.strerror}") from None
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _place(src: Path, dst: Path) -> None:
+    """``src``'s file at ``dst`` too: a second name for it where the file system allows (no copy)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def write_results(result, out_dir, charts: bool = True) -> Path:
     """Write CSVs, summary.json and (unless ``charts=False``) PNG charts and report.html."""
     with atomic_folder(out_dir) as tmp:
@@ -142,6 +168,8 @@ def write_results(result, out_dir, charts: bool = True) -> Path:
                             ("workers", result.workers), ("pods", result.pods), ("nodes", result.nodes)):
             if len(frame):
                 write_csv(frame, tmp / f"{name}.csv")
+        for name, path in getattr(result, "streamed", {}).items():    # written while the run went
+            _place(Path(path), tmp / f"{name}.csv")
         with open(tmp / "summary.json", "w") as f:
             json.dump(result.summary, f, indent=2, sort_keys=False)
             f.write("\n")
