@@ -10,6 +10,11 @@ fan-outs of 2k/8k/32k tasks, to show that the wall cost per task instance does n
 backlog or the DAG's width. ``--reference`` times the full model against the minimal SimPy
 simulation of the same workload (:mod:`sim.bench_reference`), each in a fresh process,
 alternating, and reports the median ratio: absolute speeds drift with the machine's load.
+
+``--end-to-end`` (issue #13) times what ``sim run`` adds to the simulation: the same run's results
+folder (the CSVs, ``summary.json``, the charts and ``report.html``) written after it, as a share of
+the simulation's own time (target: at most 25 % at 200,000 task instances), and the peak memory of
+the whole, each executor in a fresh process.
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from .airflow.config import AirflowConfig, Overheads
 from .model.dag import DAG
@@ -66,6 +73,42 @@ def run_bench(task_instances: int = 200_000, profile: str = "airflow-2.10",
         "profile": profile,
         "executor": executor,
     }
+
+
+def run_end_to_end(task_instances: int = 200_000, profile: str = "airflow-2.10",
+                   executor: str = "local", progress: bool = False) -> dict:
+    """The standard workload as ``sim run`` does it: the simulation, then its results folder
+    (into a temporary folder, removed after), each timed; the peak memory is the process's. Not
+    counted: the interpreter's start and imports (about 1 s, whatever the run's size)."""
+
+    scenario = bench_scenario(task_instances, profile, executor)
+    t0 = time.perf_counter()
+    result = Simulation(scenario, progress=progress).run()
+    simulated = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="sim-bench-") as tmp:
+        out = Path(tmp) / "results"
+        t1 = time.perf_counter()
+        result.write(out, charts=True)
+        written = time.perf_counter() - t1
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {
+        "executor": executor,
+        "profile": profile,
+        "task_instances": len(result.task_instances),
+        "simulation_seconds": round(simulated, 2),
+        "results_seconds": round(written, 2),
+        "end_to_end_seconds": round(simulated + written, 2),
+        "overhead_percent": round(100.0 * written / simulated, 1),
+        "results_mib": round(size / (1024.0 * 1024.0), 1),
+        "peak_memory_mib": round(peak_rss_mib()),
+    }
+
+
+def run_end_to_end_fresh(task_instances: int = 200_000, profile: str = "airflow-2.10",
+                         executor: str = "local") -> dict:
+    """:func:`run_end_to_end` in a fresh process: its peak memory is this run's alone."""
+    return _json_of([sys.executable, "-c", "import json; from sim.bench import run_end_to_end; "
+                     f"print(json.dumps(run_end_to_end({task_instances}, {profile!r}, {executor!r})))"])
 
 
 #: The scaling cases: (workload, size). A burst is that many diamond runs due at once; a fan-out

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-charts", action="store_true", help="do not draw the charts")
     r.add_argument("--no-transitions", action="store_true",
                    help="do not record every state transition (less memory for very long runs)")
+    r.add_argument("--stream", action="store_true",
+                   help="write transitions.csv and events.csv while the simulation runs instead of "
+                        "keeping them in memory to its end (less memory for long runs; the same files)")
 
     c = sub.add_parser("compare", help="run the same workload on several executors over several seeds")
     c.add_argument("scenario", help="scenario YAML file")
@@ -106,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="size of the workload (default 200000; the issue's target is checked with 1000000)")
     b.add_argument("--profile", default="airflow-2.10", help="profile to simulate (default airflow-2.10)")
     b.add_argument("--executor", default="local",
-                   help="local, celery or kubernetes; with --scaling also 'all' (default local)")
+                   help="local, celery or kubernetes; with --scaling or --end-to-end also 'all' (default local)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.add_argument("--scaling", action="store_true",
                    help="time bursts of 1k/4k/16k runs and fan-outs of 2k/8k/32k tasks: the cost per "
@@ -115,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="alternate the model with the minimal SimPy simulation of the same workload "
                         "(fresh processes) and print the median speed ratio")
     b.add_argument("--pairs", type=int, default=3, help="with --reference: alternating pairs (default 3)")
+    b.add_argument("--end-to-end", action="store_true",
+                   help="also write the run's results folder (CSVs, charts, report) as sim run does and "
+                        "print what it adds to the simulation's time (target: at most 25 %%); with "
+                        "--executor all, each executor in a fresh process")
     add_limit_argument(b)
 
     s = sub.add_parser("schema", help="write the JSON Schema of scenario files (for editors)")
@@ -193,9 +200,17 @@ def cmd_run(args) -> int:
     from .simulation import Simulation  # lazy: keeps sim --help fast
     scenario = _load(args)
     out = _out_dir(args, scenario, scenario.executor.kind)
-    sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
-    result = sim.run()
-    result.write(out, charts=not args.no_charts)
+    if args.stream:
+        from .results import stream_folder  # lazy: keeps sim --help fast
+        with stream_folder(out) as folder:
+            sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress,
+                             stream_to=folder)
+            result = sim.run()
+            result.write(out, charts=not args.no_charts)
+    else:
+        sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
+        result = sim.run()
+        result.write(out, charts=not args.no_charts)
     s = result.summary
     d = s["scheduling_delay_seconds"]
     print(f"{scenario.name}: {s['dag_runs']['count']} DAG runs, {s['task_instances']['count']} task "
@@ -336,6 +351,8 @@ def cmd_bench(args) -> int:
     if args.task_instances > args.max_task_instances:
         raise SimError(f"--task-instances {args.task_instances:,} is more than the limit of "
                        f"{args.max_task_instances:,} task instances; raise it with {FLAG} N")
+    if args.end_to_end:
+        return _bench_end_to_end(args)
     fig = run_bench(args.task_instances, args.profile, args.executor, progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(fig))
@@ -365,6 +382,35 @@ def _bench_scaling(args) -> int:
             print(f"{kind}: cost per task instance, largest case / smallest: "
                   + ", ".join(f"{w} x{v}" for w, v in g.items()) + " (target: at most x1.5)")
     return EXIT_OK
+
+
+def _bench_end_to_end(args) -> int:
+    from .bench import run_end_to_end, run_end_to_end_fresh  # lazy: keeps sim --help fast
+    if args.executor == "all":
+        rows = []
+        for kind in ("local", "celery", "kubernetes"):
+            rows.append(run_end_to_end_fresh(args.task_instances, args.profile, kind))
+            if not args.json:
+                _print_end_to_end(rows[-1], header=len(rows) == 1)
+    else:
+        rows = [run_end_to_end(args.task_instances, args.profile, args.executor, progress=sys.stderr.isatty())]
+        if not args.json:
+            _print_end_to_end(rows[0], header=True)
+    if args.json:
+        print(json.dumps(rows if args.executor == "all" else rows[0]))
+    else:
+        print("  overhead = results folder (CSVs, summary.json, charts, report.html) / simulation "
+              "(target: at most 25 % at 200,000 task instances)")
+    return EXIT_OK
+
+
+def _print_end_to_end(r: dict, header: bool) -> None:
+    if header:
+        print(f"{'executor':<11}{'task inst.':>11}{'simulation s':>14}{'results s':>11}{'end to end s':>14}"
+              f"{'overhead':>10}{'results MiB':>13}{'peak MiB':>10}")
+    print(f"{r['executor']:<11}{r['task_instances']:>11}{r['simulation_seconds']:>14}{r['results_seconds']:>11}"
+          f"{r['end_to_end_seconds']:>14}{r['overhead_percent']:>9}%{r['results_mib']:>13}"
+          f"{r['peak_memory_mib']:>10}", flush=True)
 
 
 def _bench_reference(args) -> int:

@@ -5,6 +5,11 @@
 * every state transition, stamped with simulated time and a cause (``transitions.csv``), so a
   run can explain why a task waited.
 
+Transitions and component events are most of a long run's rows (four to eight a task instance)
+and nothing at the run's end reads them but their files: with a :class:`TableStream` attached
+(``sim run --stream``) they go to ``transitions.csv`` and ``events.csv`` a block at a time while
+the simulation runs, instead of staying in memory until its end; the files are the same bytes.
+
 Strings (dag ids, task ids, queues, workers, causes) are interned to small integers while the
 simulation runs and turned back into text only when a DataFrame is built. Integer columns are
 32-bit (``array("i")``): ids, codes and try numbers of a run stay far below 2**31 (an append beyond
@@ -14,10 +19,12 @@ from __future__ import annotations
 
 import math
 from array import array
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .csvout import append_csv
 from .model.state_core import STATE_CODE, STATES
 from .model.stimuli import EventKind, Said, Stimulus
 
@@ -113,6 +120,8 @@ class Recorder:
         self.ev_kind = array("b")
         self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
+        #: Where transitions and events go as they accumulate (None: kept until the frames are built).
+        self.stream: TableStream | None = None
 
     def attach(self, core) -> None:
         """Store what the state core ``core`` reports."""
@@ -148,6 +157,9 @@ class Recorder:
     def try_ended(self, ti, outcome=None) -> int:
         """Append the row of the try ``ti`` just finished (or of a TI that never ran); returns
         the row number, so the executor slot's release can be filled in later."""
+        stream = self.stream
+        if stream is not None and (len(self.tr_time) >= stream.block or len(self.ev_time) >= stream.block):
+            stream.flush(self)
         codes = self._codes
         s = self.strings
         run = ti.run
@@ -341,6 +353,46 @@ class Recorder:
             "cause": self._strings_cat(cols.pop("tr_cause")),
             "stimulus": self._cat(cols.pop("tr_stimulus"), [k.value for k in _STIMULI]),
         }, copy=False)
+
+
+#: Rows of transitions (or events) a :class:`TableStream` lets the recorder gather before writing them.
+STREAM_BLOCK = 1 << 16
+
+
+class TableStream:
+    """``transitions.csv`` and ``events.csv`` in ``folder``, written while the simulation runs: the
+    recorder hands over its transitions and events whenever one of them reaches ``block`` rows
+    (checked as each try ends) and once more at the end. Each part is the frame
+    :meth:`Recorder.transitions` / :meth:`Recorder.events` builds, written after the previous one,
+    so a file is byte for byte the file of the whole frame; a table without rows has no file, as
+    in the results folder."""
+
+    NAMES = ("transitions", "events")
+
+    def __init__(self, folder, block: int | None = None):
+        self.folder = Path(folder)
+        self.block = block or STREAM_BLOCK
+        self.files: dict = {}
+        self.rows = dict.fromkeys(self.NAMES, 0)
+
+    def flush(self, rec: Recorder) -> None:
+        if len(rec.tr_time):
+            self._append("transitions", rec.transitions(release=True))
+        if len(rec.ev_time):
+            self._append("events", rec.events(release=True))
+
+    def _append(self, name: str, frame: pd.DataFrame) -> None:
+        f = self.files.get(name)
+        if f is None:
+            f = self.files[name] = open(self.folder / f"{name}.csv", "w", encoding="utf-8", newline="")
+        append_csv(frame, f, header=not self.rows[name])
+        self.rows[name] += len(frame)
+
+    def close(self) -> dict:
+        """Close the files: name -> path of each table written."""
+        for f in self.files.values():
+            f.close()
+        return {name: Path(f.name) for name, f in self.files.items()}
 
 
 def _np(a: array, copy: bool = False) -> np.ndarray:

@@ -20,8 +20,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
-
+from .csvout import write_csv
 from .errors import SimError
 from .report.charts import write_charts
 from .report.html import write_report
@@ -134,27 +133,43 @@ def atomic_folder(out_dir):
         raise
 
 
-def _to_csv(df, path: Path) -> None:
-    """Floats with six decimals (``'%.6f'``), NaN as an empty field. The float columns are
-    formatted here, in one list comprehension per column, rather than through pandas'
-    ``float_format`` (the same strings, a quarter less time on large runs)."""
-    floats = [c for c in df.columns if df[c].dtype.kind == "f"]
-    if floats:
-        df = df.copy(deep=False)
-        for c in floats:
-            df[c] = pd.array(["" if v != v else "%.6f" % v for v in df[c].tolist()], dtype=object)
-    df.to_csv(path, index=False, lineterminator="\n")
+@contextmanager
+def stream_folder(out_dir):
+    """A temporary folder beside ``out_dir`` for the tables a run writes while it goes
+    (``sim run --stream``), removed on leaving; the results folder gets their files when it is
+    written. A killed run's folder is removed by the next run, like the results' own."""
+    out = check_out_dir(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(out)
+        folder = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP}{os.getpid()}-stream-", dir=out.parent))
+    except OSError as e:
+        raise SimError(f"--out {str(out)!r}: cannot create a folder beside it: {e.strerror}") from None
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _place(src: Path, dst: Path) -> None:
+    """``src``'s file at ``dst`` too: a second name for it where the file system allows (no copy)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def write_results(result, out_dir, charts: bool = True) -> Path:
     """Write CSVs, summary.json and (unless ``charts=False``) PNG charts and report.html."""
     with atomic_folder(out_dir) as tmp:
-        _to_csv(result.task_instances, tmp / "task_instances.csv")
-        _to_csv(result.dag_runs, tmp / "dag_runs.csv")
+        write_csv(result.task_instances, tmp / "task_instances.csv")
+        write_csv(result.dag_runs, tmp / "dag_runs.csv")
         for name, frame in (("transitions", result.transitions), ("events", result.events),
                             ("workers", result.workers), ("pods", result.pods), ("nodes", result.nodes)):
             if len(frame):
-                _to_csv(frame, tmp / f"{name}.csv")
+                write_csv(frame, tmp / f"{name}.csv")
+        for name, path in getattr(result, "streamed", {}).items():    # written while the run went
+            _place(Path(path), tmp / f"{name}.csv")
         with open(tmp / "summary.json", "w") as f:
             json.dump(result.summary, f, indent=2, sort_keys=False)
             f.write("\n")

@@ -20,7 +20,7 @@ from .infra.host import Host
 from .metrics import summarize
 from .model.runtime import DagPlan, run_id_of
 from .model.state_core import StateCore
-from .records import Recorder
+from .records import Recorder, TableStream
 
 #: How long after the horizon a simulation may run to let the last runs finish, before the
 #: runs still alive are reported as stuck.
@@ -44,6 +44,9 @@ class RunResult:
     pods: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Nodes over time, per node pool (Kubernetes): time, pool, nodes.
     nodes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Tables written to files while the run went (``stream_to``): name -> CSV file. Their frames
+    #: above are empty; :meth:`write` puts the files into the results folder.
+    streamed: dict = field(default_factory=dict)
 
     def write(self, out_dir, charts: bool = True):
         """Write the results folder (atomically) and return its path."""
@@ -53,7 +56,9 @@ class RunResult:
 
 class Simulation:
     def __init__(self, scenario, *, record_transitions: bool = True, progress: bool = False,
-                 skip_idle_loops: bool = True):
+                 skip_idle_loops: bool = True, stream_to=None):
+        """``stream_to``: a folder where transitions.csv and events.csv are written while the run
+        goes, a block at a time, rather than kept in memory to its end (``sim run --stream``)."""
         self.scenario = scenario
         self.seed = scenario.seed
         self.horizon = scenario.horizon
@@ -67,6 +72,8 @@ class Simulation:
                                per_run=af.max_active_tasks_scope == "dag_run")
         self.recorder = Recorder(record_transitions)
         self.recorder.attach(self.state)
+        if stream_to is not None:
+            self.recorder.stream = TableStream(stream_to)
         #: Succeeds when every DAG run is done (or nothing can change any more).
         self.finished = self.env.event()
         self.db = MetadataDB(self.env, self.overheads.db_query_time, self.overheads.db_connections)
@@ -142,6 +149,10 @@ class Simulation:
         bar = self._progress_bar(limit) if self.progress else None
         try:
             env.run(until=self.scheduler.finished | watchdog)
+        except BaseException:
+            if self.recorder.stream is not None:
+                self.recorder.stream.close()
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -178,11 +189,18 @@ class Simulation:
         # The recorder hands its columns over as each frame is built (a run's results are built
         # once), and its strings go once the frames that use them exist: a long run does not hold
         # its results twice at its end. Tries in reading order: by DAG run, task, try.
+        streamed = {}
+        if rec.stream is not None:
+            rec.stream.flush(rec)
+            streamed = rec.stream.close()
         rec.finish()
         tis = rec.task_instances(self.plans, run_ids, release=True)
         runs = rec.dag_runs(self.plans, run_ids, release=True)
-        trans = rec.transitions(release=True) if rec.record_transitions else pd.DataFrame()
-        events = rec.events(release=True) if len(rec.ev_time) else pd.DataFrame()
+        if rec.stream is not None:                # in their files already
+            trans = events = pd.DataFrame()
+        else:
+            trans = rec.transitions(release=True) if rec.record_transitions else pd.DataFrame()
+            events = rec.events(release=True) if len(rec.ev_time) else pd.DataFrame()
         rec.forget_strings()
         executor = self.scenario.executor.kind
         kube = [k for ex in self.executors.values() for k in ex.kubernetes_executors()]
@@ -194,7 +212,8 @@ class Simulation:
         pods = [k.pods_frame(self.plans, run_ids, release=True) for k in kube]
         pods = pods[0] if len(pods) == 1 else pd.concat(pods, ignore_index=True) if pods else pd.DataFrame()
         nodes = pd.DataFrame([r for k in kube for r in k.cluster.node_log], columns=["time", "pool", "nodes"])
-        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck, events, workers, pods, nodes)
+        return RunResult(self.scenario, executor, tis, runs, trans, summary, stuck, events, workers, pods, nodes,
+                         streamed)
 
 
 def run(scenario, **kwargs) -> RunResult:

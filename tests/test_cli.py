@@ -78,6 +78,24 @@ def test_bench_prints_its_figures(capsys):
     assert fig["task_instances"] >= 2000 and fig["task_instances_per_second"] > 0 and fig["peak_memory_mib"] > 0
 
 
+def test_bench_end_to_end_times_the_results_folder(capsys):
+    assert main(["bench", "--end-to-end", "--task-instances", "2000", "--executor", "celery", "--json"]) == 0
+    fig = json.loads(capsys.readouterr().out)
+    assert fig["executor"] == "celery" and fig["task_instances"] == 2000
+    assert fig["simulation_seconds"] > 0 and fig["results_seconds"] > 0
+    assert fig["end_to_end_seconds"] == pytest.approx(fig["simulation_seconds"] + fig["results_seconds"], abs=0.02)
+    assert fig["overhead_percent"] == pytest.approx(100 * fig["results_seconds"] / fig["simulation_seconds"], rel=0.1)
+    assert fig["results_mib"] > 1          # the CSVs, the charts and the report were written
+
+
+def test_bench_end_to_end_all_executors_in_fresh_processes(capsys):
+    assert main(["bench", "--end-to-end", "--task-instances", "200", "--executor", "all"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["executor", "task"]
+    assert [line.split()[0] for line in out[1:4]] == ["local", "celery", "kubernetes"]
+    assert all(line.split()[1] == "200" for line in out[1:4]) and "target: at most 25 %" in out[4]
+
+
 # -- rough edges a new user hits (issue #12) -------------------------------------------------------
 def _walk(parser):
     yield parser

@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "sim"
 
 #: module-name prefix -> layer (the longest matching prefix wins)
 LAYERS = {
-    "sim.errors": 0, "sim.files": 0, "sim.theory": 0, "sim.engine": 0, "sim.model": 0,
+    "sim.errors": 0, "sim.files": 0, "sim.csvout": 0, "sim.theory": 0, "sim.engine": 0, "sim.model": 0,
     "sim.scenario.units": 0, "sim.scenario.aliases": 0,
     "sim.airflow.config": 1, "sim.records": 1,
     "sim.airflow": 2, "sim.infra": 2, "sim.executors": 2, "sim.cost": 2,

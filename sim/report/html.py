@@ -7,6 +7,8 @@ import base64
 import html
 from pathlib import Path
 
+import pandas as pd
+
 #: Airflow's UI colours for task-instance states.
 STATE_COLOURS = {"success": "#008000", "failed": "#ff0000", "upstream_failed": "#ffa500", "skipped": "#ff69b4",
                  "up_for_retry": "#ffd700", "running": "#00ff00", "queued": "#808080", "scheduled": "#d2b48c",
@@ -33,9 +35,15 @@ def _grid(tis, max_runs: int = 60) -> str:
     final = tis.drop_duplicates(["dag_id", "run_id", "task_id", "map_index"], keep="last")
     parts = []
     for dag_id, g in final.groupby(final["dag_id"].astype(str), sort=True):
-        runs = list(dict.fromkeys(g["run_id"].astype(str)))[:max_runs]
-        tasks = list(dict.fromkeys(g["task_id"].astype(str)))
-        cell = {(str(r.run_id), str(r.task_id)): str(r.state) for r in g.itertuples()}
+        # distinct values in order of first appearance (on a categorical's codes: no text per
+        # row), and the cells of the runs shown only: a long run has thousands, the grid 60
+        values = pd.unique(g["run_id"])
+        texts = [str(v) for v in values]
+        runs = list(dict.fromkeys(texts))[:max_runs]
+        shown = set(runs)
+        tasks = list(dict.fromkeys(str(v) for v in pd.unique(g["task_id"])))
+        rows_shown = g[g["run_id"].isin([v for v, t in zip(values, texts) if t in shown])]
+        cell = {(str(r.run_id), str(r.task_id)): str(r.state) for r in rows_shown.itertuples()}
         rows = [f"<tr><th>{html.escape(dag_id)} task \\ run</th>" + "".join(
             f'<th title="{html.escape(r)}">{i}</th>' for i, r in enumerate(runs)) + "</tr>"]
         for t in tasks:
