@@ -100,18 +100,24 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
 
 
+def _folder_beside(out_dir, tag: str, what: str) -> tuple[Path, Path]:
+    """(the checked ``out_dir``, a new temporary folder beside it named for it and this process),
+    after removing what killed runs left there."""
+    out = check_out_dir(out_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(out)
+        return out, Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP}{os.getpid()}-{tag}", dir=out.parent))
+    except OSError as e:
+        raise SimError(f"--out {str(out)!r}: cannot create {what}: {e.strerror}") from None
+
+
 @contextmanager
 def atomic_folder(out_dir):
     """Yield a fresh temporary folder beside ``out_dir``; on success it takes ``out_dir``'s place in
     one step (an exchange, where the system has one), on failure it is removed and ``out_dir`` is
     left as it was."""
-    out = check_out_dir(out_dir)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP}{os.getpid()}-", dir=out.parent))
-    except OSError as e:
-        raise SimError(f"--out {str(out)!r}: cannot create the results folder: {e.strerror}") from None
+    out, tmp = _folder_beside(out_dir, "", "the results folder")
     try:
         yield tmp
         (tmp / MARKER).write_text(_MARKER_TEXT)
@@ -138,13 +144,7 @@ def stream_folder(out_dir):
     """A temporary folder beside ``out_dir`` for the tables a run writes while it goes
     (``sim run --stream``), removed on leaving; the results folder gets their files when it is
     written. A killed run's folder is removed by the next run, like the results' own."""
-    out = check_out_dir(out_dir)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(out)
-        folder = Path(tempfile.mkdtemp(prefix=f".{out.name}{_TMP}{os.getpid()}-stream-", dir=out.parent))
-    except OSError as e:
-        raise SimError(f"--out {str(out)!r}: cannot create a folder beside it: {e.strerror}") from None
+    _, folder = _folder_beside(out_dir, "stream-", "a folder beside it")
     try:
         yield folder
     finally:
