@@ -45,7 +45,8 @@ JOINT_FIT = ("overheads.scheduler_per_ti", "overheads.db_query_time",
              "celery.publish_time", "celery.delivery_time", "celery.fetch_per_task")
 #: Airflow 3's (a base profile with execution_api): the Execution API request instead of the DB
 #: query the task processes no longer make, and no Celery hops (the same Celery as 2.10's fit).
-JOINT_FIT_3 = ("overheads.scheduler_loop_base", "overheads.process_start_fork", "overheads.process_start_latency",
+#: Not the loop's fixed part either: measured from the chains' queue spacing (airflow-3 profile).
+JOINT_FIT_3 = ("overheads.process_start_fork", "overheads.process_start_latency",
                "overheads.task_run_cpu", "overheads.task_run_latency",
                "overheads.task_exit_cpu", "overheads.task_exit_latency", "overheads.api_request_time")
 # (celery.send_pool_startup is not among them: with sync_parallelism 0 a 2-core scheduler host
