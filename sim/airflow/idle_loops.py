@@ -93,6 +93,7 @@ class LoopTimers:
 
 
 def fire(due: list, ivals: tuple, now: float) -> list:
+    """The timers' due times after the timers due at ``now`` ran there (each re-armed from ``now``)."""
     return [now + i if d <= now + EPS else d for d, i in zip(due, ivals)]
 
 
