@@ -7,8 +7,9 @@ counter, so the order of simultaneous events (and every result) is what SimPy's 
 """
 from __future__ import annotations
 
-from heapq import heappush
+from heapq import heappop, heappush
 
+from simpy.core import StopSimulation
 from simpy.events import NORMAL
 
 
@@ -42,3 +43,27 @@ def later(env, delay: float, callback) -> Wake:
     w.callbacks = callback if callback.__class__ is list else [callback]
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), w))
     return w
+
+
+def run(env, until) -> None:
+    """``env.run(until=until)`` for an ``until`` event, with ``Environment.step`` inlined: the
+    same pops in the same order and the same callbacks, without a method call and its ``try``
+    per event (millions in a long run). A failed event nobody defused still crashes the run as
+    SimPy's would."""
+    if until.callbacks is None:
+        return                                   # already processed
+    until.callbacks.append(StopSimulation.callback)
+    queue = env._queue
+    try:
+        while queue:
+            env._now, _, _, event = heappop(queue)
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+    except StopSimulation:
+        return
+    raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}')

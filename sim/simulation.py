@@ -13,7 +13,7 @@ from .airflow.metadata_db import MetadataDB
 from .airflow.scheduler import Scheduler
 from .airflow.task_runner import TaskRunner
 from .airflow.triggerer import Triggerers
-from .engine import later
+from .engine import later, run as run_until
 from .executors.local import LocalExecutor
 from .executors.registry import EXECUTORS
 from .infra.host import Host
@@ -148,7 +148,7 @@ class Simulation:
         watchdog = env.timeout(limit)
         bar = self._progress_bar(limit) if self.progress else None
         try:
-            env.run(until=self.scheduler.finished | watchdog)
+            run_until(env, self.scheduler.finished | watchdog)
         except BaseException:
             if self.recorder.stream is not None:
                 self.recorder.stream.close()
