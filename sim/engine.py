@@ -36,12 +36,12 @@ class Wake:
 
 def later(env, delay: float, callback) -> Wake:
     """Call ``callback(wake)`` ``delay`` seconds from now, in the order ``env.timeout(delay)``
-    with that callback appended would have it called. ``callback`` may be a list of callbacks,
-    used as is (SimPy's loop only reads it, so one list can serve many timers)."""
+    with that callback appended would have it called. (A tuple, not a list, holds it: SimPy's
+    loop only iterates it, and nobody adds to a timer's callbacks.)"""
     if delay < 0.0:
         raise ValueError(f"negative delay {delay}")
     w = Wake()
-    w.callbacks = callback if callback.__class__ is list else [callback]
+    w.callbacks = (callback,)
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), w))
     return w
 
@@ -59,10 +59,9 @@ class Environment(simpy.Environment):
         self.now = self._now
 
     def step(self) -> None:
-        try:
-            super().step()
-        finally:
-            self.now = self._now
+        if self._queue:
+            self.now = self._queue[0][0]     # the time of the event about to be processed
+        super().step()
 
     def run_until(self, until) -> None:
         """``run(until=until)`` for an ``until`` event, with ``step`` inlined: the same pops in

@@ -8,11 +8,14 @@ O(log n), and only one wake-up timer is live at a time.
 """
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 
 from simpy import Event
+from simpy.events import NORMAL
 
-from ..engine import later
+from ..engine import Wake, later
+
+_NOBODY = ()       # the callbacks of a superseded timer
 
 
 class Host:
@@ -30,7 +33,7 @@ class Host:
         self._t = 0.0
         self._heap: list = []
         self._seq = 0
-        self._timer = None          # the one live wake-up timer (older ones are ignored)
+        self._timer = None          # the one live wake-up timer (older ones are disarmed)
         self._wake = [self._on_timer]   # its callbacks: one list for every timer (only read)
         self.busy_core_seconds = 0.0
         self.peak_jobs = 0
@@ -83,7 +86,7 @@ class Host:
         self._seq += 1
         job = (self._v + seconds, self._seq, done)
         heap = self._heap
-        heapq.heappush(heap, job)
+        heappush(heap, job)
         n += 1
         self._n = n
         if n > self.peak_jobs:
@@ -93,17 +96,23 @@ class Host:
             self._arm(now)
 
     def _arm(self, now: float) -> None:
+        old = self._timer
+        if old is not None:
+            old.callbacks = _NOBODY        # superseded: the loop pops it and calls nobody
         heap = self._heap
         if not heap:
             self._timer = None
             return
         n = self._n                       # the rate, inline: this runs for every job's start and end
         delay = (heap[0][0] - self._v) / (1.0 if n <= self.cores else self.cores / n)
-        self._timer = later(self.env, delay if delay > 0.0 else 0.0, self._wake)
+        # engine.later's push, inline (it runs for every job's start and end)
+        env = self.env
+        timer = self._timer = Wake()
+        timer.callbacks = self._wake
+        heappush(env._queue, (env._now + (delay if delay > 0.0 else 0.0), NORMAL, next(env._eid), timer))
 
-    def _on_timer(self, timer) -> None:
-        if timer is not self._timer:
-            return  # superseded by a later arrival or departure
+    def _on_timer(self, _timer) -> None:
+        # Only the live timer calls this (_arm disarms the one it supersedes).
         now = self.env.now
         # advance the virtual time (processor sharing: each job gets min(1, cores/n) of a core)
         dt = now - self._t
@@ -115,10 +124,19 @@ class Host:
         self._t = now
         heap = self._heap
         limit = self._v + 1e-9 * (1.0 + abs(self._v))
-        finished = []
-        while heap and heap[0][0] <= limit:
-            finished.append(heapq.heappop(heap)[2])
-            self._n -= 1
+        if not heap or heap[0][0] > limit:
+            self._arm(now)
+            return
+        done = heappop(heap)[2]
+        self._n -= 1
+        if heap and heap[0][0] <= limit:   # several end together (rare): collect them all first
+            finished = [done]
+            while heap and heap[0][0] <= limit:
+                finished.append(heappop(heap)[2])
+                self._n -= 1
+            self._arm(now)
+            for done in finished:      # after re-arming: a callback may submit new work here
+                done()
+            return
         self._arm(now)
-        for done in finished:      # after re-arming: a callback may submit new work here
-            done()
+        done()
