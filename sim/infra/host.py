@@ -97,19 +97,22 @@ class Host:
 
     def _arm(self, now: float) -> None:
         old = self._timer
-        if old is not None:
-            old.callbacks = _NOBODY        # superseded: the loop pops it and calls nobody
         heap = self._heap
         if not heap:
+            if old is not None:
+                old.callbacks = _NOBODY    # superseded: the loop pops it and calls nobody
             self._timer = None
             return
         n = self._n                       # the rate, inline: this runs for every job's start and end
         delay = (heap[0][0] - self._v) / (1.0 if n <= self.cores else self.cores / n)
-        # engine.later's push, inline (it runs for every job's start and end)
-        env = self.env
-        timer = self._timer = Wake()
-        timer.callbacks = self._wake
-        heappush(env._queue, (env._now + (delay if delay > 0.0 else 0.0), NORMAL, next(env._eid), timer))
+        if old is None or old.callbacks is not None:
+            if old is not None:
+                old.callbacks = _NOBODY    # still queued: disarmed, as above
+            old = self._timer = Wake()
+        # else the timer that just fired (the loop emptied its callbacks): queued again, not remade
+        old.callbacks = self._wake
+        env = self.env                    # engine.later's push, inline
+        heappush(env._queue, (env._now + (delay if delay > 0.0 else 0.0), NORMAL, next(env._eid), old))
 
     def _on_timer(self, _timer) -> None:
         # Only the live timer calls this (_arm disarms the one it supersedes).
@@ -120,10 +123,10 @@ class Host:
         if dt > 0.0 and n:
             cores = self.cores
             self._v += dt * (1.0 if n <= cores else cores / n)
-            self.busy_core_seconds += dt * min(n, cores)
+            self.busy_core_seconds += dt * (n if n < cores else cores)
         self._t = now
         heap = self._heap
-        limit = self._v + 1e-9 * (1.0 + abs(self._v))
+        limit = self._v + 1e-9 * (1.0 + self._v)      # (the virtual time is never negative)
         if not heap or heap[0][0] > limit:
             self._arm(now)
             return
