@@ -46,6 +46,17 @@ def later(env, delay: float, callback) -> Wake:
     return w
 
 
+def later_on(env, delay: float, timer, callbacks: tuple) -> None:
+    """:func:`later` for an object that is its own timer (it has ``callbacks`` and a true
+    ``_ok``), with ``callbacks`` a tuple made once: a chain of steps with one pending at a time
+    (a task process) waits without a Wake and a closure per step. The same push, so the same
+    order as ``later``."""
+    if delay < 0.0:
+        raise ValueError(f"negative delay {delay}")
+    timer.callbacks = callbacks
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), timer))
+
+
 class Environment(simpy.Environment):
     """SimPy's environment with its clock ``now`` a plain attribute instead of a property: the
     model reads the time 1.5 times per event (millions of property calls in a long run). Every

@@ -52,9 +52,9 @@ class Host:
             return self.env.timeout(total)
         ev = Event(self.env)
         if after > 0.0:
-            later(self.env, after, lambda _e: self._submit(seconds, ev.succeed))
+            later(self.env, after, lambda _e: self._submit(seconds, ev.succeed, None))
         else:
-            self._submit(seconds, ev.succeed)
+            self._submit(seconds, ev.succeed, None)
         return ev
 
     def repeat(self, seconds: float) -> None:
@@ -64,16 +64,17 @@ class Host:
         if self.cores:
             self.busy_core_seconds += seconds
 
-    def run(self, seconds: float, then) -> None:
-        """Call ``then()`` once ``seconds`` of CPU work are done (one event fewer than ``work``)."""
+    def run(self, seconds: float, then, arg=None) -> None:
+        """Call ``then(arg)`` once ``seconds`` of CPU work are done (one event fewer than
+        ``work``; the argument saves its callers a closure per job)."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self.busy_core_seconds += seconds
-            later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then())
+            later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then(arg))
             return
-        self._submit(seconds, then)
+        self._submit(seconds, then, arg)
 
-    def _submit(self, seconds: float, done) -> None:
+    def _submit(self, seconds: float, done, arg) -> None:
         now = self.env.now
         n = self._n
         cores = self.cores
@@ -84,7 +85,7 @@ class Host:
             self.busy_core_seconds += dt * (n if n < cores else cores)
         self._t = now
         self._seq += 1
-        job = (self._v + seconds, self._seq, done)
+        job = (self._v + seconds, self._seq, done, arg)
         heap = self._heap
         heappush(heap, job)
         n += 1
@@ -130,16 +131,16 @@ class Host:
         if not heap or heap[0][0] > limit:
             self._arm(now)
             return
-        done = heappop(heap)[2]
+        job = heappop(heap)
         self._n -= 1
         if heap and heap[0][0] <= limit:   # several end together (rare): collect them all first
-            finished = [done]
+            finished = [job]
             while heap and heap[0][0] <= limit:
-                finished.append(heappop(heap)[2])
+                finished.append(heappop(heap))
                 self._n -= 1
             self._arm(now)
-            for done in finished:      # after re-arming: a callback may submit new work here
-                done()
+            for job in finished:       # after re-arming: a callback may submit new work here
+                job[2](job[3])
             return
         self._arm(now)
-        done()
+        job[2](job[3])
