@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
-import simpy
 from tqdm import tqdm
 
 from .airflow.dag_processor import DagProcessor
@@ -13,7 +12,7 @@ from .airflow.metadata_db import MetadataDB
 from .airflow.scheduler import Scheduler
 from .airflow.task_runner import TaskRunner
 from .airflow.triggerer import Triggerers
-from .engine import later
+from .engine import Environment, later
 from .executors.local import LocalExecutor
 from .executors.registry import EXECUTORS
 from .infra.host import Host
@@ -65,7 +64,7 @@ class Simulation:
         self.airflow = scenario.airflow
         self.overheads = scenario.overheads
         self.progress = progress
-        self.env = simpy.Environment()
+        self.env = Environment()
         af = self.airflow
         #: The metadata DB's content (state, the limits' counters); the recorder stores its news.
         self.state = StateCore({"default_pool": af.default_pool_task_slot_count, **af.pools},
@@ -148,7 +147,7 @@ class Simulation:
         watchdog = env.timeout(limit)
         bar = self._progress_bar(limit) if self.progress else None
         try:
-            env.run(until=self.scheduler.finished | watchdog)
+            env.run_until(self.scheduler.finished | watchdog)
         except BaseException:
             if self.recorder.stream is not None:
                 self.recorder.stream.close()

@@ -5,11 +5,11 @@ import random
 import pytest
 import simpy
 
-from sim.engine import later
+from sim.engine import Environment, later
 
 
-def _trace(use_later: bool, seed: int) -> list:
-    env = simpy.Environment()
+def _trace(use_later: bool, seed: int, env_class=simpy.Environment, until: str = "") -> list:
+    env = env_class()
     rng = random.Random(seed)
     seen = []
 
@@ -32,9 +32,13 @@ def _trace(use_later: bool, seed: int) -> list:
             yield env.timeout(rng.choice([0.0, 0.5, 1.0]))
             seen.append((env.now, ("p", i, k)))
 
-    for i in range(5):
-        env.process(proc(i))
-    env.run()
+    procs = [env.process(proc(i)) for i in range(5)]
+    if until == "inlined":
+        env.run_until(env.all_of(procs))         # the model's loop
+    elif until:
+        env.run(until=env.all_of(procs))         # SimPy's, with the same end
+    else:
+        env.run()
     return seen
 
 
@@ -49,11 +53,18 @@ def test_later_refuses_a_negative_delay():
         later(env, -1.0, lambda _e: None)
 
 
-def test_one_callback_list_serves_many_timers():
-    env = simpy.Environment()
-    calls = []
-    shared = [lambda e: calls.append(env.now)]
-    for d in (3.0, 1.0, 2.0):
-        later(env, d, shared)
-    env.run()
-    assert calls == [1.0, 2.0, 3.0] and len(shared) == 1
+@pytest.mark.parametrize("seed", range(10))
+def test_the_models_environment_runs_as_simpys(seed):
+    """engine.Environment's plain-attribute clock and its inlined loop (run_until): the same
+    events at the same times in the same order as SimPy's own Environment.run."""
+    assert _trace(True, seed, Environment) == _trace(False, seed)
+    assert _trace(True, seed, Environment, "inlined") == _trace(False, seed, until="event")
+
+
+def test_run_until_crashes_on_an_undefused_failure():
+    env = Environment()
+    ev = env.event()
+    ev.fail(KeyError("boom"))
+    with pytest.raises(KeyError):
+        env.run_until(env.timeout(5.0))
+    assert env.now == env._now == 0.0

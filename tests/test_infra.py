@@ -43,8 +43,8 @@ def test_callback_jobs():
     env = simpy.Environment()
     host = Host(env, "h", 1)
     seen = []
-    host.run(2.0, lambda: seen.append(env.now))
-    host.run(2.0, lambda: seen.append(env.now))
+    host.run(2.0, lambda _: seen.append(env.now))
+    host.run(2.0, lambda _: seen.append(env.now))
     env.run()
     assert seen == [4.0, 4.0]
 

@@ -7,7 +7,7 @@ bookings arrive in simulated-time order. A busy database therefore slows everyon
 """
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush, heapreplace
 
 
 class MetadataDB:
@@ -44,13 +44,13 @@ class MetadataDB:
         if free[0] <= start:
             # A connection is free now: the client's queries run back to back on it, each
             # finding it free again when the previous one ends, so nobody waits.
-            heapq.heapreplace(free, start + n * qt)
+            heapreplace(free, start + n * qt)
             return n * qt
         t = start
         for _ in range(n):
-            f = heapq.heappop(free)
+            f = heappop(free)
             begin = f if f > t else t
             self.wait_seconds += begin - t
             t = begin + qt
-            heapq.heappush(free, t)
+            heappush(free, t)
         return t - start

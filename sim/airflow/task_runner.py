@@ -17,13 +17,15 @@ uses no CPU (``*_latency``: DB round trips, fork, the job polling its child): on
 stretches when many task processes share the cores.
 
 Steps chain through event callbacks rather than a SimPy process per task: a task's life is a
-straight line of timed steps, and a callback chain is the cheapest way SimPy offers to wait.
+straight line of timed steps, and a callback chain is the cheapest way SimPy offers to wait. With
+one step pending at a time, the process is its own timer (:func:`sim.engine.later_on`) and each
+step a method taking it, made into a callbacks tuple once: no timer, closure or list per step.
 """
 from __future__ import annotations
 
 import math
 
-from ..engine import later
+from ..engine import later, later_on
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
@@ -38,7 +40,10 @@ class Process:
     """One ``airflow tasks run`` process: what it runs, where, and whether it is still alive (a
     worker crash or a kill ends it between two steps)."""
 
-    __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive", "worker_boot", "one_shot")
+    __slots__ = ("ti", "try_number", "host", "worker", "on_exit", "alive", "worker_boot", "one_shot",
+                 "callbacks", "cpu", "wait", "outcome")
+    _ok = True          # as a timer (engine.later_on): SimPy's loop reads it
+
 
     def __init__(self, ti, host, worker, on_exit, try_number=None):
         self.ti = ti
@@ -49,13 +54,18 @@ class Process:
         self.alive = True
         self.worker_boot = False        # Airflow 3: the runner's start-up is inside the run
         self.one_shot = False           # its worker runs nothing else (a pod)
+        self.callbacks = None           # its pending step, when it waits as its own timer
+        self.cpu = 0.0                  # the next step's CPU seconds ...
+        self.wait = None                # ... the run's waiting after its CPU (None: none at all)
+        self.outcome = None             # ... the outcome it wrote
 
 
 class TaskRunner:
     __slots__ = ("sim", "env", "db", "core", "startup", "mini_scheduler", "mini_schedule", "mini_queries", "live", "running",
                  "job_heartbeat", "run_cpu", "exit_cpu", "api", "start_latency", "run_latency",
                  "exit_latency", "_factor", "_started_on",
-                 "heartbeat_interval", "_beating", "heartbeats", "late_exit_share", "_late_exit")
+                 "heartbeat_interval", "_beating", "heartbeats", "late_exit_share", "_late_exit",
+                 "_to_start_cpu", "_to_run_cpu", "_to_ended", "_to_written", "_to_exit_cpu", "_to_mini")
 
     def __init__(self, sim):
         self.sim = sim
@@ -95,6 +105,13 @@ class TaskRunner:
         #: min_heartbeat_interval after the task's end (Overheads.supervisor_late_exit_share).
         self.late_exit_share = ov.supervisor_late_exit_share if self.api is not None else 0.0
         self._late_exit = stream(sim.seed, "overheads/supervisor-exits").random if self.late_exit_share > 0.0 else None
+        # a process's steps as the callbacks it waits with (engine.later_on), made once
+        self._to_start_cpu = (self._start_cpu,)
+        self._to_run_cpu = (self._run_cpu,)
+        self._to_ended = (self._ended,)
+        self._to_written = (self._written,)
+        self._to_exit_cpu = (self._exit_cpu,)
+        self._to_mini = (self._mini_schedule,)
 
     def start(self, ti, host, worker: str, on_exit, try_number: int | None = None,
               startup: float | None = None) -> Process:
@@ -125,12 +142,15 @@ class TaskRunner:
         # (a pod's start-up, given as `startup`, has its own stages and is not varied)
         f = self._factor() if startup is None else 1.0
         wait = self.start_latency * f
+        proc.cpu = (boot + parse) * f
         if wait > 0.0:
-            cpu = (boot + parse) * f
-            later(self.env, wait, lambda _e: host.run(cpu, lambda: self._booted(proc)))
+            later_on(self.env, wait, proc, self._to_start_cpu)
         else:
-            host.run((boot + parse) * f, lambda: self._booted(proc))
+            host.run(proc.cpu, self._booted, proc)
         return proc
+
+    def _start_cpu(self, proc) -> None:
+        proc.host.run(proc.cpu, self._booted, proc)
 
     def _booted(self, proc) -> None:
         if not proc.alive:
@@ -182,26 +202,27 @@ class TaskRunner:
             duration_cpu, duration = 0.0, duration + run_wait
         if duration_cpu > 0.0 or run_cpu > 0.0:
             wait = started - env.now
-            host = proc.host
             if duration_cpu > 0.0 and duration > 0.0:
                 # a CPU-bound body, then the run's waiting
-                def go(_e=None):
-                    host.run(run_cpu + duration_cpu,
-                             lambda: later(env, duration, lambda _e: self._ended(proc)))
+                proc.cpu, proc.wait = run_cpu + duration_cpu, duration
             elif duration_cpu > 0.0:
-                def go(_e=None):
-                    host.run(run_cpu + duration_cpu, lambda: self._ended(proc))
+                proc.cpu, proc.wait = run_cpu + duration_cpu, None
             else:
                 # task_run_cpu first (the raw task process's fork, context, templates), then the
-                # task's own wall time
-                def go(_e=None):
-                    host.run(run_cpu, lambda: later(env, duration, lambda _e: self._ended(proc)))
+                # task's own wall time (a timer even when it is zero, as ever)
+                proc.cpu, proc.wait = run_cpu, duration
             if wait > 0.0:
-                later(env, wait, go)
+                later_on(env, wait, proc, self._to_run_cpu)
             else:
-                go()
+                self._run_cpu(proc)
         else:
-            later(env, started - env.now + duration, lambda _e: self._ended(proc))
+            later_on(env, started - env.now + duration, proc, self._to_ended)
+
+    def _run_cpu(self, proc) -> None:
+        proc.host.run(proc.cpu, self._ended if proc.wait is None else self._run_wait, proc)
+
+    def _run_wait(self, proc) -> None:
+        later_on(self.env, proc.wait, proc, self._to_ended)
 
     def _ended(self, proc) -> None:
         if not proc.alive:
@@ -231,22 +252,24 @@ class TaskRunner:
             else:
                 outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
         write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
+        proc.outcome = outcome
         if write > 0.0:
-            later(env, write, lambda _e: self._written(proc, outcome))
+            later_on(env, write, proc, self._to_written)
         else:
-            self._written(proc, outcome)
+            self._written(proc)
 
-    def _written(self, proc, outcome) -> None:
+    def _written(self, proc) -> None:
         if not proc.alive:
             return
+        outcome = proc.outcome
         ti = proc.ti
         if ti.state is not S.RUNNING or ti.try_number != proc.try_number:
             return           # ended from outside while writing; terminate() ends the process
         self.core.end_try(ti, outcome, self.env.now, Stimulus.TASK_OUTCOME, "task process wrote its outcome")
         self.core.changed()
-        self._teardown(proc, outcome)
+        self._teardown(proc)
 
-    def _teardown(self, proc, outcome) -> None:
+    def _teardown(self, proc) -> None:
         """The raw task process ends and its LocalTaskJob notices (task_exit_latency waiting,
         task_exit_cpu work: teardown, handle_task_exit), then the mini-scheduler runs, then the
         process exits, which the executor sees. In Airflow 3 the supervisor notices some exits
@@ -256,32 +279,35 @@ class TaskRunner:
         wait, cpu = self.exit_latency * f, self.exit_cpu * f
         if self._late_exit is not None and self._late_exit() < self.late_exit_share:
             wait += self.heartbeat_interval      # seen at the supervisor's select time-out
+        proc.cpu = cpu
         if wait > 0.0:
-            later(self.env, wait,
-                  lambda _e: proc.host.run(cpu, lambda: self._handle_task_exit(proc, outcome))
-                  if proc.alive else None)
+            later_on(self.env, wait, proc, self._to_exit_cpu)
         elif cpu > 0.0:
-            proc.host.run(cpu, lambda: self._handle_task_exit(proc, outcome))
+            proc.host.run(cpu, self._handle_task_exit, proc)
         else:
-            self._handle_task_exit(proc, outcome)
+            self._handle_task_exit(proc)
 
-    def _handle_task_exit(self, proc, outcome) -> None:
+    def _exit_cpu(self, proc) -> None:
+        if proc.alive:
+            proc.host.run(proc.cpu, self._handle_task_exit, proc)
+
+    def _handle_task_exit(self, proc) -> None:
         if not proc.alive:
             return
-        if outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
+        if proc.outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
             cost = self.db.book(self.mini_queries)
             if cost > 0.0:
-                later(self.env, cost, lambda _e: self._mini_schedule(proc, outcome))
+                later_on(self.env, cost, proc, self._to_mini)
                 return
-            self._mini_schedule(proc, outcome)
+            self._mini_schedule(proc)
             return
-        self._exit(proc, outcome)
+        self._exit(proc, proc.outcome)
 
-    def _mini_schedule(self, proc, outcome) -> None:
+    def _mini_schedule(self, proc) -> None:
         if not proc.alive:
             return
         self.mini_schedule(proc.ti)
-        self._exit(proc, outcome)
+        self._exit(proc, proc.outcome)
 
     def _exit(self, proc, outcome) -> None:
         self.live.pop(proc, None)

@@ -8,11 +8,14 @@ O(log n), and only one wake-up timer is live at a time.
 """
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 
 from simpy import Event
+from simpy.events import NORMAL
 
-from ..engine import later
+from ..engine import Wake, later
+
+_NOBODY = ()       # the callbacks of a superseded timer
 
 
 class Host:
@@ -30,7 +33,7 @@ class Host:
         self._t = 0.0
         self._heap: list = []
         self._seq = 0
-        self._timer = None          # the one live wake-up timer (older ones are ignored)
+        self._timer = None          # the one live wake-up timer (older ones are disarmed)
         self._wake = [self._on_timer]   # its callbacks: one list for every timer (only read)
         self.busy_core_seconds = 0.0
         self.peak_jobs = 0
@@ -49,9 +52,9 @@ class Host:
             return self.env.timeout(total)
         ev = Event(self.env)
         if after > 0.0:
-            later(self.env, after, lambda _e: self._submit(seconds, ev.succeed))
+            later(self.env, after, lambda _e: self._submit(seconds, ev.succeed, None))
         else:
-            self._submit(seconds, ev.succeed)
+            self._submit(seconds, ev.succeed, None)
         return ev
 
     def repeat(self, seconds: float) -> None:
@@ -61,16 +64,17 @@ class Host:
         if self.cores:
             self.busy_core_seconds += seconds
 
-    def run(self, seconds: float, then) -> None:
-        """Call ``then()`` once ``seconds`` of CPU work are done (one event fewer than ``work``)."""
+    def run(self, seconds: float, then, arg=None) -> None:
+        """Call ``then(arg)`` once ``seconds`` of CPU work are done (one event fewer than
+        ``work``; the argument saves its callers a closure per job)."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self.busy_core_seconds += seconds
-            later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then())
+            later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then(arg))
             return
-        self._submit(seconds, then)
+        self._submit(seconds, then, arg)
 
-    def _submit(self, seconds: float, done) -> None:
+    def _submit(self, seconds: float, done, arg) -> None:
         now = self.env.now
         n = self._n
         cores = self.cores
@@ -81,9 +85,9 @@ class Host:
             self.busy_core_seconds += dt * (n if n < cores else cores)
         self._t = now
         self._seq += 1
-        job = (self._v + seconds, self._seq, done)
+        job = (self._v + seconds, self._seq, done, arg)
         heap = self._heap
-        heapq.heappush(heap, job)
+        heappush(heap, job)
         n += 1
         self._n = n
         if n > self.peak_jobs:
@@ -93,17 +97,26 @@ class Host:
             self._arm(now)
 
     def _arm(self, now: float) -> None:
+        old = self._timer
         heap = self._heap
         if not heap:
+            if old is not None:
+                old.callbacks = _NOBODY    # superseded: the loop pops it and calls nobody
             self._timer = None
             return
         n = self._n                       # the rate, inline: this runs for every job's start and end
         delay = (heap[0][0] - self._v) / (1.0 if n <= self.cores else self.cores / n)
-        self._timer = later(self.env, delay if delay > 0.0 else 0.0, self._wake)
+        if old is None or old.callbacks is not None:
+            if old is not None:
+                old.callbacks = _NOBODY    # still queued: disarmed, as above
+            old = self._timer = Wake()
+        # else the timer that just fired (the loop emptied its callbacks): queued again, not remade
+        old.callbacks = self._wake
+        env = self.env                    # engine.later's push, inline
+        heappush(env._queue, (env._now + (delay if delay > 0.0 else 0.0), NORMAL, next(env._eid), old))
 
-    def _on_timer(self, timer) -> None:
-        if timer is not self._timer:
-            return  # superseded by a later arrival or departure
+    def _on_timer(self, _timer) -> None:
+        # Only the live timer calls this (_arm disarms the one it supersedes).
         now = self.env.now
         # advance the virtual time (processor sharing: each job gets min(1, cores/n) of a core)
         dt = now - self._t
@@ -111,14 +124,23 @@ class Host:
         if dt > 0.0 and n:
             cores = self.cores
             self._v += dt * (1.0 if n <= cores else cores / n)
-            self.busy_core_seconds += dt * min(n, cores)
+            self.busy_core_seconds += dt * (n if n < cores else cores)
         self._t = now
         heap = self._heap
-        limit = self._v + 1e-9 * (1.0 + abs(self._v))
-        finished = []
-        while heap and heap[0][0] <= limit:
-            finished.append(heapq.heappop(heap)[2])
-            self._n -= 1
+        limit = self._v + 1e-9 * (1.0 + self._v)      # (the virtual time is never negative)
+        if not heap or heap[0][0] > limit:
+            self._arm(now)
+            return
+        job = heappop(heap)
+        self._n -= 1
+        if heap and heap[0][0] <= limit:   # several end together (rare): collect them all first
+            finished = [job]
+            while heap and heap[0][0] <= limit:
+                finished.append(heappop(heap))
+                self._n -= 1
+            self._arm(now)
+            for job in finished:       # after re-arming: a callback may submit new work here
+                job[2](job[3])
+            return
         self._arm(now)
-        for done in finished:      # after re-arming: a callback may submit new work here
-            done()
+        job[2](job[3])
