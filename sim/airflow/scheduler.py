@@ -41,8 +41,8 @@ class SchedulerProcess:
     the timing of its loop. Several of them share everything else (the metadata DB)."""
 
     __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "doorbell", "idle_end",
-                 "idle_sleep", "idle_period", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "timers",
-                 "idle_cost", "idle_timed",
+                 "idle_sleep", "idle_cost", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "timers",
+                 "idle_timed",
                  "quiet", "loops", "critical_section_busy", "cpu_seconds", "shared", "occupied")
 
     def __init__(self, index: int, host, executors: dict, parallelism: int, shared: bool = False):
@@ -57,8 +57,7 @@ class SchedulerProcess:
         self.occupied = 0
         self.rung = False
         self.doorbell = None
-        self.idle_end = self.idle_sleep = self.idle_period = self.idle_phase_a = self.idle_cpu = 0.0
-        self.idle_cost = 0.0
+        self.idle_end = self.idle_sleep = self.idle_cost = self.idle_phase_a = self.idle_cpu = 0.0
         self.timers = None                      # the loop's timers (idle_loops.LoopTimers), if modelled
         self.idle_timed = False                 # the idle stretch's loops follow the timers
         self.resume_heartbeat = False
@@ -179,7 +178,7 @@ class Scheduler:
                 proc.timers.set(due_after)
         else:
             first = proc.idle_end + proc.idle_sleep
-            period = proc.idle_period
+            period = proc.idle_sleep + proc.idle_cost
             if now <= first or period <= 0.0:
                 return max(0.0, first - now)
             k = math.floor((now - first) / period)
@@ -720,7 +719,6 @@ class Scheduler:
         proc.idle_end = env.now
         proc.idle_sleep = sleep
         proc.idle_cost = env.now - start
-        proc.idle_period = sleep + (env.now - start)
         proc.idle_phase_a = phase_a
         proc.idle_cpu = cpu
         proc.idle_timed = timed
