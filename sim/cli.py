@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from .errors import SimError, SimNote
@@ -200,15 +201,11 @@ def cmd_run(args) -> int:
     from .simulation import Simulation  # lazy: keeps sim --help fast
     scenario = _load(args)
     out = _out_dir(args, scenario, scenario.executor.kind)
-    if args.stream:
-        from .results import stream_folder  # lazy: keeps sim --help fast
-        with stream_folder(out) as folder:
-            sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress,
-                             stream_to=folder)
-            result = sim.run()
-            result.write(out, charts=not args.no_charts)
-    else:
-        sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress)
+    from .results import stream_folder  # lazy: keeps sim --help fast
+    # --stream: transitions and events go to a folder beside --out as the run goes (None: kept in memory)
+    with stream_folder(out) if args.stream else nullcontext() as folder:
+        sim = Simulation(scenario, record_transitions=not args.no_transitions, progress=not args.no_progress,
+                         stream_to=folder)
         result = sim.run()
         result.write(out, charts=not args.no_charts)
     s = result.summary
