@@ -11,9 +11,8 @@ from __future__ import annotations
 from heapq import heappop, heappush
 
 from simpy import Event
-from simpy.events import NORMAL
 
-from ..engine import Wake, later
+from ..engine import Wake, later, later_on
 
 _NOBODY = ()       # the callbacks of a superseded timer
 
@@ -34,7 +33,7 @@ class Host:
         self._heap: list = []
         self._seq = 0
         self._timer = None          # the one live wake-up timer (older ones are disarmed)
-        self._wake = [self._on_timer]   # its callbacks: one list for every timer (only read)
+        self._wake = (self._on_timer,)  # its callbacks: one tuple for every timer (only read)
         self.busy_core_seconds = 0.0
         self.peak_jobs = 0
 
@@ -111,9 +110,7 @@ class Host:
                 old.callbacks = _NOBODY    # still queued: disarmed, as above
             old = self._timer = Wake()
         # else the timer that just fired (the loop emptied its callbacks): queued again, not remade
-        old.callbacks = self._wake
-        env = self.env                    # engine.later's push, inline
-        heappush(env._queue, (env._now + (delay if delay > 0.0 else 0.0), NORMAL, next(env._eid), old))
+        later_on(self.env, delay if delay > 0.0 else 0.0, old, self._wake)
 
     def _on_timer(self, _timer) -> None:
         # Only the live timer calls this (_arm disarms the one it supersedes).
