@@ -62,7 +62,7 @@ class Simulation:
         self.seed = scenario.seed
         self.horizon = scenario.horizon
         self.airflow = scenario.airflow
-        self.overheads = scenario.overheads
+        self.overheads = scenario.overheads.at_cpu_speed()     # CPU work at the hosts' speed
         self.progress = progress
         self.env = Environment()
         af = self.airflow

@@ -5,7 +5,7 @@ dataclasses only say which keys exist, their types and the limits of sane values
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass
@@ -120,6 +120,22 @@ class Overheads:
     #: once the sockets are closed; 3.3.2). The worker, Celery child or pod stays busy meanwhile.
     #: Airflow 2's LocalTaskJob polls its child instead, so 0 there.
     supervisor_late_exit_share: float = 0.0
+    #: Speed of the hosts' cores relative to the machine the profile's CPU figures were measured
+    #: on: Airflow's own CPU work (the loop, DAG parsing, task-process start-up, run and exit) takes
+    #: ``1/cpu_speed`` as long. Not the tasks' own work (durations are as given) nor waiting (DB,
+    #: network, latencies). The same cloud VM type measured at two times of one day differed
+    #: by about 10 % (docs/background.md, "The machine's speed").
+    cpu_speed: float = 1.0
+
+    #: The fields that are CPU work on a host, scaled by cpu_speed.
+    CPU_WORK = ("scheduler_loop_base", "scheduler_per_ti", "process_start_fork", "process_start_interpreter",
+                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu")
+
+    def at_cpu_speed(self) -> "Overheads":
+        """These overheads with the CPU work divided by ``cpu_speed`` (itself when it is 1)."""
+        if self.cpu_speed == 1.0:
+            return self
+        return replace(self, **{k: getattr(self, k) / self.cpu_speed for k in self.CPU_WORK})
 
 
 def field_names(cls) -> list[str]:

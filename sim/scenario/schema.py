@@ -548,6 +548,10 @@ class OverheadsSection(Strict):
     supervisor_late_exit_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Overheads.supervisor_late_exit_share
     """Airflow 3: share of task processes whose supervisor notices their exit only
     min_heartbeat_interval after the task's end (its select times out)."""
+    cpu_speed: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] = Overheads.cpu_speed
+    """Speed of the hosts' cores relative to the profile's measuring machine (2 = twice as fast):
+    Airflow's own CPU work (loop, parsing, task-process overheads) takes 1/cpu_speed as long;
+    task durations and waiting do not change."""
 
 
 class CelerySection(Strict):
