@@ -121,3 +121,19 @@ def test_executor_events_reads_both_log_formats_and_measures_the_refill(tmp_path
     assert table.loc["r1", "event_to_next_queued"] == pytest.approx(1.1)     # b queued 1.1 s later
     assert table.loc["r2", "end_to_event"] == pytest.approx(0.2)
     assert table["event_to_next_queued"].isna()["r2"]                          # nothing queued after
+
+
+def test_machine_yaml_names_the_session_calibration_reads(harness, tmp_path):
+    """Each configuration's machine.yaml carries its session (calibrate-all fits one cpu_speed per
+    session) and a CPU probe, a positive time that grows with the work asked."""
+    from sim.calibration.joint import _session
+    small, big = harness.cpu_probe(loops=50_000, repeat=3), harness.cpu_probe(loops=400_000, repeat=3)
+    assert 0 < small < big
+    text = harness.machine_yaml("af210-wide-2026-12-05T09:13Z", small, big, harness.steal_seconds())
+    doc = yaml.safe_load(text)
+    assert doc["cores"] == os.cpu_count() and doc["cpu_probe_seconds_before"] == small
+    folder = tmp_path / "runs" / "local-p4"
+    folder.mkdir(parents=True)
+    assert _session(folder) == "runs"                      # no record: one session per results folder
+    (folder / "machine.yaml").write_text(text)
+    assert _session(folder) == "af210-wide-2026-12-05T09:13Z"

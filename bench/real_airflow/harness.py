@@ -18,8 +18,10 @@ the scheduler, trigger each DAG ``runs`` times (round-robin; ``concurrent_runs``
 overlapping load), wait for each run to end, and export the ``task_instance`` and ``dag_run`` rows
 in the layout ``sim.importers.airflow_export`` reads. A sampler reads /proc every second; a run
 during which other processes used 0.3 cores or more on average is marked unclean in
-``contention.csv`` and run again (at most ``max_reruns`` times). Every process is stopped by PID,
-also on Ctrl-C or failure.
+``contention.csv`` and run again (at most ``max_reruns`` times). ``machine.yaml`` records the
+session (one ``run`` invocation) and a CPU probe before and after: the same VM type was 10 % faster
+in one session than in another, and calibration fits each session's speed. Every process is
+stopped by PID, also on Ctrl-C or failure.
 
 Pins (Airflow's constraints file cannot be fetched here): celery 5.4.0, kombu 5.4.2 and
 apache-airflow-providers-celery 3.10.0, because the newest celery an unconstrained install brings
@@ -239,6 +241,46 @@ def busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / HZ
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave this machine's cores to others (/proc/stat's steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return int(fields[7]) / HZ
+
+
+def cpu_probe(loops: int = 2_000_000, repeat: int = 5) -> float:
+    """Seconds a fixed piece of pure-Python work takes on one core (the fastest of ``repeat``):
+    the machine's speed. Airflow's own start-up and run overheads are CPU work of this kind, and
+    the same cloud VM type ran them 10 % apart in two sessions of one day (data/airflow-runs)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        x = 0
+        for i in range(loops):
+            x += i * i
+        best = min(best, time.perf_counter() - t)
+    return round(best, 4)
+
+
+def machine_yaml(session: str, probe_before: float, probe_after: float, steal: float) -> str:
+    """``machine.yaml`` of a configuration: its measuring session (sim calibrate-all fits one
+    cpu_speed per session) and what the machine was."""
+    def read(path, default=""):
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return default
+    model = next((line.split(":", 1)[1].strip() for line in read("/proc/cpuinfo").splitlines()
+                  if line.startswith("model name")), "unknown")
+    return (f"# Written by bench/real_airflow/harness.py: the machine these runs were measured on.\n"
+            f"session: \"{session}\"                # one harness invocation; calibrate-all fits a cpu_speed per session\n"
+            f"boot_id: \"{read('/proc/sys/kernel/random/boot_id').strip()}\"\n"
+            f"cpu_model: \"{model}\"\n"
+            f"cores: {os.cpu_count()}\n"
+            f"cpu_probe_seconds_before: {probe_before}   # cpu_probe(): fixed pure-Python work, fastest of 5, machine quiet\n"
+            f"cpu_probe_seconds_after: {probe_after}\n"
+            f"steal_seconds: {round(steal, 2)}             # /proc/stat steal during the configuration\n")
+
+
 class Sampler(threading.Thread):
     """Every second: cores used by the benchmark's processes and by all others, and by the whole
     machine. The per-process split misses processes that start and end between two samples and a
@@ -291,8 +333,9 @@ class Sampler(threading.Thread):
 
 # -- one configuration ---------------------------------------------------------------------------
 def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path, max_reruns: int,
-                      clean_limit: float) -> None:
+                      clean_limit: float, session: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
+    probe_before, steal0 = cpu_probe(), steal_seconds()
     env = env_for(w, cfg)
     procs = Processes(w)
     sampler = Sampler()
@@ -358,6 +401,8 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
     finally:
         procs.stop_all()
         sampler.done.set()
+    (out / "machine.yaml").write_text(machine_yaml(session or out.parent.name, probe_before, cpu_probe(),
+                                                   steal_seconds() - steal0))
     _export(tag, out)
     if V["venv"] == "venv3":
         # Airflow 3: how long each supervisor held its task process (the logs are not kept)
@@ -491,12 +536,13 @@ def cmd_run(args) -> None:
     runs = args.runs or int(matrix.get("runs", 3))
     chosen = [c for c in matrix["configurations"] if not args.only or c["name"] in args.only]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    session = f"{Path(args.matrix).stem}-{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}"
     for cfg in chosen:
         dags = cfg.get("dags") or matrix["dags"]
         print(f"{cfg['name']}: {cfg}", flush=True)
         t0 = time.time()
         run_configuration(w, cfg, dags, runs, out / cfg["name"], int(matrix.get("max_reruns", 3)),
-                          float(matrix.get("clean_other_cores", 0.3)))
+                          float(matrix.get("clean_other_cores", 0.3)), session)
         print(f"{cfg['name']}: done in {time.time() - t0:.0f} s", flush=True)
     (out / "matrix.yaml").write_text(Path(args.matrix).read_text())
 
