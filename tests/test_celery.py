@@ -21,7 +21,7 @@ import pytest
 
 from sim import theory as th
 from sim.cli import main as cli
-from sim.scenario import scenario_from_dict
+from sim.scenario import load_profile, scenario_from_dict
 from sim.simulation import Simulation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,8 @@ SEED_DIAMOND_CELERY = ROOT / "scenarios" / "seed-diamond-celery.yaml"
 #: "Very large" for limits that must never bind.
 BIG = 1_000_000
 EPS = 1e-9
+#: the broker -> worker hop of the airflow-2.10 profile (a FIT value: tests read it, not copy it)
+HOP = load_profile("airflow-2.10")["celery"]["delivery_time"]
 TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
@@ -447,7 +449,8 @@ def test_worker_crash_redis_acks_late_zombie_then_redelivery():
     """Redis broker, acks_late, visibility_timeout 2 min; worker w-0 crashes at 60 s while it runs a
     5-minute task. Its try becomes a zombie at ceil((60 + 30) / 5) × 5 = 90 s and goes
     up_for_retry; the retry (try 2) succeeds on the replacement worker; the unacknowledged message
-    of try 1 comes back after the visibility timeout (delivery + 120 s), not before. (A later DAG
+    of try 1 comes back 120 s after the broker handed it out (the model starts the visibility
+    clock as the hop to the worker begins), not before. (A later DAG
     keeps the simulation going until a worker is free to take that message again.)"""
     data = crash_scenario("redis")
     data["dags"].append(dag("later", {"at": [600]}, {"t": {"duration": "1s"}}))
@@ -470,7 +473,7 @@ def test_worker_crash_redis_acks_late_zombie_then_redelivery():
     delivered1 = events_of(r, "delivered", uid, 1)["time"].min()
     redelivered = events_of(r, "visibility timeout: redelivered", uid, 1)
     assert len(redelivered) == 1
-    assert redelivered["time"].iloc[0] == pytest.approx(delivered1 + 120.0, abs=0.01)
+    assert redelivered["time"].iloc[0] == pytest.approx(delivered1 - HOP + 120.0, abs=1e-6)
     # the redelivered message is taken again by a worker
     assert (events_of(r, "delivered", uid, 1)["time"] >= redelivered["time"].iloc[0]).any()
 
@@ -486,7 +489,7 @@ def test_worker_crash_rabbitmq_redelivers_at_once():
     assert t2["state"] == "success"
     again = events_of(r, "delivered", uid, 1)
     assert len(again) == 2
-    assert again["time"].iloc[1] == pytest.approx(60.0, abs=0.01)
+    assert again["time"].iloc[1] == pytest.approx(60.0 + HOP, abs=1e-6)
     assert str(again["who"].iloc[1]) == "w-1"
     assert events_of(r, "visibility timeout").empty
 
@@ -522,7 +525,9 @@ def test_zombie_slot_freed_when_redelivered_message_is_processed(case):
     assert not result_attribution_problems(r), result_attribution_problems(r)
     assert len(events_of(r, "scheduler saw", uid, 1)) == 1
     ex = next(iter(sim.executors.values()))
-    assert not ex.running, f"executor slots never freed: {ex.running}"
+    # (a later run's last try may still hold its slot when the simulation ends with that run)
+    stuck = [key for key in ex.running if key[0].uid == uid]
+    assert not stuck, f"the zombie try's slot was never freed: {stuck}"
     assert t1["released_at"] >= redelivered_at - EPS, t1["released_at"]
 
 
@@ -764,7 +769,7 @@ def test_broker_outage_delays_publishing_and_delivery():
     waiting = prefetch_frame(r)
     waiting = waiting[(waiting["delivered"] >= 120) & (waiting["queued_at"] < 120)]
     assert len(waiting) >= 1
-    assert waiting["delivered"].min() == pytest.approx(180.0, abs=0.01)     # + the delivery hop
+    assert waiting["delivered"].min() == pytest.approx(180.0 + HOP, abs=1e-6)     # + the delivery hop
 
 
 def test_broker_outage_longer_than_publish_retries_fails_the_try():

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.calibration.joint import (BENCH_DAG_ATTRS, cross_validate, error_table, joint_fit,
-                                   load_configurations)
+from sim.calibration.joint import (BENCH_DAG_ATTRS, SPEED, _names, cross_validate, error_table, joint_fit,
+                                   load_configurations, reference_session, sections_for)
 from sim.calibration.model import replay
 from sim.cli import main as cli
 
@@ -54,6 +54,57 @@ def test_configurations_are_read_with_what_config_txt_cannot_say(configs):
     assert set(by_name(configs, "local-p2").problem.obs["run_id"]) <= clean
 
 
+def _lone_task_start(folder) -> float:
+    """Median queued -> start of the chain's and diamond's tasks (one task at a time: the
+    machine's own pace of forking and parsing, nothing competing)."""
+    import pandas as pd
+    t = pd.read_csv(folder / "task_instances.csv")
+    t = t[t["dag_id"].isin(["chain", "diamond"]) & (t["state"] == "success")]
+    q, s = (pd.to_datetime(t[c], format="ISO8601") for c in ("queued_dttm", "start_date"))
+    return float((s - q).dt.total_seconds().median())
+
+
+def test_lone_tasks_start_at_their_sessions_pace():
+    """The measured reason for a speed per session: lone tasks' start-up (fork, parsing, CPU work)
+    clusters by measuring session, not by setting. The same VM type started them at 0.35-0.39 s in
+    the first af210-wide session, 0.32-0.33 s in the second, 0.30-0.31 s in the shared runs; the
+    ranges do not overlap, while within a session parallelism 2 to 32 and Local or Celery move it
+    little. (A chain's makespan follows: 13-16 s in the faster sessions, 16-20 s in the slower.)"""
+    by = {}
+    for folder in [DATA / "local-p8", DATA / "celery-p8-c4", *sorted((DATA / "af210-wide").iterdir())]:
+        if (folder / "machine.yaml").is_file() and "overlap" not in folder.name:
+            from sim.calibration.joint import _session
+            by.setdefault(_session(folder), []).append(_lone_task_start(folder))
+    ranges = {k: (min(v), max(v)) for k, v in by.items()}
+    assert len(ranges) == 3 and all(len(v) >= 2 for v in by.values())
+    order = sorted(ranges, key=lambda k: ranges[k][0])
+    assert order == ["shared-2026-11-24", "af210-wide-2", "af210-wide-1"], ranges
+    for faster, slower in zip(order, order[1:]):
+        assert ranges[faster][1] < ranges[slower][0], ranges
+
+
+def test_each_session_gets_its_own_machine_speed(configs):
+    sessions = {c.name: c.session for c in configs}
+    assert sessions["local-p8"] == sessions["celery-p8-c4"] == "shared-2026-11-24"
+    assert sessions["local-p16"] == "af210-wide-1" and sessions["local-p4"] == "af210-wide-2"
+    assert reference_session(configs) == "af210-wide-1"          # the most configurations
+    speeds = [n for n in _names(configs, None) if n.startswith(SPEED)]
+    assert speeds == [SPEED + "af210-wide-2", SPEED + "shared-2026-11-24"]
+    fitted = {SPEED + "af210-wide-2": 1.1}
+    assert sections_for(by_name(configs, "local-p4"), fitted)["overheads"]["cpu_speed"] == 1.1
+    assert sections_for(by_name(configs, "local-p16"), fitted)["overheads"].get("cpu_speed", 1.0) == 1.0
+
+
+def test_session_speeds_start_from_how_soon_lone_tasks_started(configs):
+    """The fit's start for each session's speed: the reference session's lone-task queued -> start
+    over the session's, executor by executor (faster sessions > 1; the fit refines it)."""
+    from sim.calibration.joint import speed_start
+    guess = speed_start(configs, "af210-wide-1")
+    assert set(guess) == {SPEED + "af210-wide-2", SPEED + "shared-2026-11-24"}
+    assert 1.03 < guess[SPEED + "af210-wide-2"] < guess[SPEED + "shared-2026-11-24"] < 1.3, guess
+    assert speed_start([by_name(configs, "local-p16")], "af210-wide-1") == {}
+
+
 def test_overlapping_configurations_replay_their_runs_at_once(configs):
     c = by_name(configs, "local-p16-overlap4")
     p = c.problem
@@ -82,6 +133,44 @@ def test_a_small_joint_fit_improves_on_its_start(configs):
     assert "local-p16" in error_table(q)
 
 
+def test_a_fit_over_two_sessions_fits_the_other_sessions_speed(configs, tmp_path):
+    two = [by_name(configs, "local-p4"), by_name(configs, "local-p16")]     # af210-wide-2, -1
+    for c in two:
+        c.dags = ["chain", "diamond"]
+    fit = joint_fit(two, fit=["overheads.task_exit_latency"], seeds=(0,), max_evaluations=8,
+                    reference="af210-wide-1")
+    assert set(fit.fitted) == {"overheads.task_exit_latency", SPEED + "af210-wide-2"}
+    from sim.calibration.joint import write_joint_profile
+    from sim.scenario import load_profile
+    text = write_joint_profile(fit, tmp_path / "p.yaml", "airflow-2.10").read_text()
+    assert "session af210-wide-1" in text and "af210-wide-2 " in text     # a comment, not a setting
+    assert load_profile(str(tmp_path / "p.yaml"))["overheads"].get("cpu_speed", 1.0) == 1.0
+
+
+def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed():
+    """data/airflow-runs/new-session: a fourth session, measured after the profile was fitted, at
+    two settings the training set has (Local p8, Celery p16 c8). Its chains took 12.6-12.8 s
+    against 16.0 and 16.6 s in the sessions the fit saw. Only its machine's speed is fitted, and on
+    the diamonds' lone tasks alone; the chains and fan-outs are predicted."""
+    from sim.calibration.joint import JointFit
+    new = load_configurations([DATA / "new-session"], REST)
+    dags = {c.name: list(c.dags) for c in new}
+    for c in new:
+        c.dags = ["diamond"]
+    fit = joint_fit(new, fit=(), reference="af210-wide-1", seeds=(0,), max_evaluations=12)
+    speed = fit.fitted[SPEED + new[0].session]
+    assert 1.15 < speed < 1.6                  # faster than the reference machine, as its lone tasks were
+    for c in new:
+        c.dags = dags[c.name]
+    mk = fit.quality(new).query("stage == 'makespan'").set_index(["configuration", "dag_id"])["error"]
+    print(speed, mk.to_dict())
+    assert (mk.abs() <= 0.15).all(), mk.to_dict()
+    # at the profile's own speed the same chains come out over 25 % long
+    slow = JointFit({}, 0, 0, 0, (0,), new).quality().query("stage == 'makespan'").set_index(
+        ["configuration", "dag_id"])["error"]
+    assert (slow.xs("chain", level="dag_id") > 0.25).all()
+
+
 def test_cli_calibrate_all_bad_folder_exits_2(tmp_path, capsys):
     assert cli(["calibrate-all", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
@@ -89,8 +178,9 @@ def test_cli_calibrate_all_bad_folder_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue #11's acceptance check, not met yet: 20 of 26 held-out fan-out and "
-                                       "chain makespans within 15 % (docs/howto.md, the cross-validation table)")
+@pytest.mark.xfail(strict=True, reason="issue #11's acceptance check, not met yet: 25 of 26 held-out fan-out and "
+                                       "chain makespans within 15 % (celery-p8-c4's chain +32 %), and Celery "
+                                       "c16 predicted 3.6 % faster than c8 (docs/howto.md, the cross-validation table)")
 def test_leave_one_configuration_out_predicts_every_held_out_makespan_within_15_percent():
     configs = load_configurations(ALL, REST)
     q = cross_validate(configs, seeds=(0,), max_evaluations=120, processes=2)

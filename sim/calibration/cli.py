@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import parse_bodies, parse_sets
-from .joint import (BENCH_BODIES, MACHINE_2CORE, cross_validate, error_table, joint_fit,
+from .joint import (BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, cross_validate, error_table, joint_fit,
                     load_configurations, write_joint_profile)
 from .profile_file import quality_table
 
@@ -84,8 +84,12 @@ def run_calibrate_all(args) -> int:
     fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress)
     print(f"  fitted on all of them in {fit.wall_seconds:.0f} s ({fit.evaluations} evaluations x "
           f"{len(seeds)} seeds x {len(configs)} configurations), mean squared relative error {fit.objective:.4g}:")
+    ref = reference_session(configs)
     for key, value in fit.fitted.items():
-        print(f"    {key:34s} {value:10.4g} s  {PARAMETERS[key][3]}")
+        if key.startswith(SPEED):
+            print(f"    {key:34s} {value:10.4g}    session {key[len(SPEED):]}'s machine against {ref}'s (cpu_speed 1)")
+        else:
+            print(f"    {key:34s} {value:10.4g} s  {PARAMETERS[key][3]}")
     print("  fit quality (every configuration fitted on):")
     print(error_table(fit.quality(), "    "))
     if args.cross_validate:

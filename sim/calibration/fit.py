@@ -186,19 +186,20 @@ def _nelder_mead(f, z0, lo, hi, budget: int, step: float) -> np.ndarray:
     return np.clip(res.x, lo, hi)
 
 
-def _compass(f, z, lo, hi, budget: int, cache: dict, step: float = 0.4, smallest: float = 0.02) -> np.ndarray:
-    """Try each parameter up and down by ``step`` (log space), keep any improvement, halve the
-    step when none helps."""
+def _compass(f, z, lo, hi, budget: int, cache: dict, step=0.4, smallest: float = 0.02) -> np.ndarray:
+    """Try each parameter up and down by ``step`` (log space; one for all or one each), keep any
+    improvement, halve the steps when none helps."""
     end = len(cache) + max(0, budget)
     fz = f(z)
-    while step >= smallest and len(cache) < end:
+    step = np.broadcast_to(np.asarray(step, float), np.shape(z)).copy()
+    while step.max() >= smallest and len(cache) < end:
         improved = False
         for i in range(len(z)):
             for sign in (1.0, -1.0):
                 if len(cache) >= end:
                     break
                 y = z.copy()
-                y[i] = min(max(y[i] + sign * step, lo[i]), hi[i])
+                y[i] = min(max(y[i] + sign * step[i], lo[i]), hi[i])
                 if y[i] == z[i]:
                     continue
                 fy = f(y)

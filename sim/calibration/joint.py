@@ -13,6 +13,14 @@ settings) and ``contention.csv`` (only runs marked clean are used). The results 
 What the machine is (its cores, the Celery worker on the scheduler's host) is given as settings.
 Task bodies are known (the benchmark DAGs ``sleep``), so no variation is borrowed from the runs
 that are scored: the simulated spread is the model's own (loop phases, contention).
+
+Configurations measured in different sessions (``machine.yaml``'s ``session``; else the results
+folder) may have run on a faster or slower machine: the same 2-core cloud VM type measured at two
+times of one day started its lone tasks 10 % apart, which moves a chain's makespan by 20 % (where
+task ends fall in the loop's cycle). Each session but the reference one (the one with the most
+configurations) has its own ``overheads.cpu_speed``, fitted with the mechanisms; every mechanism
+stays one value for all. Leaving a configuration out, its session's speed comes from the others of
+that session: a prediction for another setting on a machine whose speed is known.
 """
 from __future__ import annotations
 
@@ -73,6 +81,7 @@ class Configuration:
     executor: str
     problem: Problem
     dags: list = field(default_factory=list)
+    session: str = ""           # the measuring session (machine.yaml), for its machine's speed
 
 
 def _matrix_entry(folder: Path) -> dict:
@@ -83,6 +92,17 @@ def _matrix_entry(folder: Path) -> dict:
                 if isinstance(c, dict) and c.get("name") == folder.name:
                     return c
     return {}
+
+
+def _session(folder: Path) -> str:
+    """The measuring session of a configuration folder: ``machine.yaml``'s ``session`` (written by
+    the harness), else the folder holding it (one session per results folder)."""
+    m = folder / "machine.yaml"
+    if m.is_file():
+        doc = read_yaml(read_text(m), str(m))
+        if isinstance(doc, dict) and doc.get("session") not in (None, ""):
+            return str(doc["session"])
+    return folder.parent.name
 
 
 def _clean_runs(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -164,7 +184,7 @@ def load_configurations(folders, structures_dir, *, machine: dict | None = None,
         if problem.concurrent > 1:
             problem.offsets = _trigger_offsets(drs, problem.concurrent)
         problem.jitter = [0.0]            # the model's own variation, not the scored runs'
-        out.append(Configuration(folder.name, folder, executor, problem, wanted))
+        out.append(Configuration(folder.name, folder, executor, problem, wanted, _session(folder)))
     if not out:
         raise SimError("no configuration with LocalExecutor or CeleryExecutor runs of known DAGs")
     return out
@@ -178,21 +198,86 @@ def default_fit(configs) -> tuple:
     return JOINT_FIT
 
 
-def _names(configs, fit) -> list[str]:
+#: A fitted session speed's name: SPEED + the session.
+SPEED = "cpu_speed@"
+#: How far a session's machine may be from the reference one's (a factor either way), and the
+#: fit's first step for it in log space.
+SPEED_RANGE = 2.0
+SPEED_STEP = 0.1
+
+
+def reference_session(configs) -> str:
+    """The session whose machine the fitted profile describes (speed 1): the one with the most
+    configurations, the first by name among equals."""
+    counts: dict = {}
+    for c in configs:
+        counts[c.session] = counts.get(c.session, 0) + 1
+    return min(counts, key=lambda s: (-counts[s], s)) if counts else ""
+
+
+def _names(configs, fit, reference: str | None = None) -> list[str]:
     kinds = {c.executor for c in configs}
     names = []
-    for key in fit or default_fit(configs):
+    for key in (default_fit(configs) if fit is None else fit):
         if key not in PARAMETERS:
             raise SimError(f"cannot fit {key!r}; fittable: {', '.join(PARAMETERS)}")
         if kinds & set(PARAMETERS[key][2]) and not all(key in c.problem.known for c in configs):
             names.append(key)
+    reference = reference_session(configs) if reference is None else reference
+    names += sorted({SPEED + c.session for c in configs if c.session != reference})
     return names
+
+
+def _lone_start(configs) -> float:
+    """The median over ``configs`` of each one's median queued -> start of task instances that ran
+    alone (fork, set-up and parsing with nothing competing: the machine's pace). The median of
+    medians, as in one configuration tasks that ran alone may still have queued behind others
+    (Celery at concurrency 1)."""
+    meds = []
+    for c in configs:
+        o = c.problem.obs
+        x = o.loc[o["running"] <= 1.0, "queued_to_started"].dropna()
+        if len(x):
+            meds.append(float(x.median()))
+    return float(np.median(meds)) if meds else float("nan")
+
+
+def speed_start(configs, reference: str) -> dict:
+    """Where each session's speed starts: how much sooner its lone tasks started than the
+    reference session's (:func:`_lone_start`, the fit refines it); 1 when either has none. Only
+    the configurations being fitted are read."""
+    ref = _lone_start([c for c in configs if c.session == reference])
+    out = {}
+    for session in sorted({c.session for c in configs} - {reference}):
+        own = _lone_start([c for c in configs if c.session == session])
+        guess = ref / own if own > 0 and ref > 0 else 1.0          # (NaN compares false)
+        out[SPEED + session] = min(max(guess, 1.0 / SPEED_RANGE), SPEED_RANGE)
+    return out
+
+
+def _box(names) -> tuple[np.ndarray, np.ndarray]:
+    speeds = [n.startswith(SPEED) for n in names]
+    lo, hi = log_box([n for n, sp in zip(names, speeds) if not sp])
+    it_lo, it_hi = iter(lo), iter(hi)
+    r = math.log(SPEED_RANGE)
+    return (np.array([-r if sp else next(it_lo) for sp in speeds]),
+            np.array([r if sp else next(it_hi) for sp in speeds]))
+
+
+def sections_for(config: Configuration, fitted: dict) -> dict:
+    """The settings ``config`` is simulated with: its base profile, its known settings, the fitted
+    mechanisms and its session's machine speed (the reference's, 1, when none was fitted)."""
+    p = config.problem
+    sections = complete_sections(p.prof, p.known, {k: v for k, v in fitted.items() if not k.startswith(SPEED)})
+    speed = fitted.get(SPEED + config.session)
+    if speed is not None:
+        sections["overheads"]["cpu_speed"] = speed
+    return sections
 
 
 def _errors(config: Configuration, fitted: dict, seeds) -> np.ndarray:
     p = config.problem
-    sections = complete_sections(p.prof, p.known, fitted)
-    return _objective_terms(p, p.simulate(sections, seeds), config.dags)
+    return _objective_terms(p, p.simulate(sections_for(config, fitted), seeds), config.dags)
 
 
 #: A stage's squared relative error counts at most this much (50 % off), so that one stage the
@@ -218,7 +303,7 @@ class JointFit:
         rows = []
         for c in configs or self.configurations:
             p = c.problem
-            sim = p.simulate(complete_sections(p.prof, p.known, self.fitted), self.seeds)
+            sim = p.simulate(sections_for(c, self.fitted), self.seeds)
             q = _quality(p, sim, role, c.dags)
             q.insert(0, "configuration", c.name)
             rows.append(q)
@@ -238,7 +323,8 @@ START = {"overheads.scheduler_loop_base": 0.2, "overheads.scheduler_per_ti": 0.0
 
 
 def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evaluations: int = 240,
-              start: dict | None = None, progress: bool = False, design_points: int = 0) -> JointFit:
+              start: dict | None = None, progress: bool = False, design_points: int = 0,
+              reference: str | None = None) -> JointFit:
     """Fit one value of each mechanism to all ``configs`` at once: the mean over configurations
     of each one's mean squared relative stage error, each term capped at :data:`CAP` (every
     configuration counts alike).
@@ -247,17 +333,23 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
     up and down by a step, the step halved when nothing helps: robust to the objective's small
     jumps, a task just catching a loop or not), then Nelder-Mead with what is left of the budget.
     ``design_points`` > 0 first scores a Sobol design over the whole box and starts from its best
-    point if that beats the start."""
+    point if that beats the start.
+
+    With configurations from several sessions, each session but ``reference`` (default
+    :func:`reference_session`) also gets its machine's speed (``cpu_speed@<session>``), starting
+    from :func:`speed_start`."""
     t0 = time.perf_counter()
-    names = _names(configs, fit)
+    names = _names(configs, fit, reference)
     seeds = tuple(int(s) for s in seeds)
-    lo, hi = log_box(names)
+    lo, hi = _box(names)
     bar = progress_bar(progress, max_evaluations, "joint fit")
     evaluate, cache = memoised(
         lambda fitted: float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs])), names, lo, hi, bar)
 
-    guess = {**START, **(start or {})}
-    z0 = np.clip(np.log([guess.get(n, math.sqrt(PARAMETERS[n][0] * PARAMETERS[n][1])) for n in names]), lo, hi)
+    guess = {**START, **speed_start(configs, reference_session(configs) if reference is None else reference),
+             **(start or {})}
+    z0 = np.clip(np.log([guess[n] if n in guess else math.sqrt(PARAMETERS[n][0] * PARAMETERS[n][1])
+                         for n in names]), lo, hi)
     if design_points >= 2:
         sobol = qmc.Sobol(len(names), scramble=True, seed=seeds[0]).random_base2(int(math.log2(design_points)))
         design = [lo + u * (hi - lo) for u in sobol]
@@ -265,7 +357,10 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
         if evaluate(best_design) < evaluate(z0):
             z0 = best_design
     compass_budget = int(max_evaluations * 0.75) - len(cache)
-    best = _compass(evaluate, z0, lo, hi, compass_budget, cache, step=0.4, smallest=0.05)
+    # a machine's speed is tens of per cent from the reference's, a mechanism's value unknown to
+    # a factor of several: their first steps are x1.1 and x1.5
+    steps = [SPEED_STEP if n.startswith(SPEED) else 0.4 for n in names]
+    best = _compass(evaluate, z0, lo, hi, compass_budget, cache, step=steps, smallest=0.05)
     rest = max_evaluations - len(cache)
     if rest > len(names) + 2:
         polished = _nelder_mead(evaluate, best, lo, hi, rest, 0.1)
@@ -291,14 +386,18 @@ def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_
                    progress: bool = False, start: dict | None = None, processes: int = 1) -> pd.DataFrame:
     """Leave one configuration out: fit on the others, predict the one left out. Returns the
     held-out quality rows of every configuration (column ``configuration``) with the fitted values
-    of each fold in ``.attrs["folds"]``. Every fold starts from :data:`START` (or ``start``)."""
+    of each fold in ``.attrs["folds"]``. Every fold starts from :data:`START` (or ``start``).
+    The reference session is the whole set's in every fold; a held-out configuration is predicted
+    at its session's speed fitted on the others of that session (at the reference's, 1, when it
+    was its session's only one)."""
     for held in configs:
         others = [c for c in configs if c is not held]
-        for key in fit or default_fit(configs):
+        for key in (default_fit(configs) if fit is None else fit):
             kinds = PARAMETERS[key][2]
             if held.executor in kinds and not any(c.executor in kinds for c in others):
                 raise SimError(f"{held.name}: no other {held.executor} configuration to fit {key} on")
-    kw = dict(fit=fit, seeds=seeds, max_evaluations=max_evaluations, start=start)
+    kw = dict(fit=fit, seeds=seeds, max_evaluations=max_evaluations, start=start,
+              reference=reference_session(configs))
     _FOLDS.update(configs=configs, kw=kw)
     try:
         if processes > 1:
@@ -332,7 +431,14 @@ def write_joint_profile(fit: JointFit, path, base: str) -> Path:
              f"# (mean squared relative stage error {fit.objective:.4g}, seeds {', '.join(map(str, fit.seeds))}).",
              f"extends: {base}"]
     sections: dict = {}
+    speeds = {k[len(SPEED):]: v for k, v in fit.fitted.items() if k.startswith(SPEED)}
+    if speeds:
+        ref = reference_session(fit.configurations)
+        lines.append(f"# CPU figures are for the machine of session {ref}; the other sessions' fitted "
+                     f"cpu_speed: " + ", ".join(f"{k} {v:.3g}" for k, v in speeds.items()) + ".")
     for key, value in fit.fitted.items():
+        if key.startswith(SPEED):
+            continue
         section, name = key.split(".", 1)
         sections.setdefault(section, []).append(f"  {name}: {value:.4g}".ljust(38) + " # fitted jointly")
     for section, rows in sections.items():
@@ -361,4 +467,4 @@ def error_table(q: pd.DataFrame, indent: str = "") -> str:
 
 
 __all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table",
-           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
+           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
