@@ -279,3 +279,25 @@ def test_airflow3_supervisor_holds_a_share_of_tries_one_heartbeat_interval_as_me
                                    overheads={"supervisor_late_exit_share": 0.0}))
     af2 = _held_past_run(simulate(fanout(), parallelism=8, executor="celery", concurrency=4, runs=2))
     assert (none >= 5.0).sum() == 0 and (af2 >= 5.0).sum() == 0
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the model hands a lone Celery task to its child "
+                                       "in 0.054 s, real Airflow 2.10 in 0.007-0.009 s")
+def test_celery_hands_a_lone_task_to_a_child_as_fast_as_measured():
+    """From queued_dttm to the worker's `Executing command in Celery` line (the rest of the critical
+    section, the commit, the heartbeat's apply_async, the broker, the prefork dispatch): 7-9 ms
+    median for the chains' lone tasks in four Celery configurations of two sessions
+    (celery_handoff.csv, bench/real_airflow/celery_handoff.py). The model stamps QUEUED when the
+    loop decides and charges the scheduling part's cost before the heartbeat, then the fitted
+    publish (6.7 ms) and hop (15 ms): about 0.054 s, which is most of why its Celery chains start
+    15-20 % late in the fit."""
+    real = []
+    for cfg in ("new-session/celery-p16-c8", "af210-wide/celery-p16-c1", "af210-wide/celery-p16-c4x2"):
+        h = pd.read_csv(REAL / cfg / "celery_handoff.csv")
+        real.append(h.loc[h["dag_id"] == "chain", "queued_to_executing"].median())
+    assert 0.005 <= min(real) and max(real) <= 0.015, real
+    r = simulate(chain(0.5), parallelism=16, executor="celery", concurrency=8, runs=4)
+    ev, tis = r.events, r.task_instances.set_index(["ti_uid", "try_number"])
+    child = ev[ev["what"].astype(str) == "child process started"].groupby(["ti_uid", "try_number"])["time"].min()
+    model = float(np.median((child - tis["queued_at"]).dropna()))
+    assert model == pytest.approx(float(np.median(real)), abs=0.01), model
