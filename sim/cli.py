@@ -168,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a DAG's task bodies (default: the benchmark DAGs' sleeps)")
     j.add_argument("--cross-validate", action="store_true",
                    help="leave one configuration out at a time: fit on the others, predict it")
+    j.add_argument("--speed-only", action="store_true",
+                   help="fit only each session's cpu_speed against the base profile's machine, its "
+                        "mechanisms as they are (a few lone tasks recorded on your machine are enough)")
     j.add_argument("--base", default="airflow-2.10", help="profile to start from (default airflow-2.10)")
     j.add_argument("--out", help="write the profile fitted on every configuration to this YAML file")
     j.add_argument("--seed", type=int, default=0, help="first seed (default 0)")

@@ -171,6 +171,26 @@ def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed():
     assert (slow.xs("chain", level="dag_id") > 0.25).all()
 
 
+def test_cli_speed_only_fits_a_machine_and_writes_a_profile_at_its_speed(tmp_path, capsys):
+    """`sim calibrate-all FOLDER --speed-only`: the base profile's mechanisms as they are, the
+    session's cpu_speed against its machine, written as a profile that extends the base."""
+    out = tmp_path / "mine.yaml"
+    assert cli(["calibrate-all", str(DATA / "new-session"), "--speed-only", "--dag", "diamond", "--seeds", "1",
+                "--evaluations", "12", "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "session new-session-2026-12-05T22:33Z: cpu_speed" in text
+    from sim.scenario import load_profile
+    speed = load_profile(str(out))["overheads"]["cpu_speed"]
+    assert 1.15 < speed < 1.6                    # faster than the profile's machine, as its lone tasks were
+    assert load_profile(str(out))["overheads"]["task_run_cpu"] == load_profile("airflow-2.10")["overheads"]["task_run_cpu"]
+    # several sessions cannot share one profile's speed; nothing to cross-validate without mechanisms
+    two = [str(DATA / "new-session"), str(DATA / "local-p8")]
+    assert cli(["calibrate-all", *two, "--speed-only", "--dag", "diamond", "--seeds", "1", "--evaluations", "10",
+                "--out", str(tmp_path / "two.yaml")]) == 2
+    assert "2 sessions" in capsys.readouterr().err and not (tmp_path / "two.yaml").exists()
+    assert cli(["calibrate-all", two[0], "--speed-only", "--cross-validate"]) == 2
+
+
 def test_cli_calibrate_all_bad_folder_exits_2(tmp_path, capsys):
     assert cli(["calibrate-all", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import parse_bodies, parse_sets
-from .joint import (BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, cross_validate, error_table, joint_fit,
+from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, write_speed_profile, cross_validate, error_table, joint_fit,
                     load_configurations, write_joint_profile)
 from .profile_file import quality_table
 
@@ -81,6 +81,8 @@ def run_calibrate_all(args) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     print(f"calibrate-all: {len(configs)} configurations: "
           + ", ".join(f"{c.name} ({'/'.join(c.dags)})" for c in configs))
+    if args.speed_only:
+        return _speed_only(args, configs, seeds, progress)
     fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress)
     print(f"  fitted on all of them in {fit.wall_seconds:.0f} s ({fit.evaluations} evaluations x "
           f"{len(seeds)} seeds x {len(configs)} configurations), mean squared relative error {fit.objective:.4g}:")
@@ -102,5 +104,28 @@ def run_calibrate_all(args) -> int:
               f"{(mk <= 0.15).mean():.0%} within 15 %")
     if args.out:
         path = write_joint_profile(fit, args.out, args.base)
+        print(f"  profile written to {path}")
+    return 0
+
+
+def _speed_only(args, configs, seeds, progress) -> int:
+    """Each session's cpu_speed against the base profile's machine, nothing else fitted."""
+    if args.cross_validate:
+        raise SimError("--speed-only fits no mechanism, so there is nothing to cross-validate")
+    sessions = sorted({c.session for c in configs})
+    if args.out and len(sessions) > 1:
+        raise SimError(f"--out: the folders hold {len(sessions)} sessions ({', '.join(sessions)}), and a "
+                       f"profile has one cpu_speed; give one session's folders")
+    fit = joint_fit(configs, fit=(), reference=BASE_MACHINE, seeds=seeds,
+                    max_evaluations=args.evaluations, progress=progress)
+    print(f"  {args.base}'s mechanisms as they are; fitted in {fit.wall_seconds:.0f} s ({fit.evaluations} "
+          f"evaluations x {len(seeds)} seeds), mean squared relative error {fit.objective:.4g}:")
+    for session in sessions:
+        speed = fit.fitted[SPEED + session]
+        print(f"    session {session}: cpu_speed {speed:.3g} (its cores against {args.base}'s machine)")
+    print("  fit quality:")
+    print(error_table(fit.quality(), "    "))
+    if args.out:
+        path = write_speed_profile(fit.fitted[SPEED + sessions[0]], args.out, args.base, sessions[0])
         print(f"  profile written to {path}")
     return 0

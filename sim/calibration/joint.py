@@ -200,6 +200,9 @@ def default_fit(configs) -> tuple:
 
 #: A fitted session speed's name: SPEED + the session.
 SPEED = "cpu_speed@"
+#: The reference "session" of a fit of speeds alone: the base profile's machine, which no recorded
+#: configuration belongs to, so every session gets a speed against it.
+BASE_MACHINE = "(the base profile's machine)"
 #: How far a session's machine may be from the reference one's (a factor either way), and the
 #: fit's first step for it in log space.
 SPEED_RANGE = 2.0
@@ -447,6 +450,16 @@ def write_joint_profile(fit: JointFit, path, base: str) -> Path:
     return write_safely(path, "\n".join(lines) + "\n")
 
 
+def write_speed_profile(speed: float, path, base: str, session: str) -> Path:
+    """A profile file: the base profile at one session's fitted machine speed (never written over
+    a file sim did not write)."""
+    lines = [f"{MARKER}-all --speed-only` on {datetime.date.today().isoformat()}: the machine of session",
+             f"# {session} against {base}'s, every mechanism as {base} has it.",
+             f"extends: {base}", "overheads:",
+             f"  cpu_speed: {speed:.4g}".ljust(38) + " # fitted on the session's recorded runs"]
+    return write_safely(path, "\n".join(lines) + "\n")
+
+
 def error_table(q: pd.DataFrame, indent: str = "") -> str:
     """Makespan and per-stage relative errors, one line per configuration and DAG."""
     lines = [f"{indent}{'configuration':24s} {'DAG':9s} {'makespan real':>13s} {'model':>7s} {'error':>7s}  "
@@ -467,4 +480,4 @@ def error_table(q: pd.DataFrame, indent: str = "") -> str:
 
 
 __all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table",
-           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
+           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
