@@ -80,8 +80,7 @@ class LoopTimers:
         re-armed an interval later."""
         if now + EPS < self.next:
             return
-        self.due = fire(self.due, self.intervals, now)
-        self.next = min(self.due)
+        self.set(fire(self.due, self.intervals, now))
 
     def sleep(self, now: float, idle_sleep: float) -> float:
         """The idle sleep after a loop that ended at ``now``: cut short by the next timer."""
