@@ -123,6 +123,24 @@ def test_executor_events_reads_both_log_formats_and_measures_the_refill(tmp_path
     assert table["event_to_next_queued"].isna()["r2"]                          # nothing queued after
 
 
+def test_celery_handoff_pairs_each_try_with_the_first_execution_after_its_queueing(tmp_path):
+    ch = _module("celery_handoff")
+    (tmp_path / "task_instances.csv").write_text(
+        "dag_id,run_id,task_id,try_number,queued_dttm,start_date\n"
+        "c,r1,c0,1,2026-12-05T09:00:00.000+00:00,2026-12-05T09:00:00.300+00:00\n"
+        "c,r1,c0,2,2026-12-05T09:01:00.000+00:00,2026-12-05T09:01:00.350+00:00\n")
+    line = ("[2026-12-05 {}: INFO/ForkPoolWorker-3] [6f0c-aa] Executing command in Celery: ['airflow', "
+            "'tasks', 'run', 'c', 'c0', 'r1', '--local', '--subdir', 'DAGS_FOLDER/bench_dags.py']\n")
+    log = tmp_path / "worker0.log"
+    log.write_text(line.format("09:00:00,008") + "[2026-12-05 09:00:05,000: INFO/MainProcess] other\n"
+                   + line.format("09:01:00,010"))
+    table = ch.handoff_table(tmp_path, [log]).set_index("try_number")
+    assert list(table.index) == [1, 2]
+    assert table.loc[1, "queued_to_executing"] == pytest.approx(0.008)
+    assert table.loc[1, "executing_to_started"] == pytest.approx(0.292)
+    assert table.loc[2, "queued_to_executing"] == pytest.approx(0.010)     # not try 1's execution
+
+
 def test_machine_yaml_names_the_session_calibration_reads(harness, tmp_path):
     """Each configuration's machine.yaml carries its session (calibrate-all fits one cpu_speed per
     session) and a CPU probe, a positive time that grows with the work asked."""

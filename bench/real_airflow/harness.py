@@ -233,18 +233,21 @@ def process_cpu(pid: int) -> tuple[float, str]:
     return (int(rest[11]) + int(rest[12])) / HZ, cmd or stat[stat.find("(") + 1:stat.rfind(")")]
 
 
+def _cpu_ticks() -> list[int]:
+    """/proc/stat's machine-wide CPU ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def busy_seconds() -> float:
     """CPU seconds the whole machine has been busy (/proc/stat: user, nice, system, irq, softirq,
     steal; not idle or iowait)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    user, nice, system, _idle, _iowait, irq, softirq, steal = _cpu_ticks()
     return (user + nice + system + irq + softirq + steal) / HZ
 
 
 def steal_seconds() -> float:
     """CPU seconds the hypervisor gave this machine's cores to others (/proc/stat's steal)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    return int(fields[7]) / HZ
+    return _cpu_ticks()[7] / HZ
 
 
 def cpu_probe(loops: int = 2_000_000, repeat: int = 5) -> float:
@@ -412,6 +415,11 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         # when each try's end reached the scheduler, and how long its slot stayed empty
         from executor_events import main as executor_events
         executor_events([str(out), str(out / "scheduler.log")])
+    workers = sorted(out.glob("worker*.log"))
+    if V["venv"] == "venv210" and workers:
+        # Celery: from queueing to the worker's child executing the task (2.10's worker log lines)
+        from celery_handoff import main as celery_handoff
+        celery_handoff([str(out), *map(str, workers)])
     with open(out / "contention.csv", "w", newline="") as f:
         keys = ["run_id", "dag_id", "state", "other_cores_mean", "other_cores_max", "load1_mean",
                 "ours_cores_mean", "busy_cores_mean", "n_samples_1s", "clean"]
