@@ -11,17 +11,7 @@ from heapq import heappop, heappush
 
 import simpy
 from simpy.core import StopSimulation
-from simpy.events import NORMAL
-
-
-def succeed_later(env, event, delay: float) -> None:
-    """Make ``event`` succeed ``delay`` seconds from now. This is what ``Event.succeed()`` does,
-    scheduled with a delay instead of at once (as SimPy's own ``Timeout`` schedules itself):
-    one event where a timeout that then succeeds ``event`` would take two. Used to wake an idle
-    scheduler on its grid of loop starts."""
-    event._ok = True
-    event._value = None
-    env.schedule(event, delay=delay)
+from simpy.events import NORMAL, URGENT
 
 
 class Wake:
@@ -55,6 +45,41 @@ def later_on(env, delay: float, timer, callbacks: tuple) -> None:
         raise ValueError(f"negative delay {delay}")
     timer.callbacks = callbacks
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), timer))
+
+
+class Loop:
+    """A generator run as its own timer: what :class:`simpy.Process` is to a loop that arranges
+    each of its waits through this object (:meth:`sleep`, :meth:`wake`, or as a host's job) and then
+    yields nothing. The waits are the queue pushes SimPy's would make at the same moments (a
+    ``Timeout`` when it is made, ``Event.succeed`` when the awaited thing happens, the process's
+    ``Initialize`` first), so the order of simultaneous events is the same, without an event
+    object, a ``Process`` resume or a callbacks list per wait (the scheduler loop waits several
+    times a loop, about once per task instance)."""
+
+    __slots__ = ("env", "_gen", "callbacks", "_steps", "job")
+    _ok = True
+
+    def __init__(self, env, gen):
+        self.env = env
+        self._gen = gen
+        self._steps = (self._step,)
+        self.job = None          # (host, CPU seconds) while a host job waits for its start
+        self.callbacks = self._steps
+        heappush(env._queue, (env._now, URGENT, next(env._eid), self))   # as env.process's Initialize
+
+    def _step(self, _self) -> None:
+        try:
+            next(self._gen)
+        except StopIteration:
+            pass
+
+    def sleep(self, delay: float) -> None:
+        """Resume ``delay`` seconds from now (``yield env.timeout(delay)``)."""
+        later_on(self.env, delay, self, self._steps)
+
+    def wake(self, _arg=None) -> None:
+        """Resume now, after what is already due now (``Event.succeed()`` of the awaited event)."""
+        later_on(self.env, 0.0, self, self._steps)
 
 
 class Environment(simpy.Environment):

@@ -23,7 +23,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from ..engine import later, succeed_later
+from ..engine import Loop, later
 from ..model.rng import stream
 from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_sensor, draw_tries
 from ..model.schedules import Cron, Interval
@@ -40,7 +40,7 @@ class SchedulerProcess:
     """One ``airflow scheduler`` process: its host, its executors (each scheduler has its own) and
     the timing of its loop. Several of them share everything else (the metadata DB)."""
 
-    __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "doorbell", "idle_end",
+    __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "loop", "doorbell", "idle_end",
                  "idle_sleep", "idle_cost", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "timers",
                  "idle_timed",
                  "quiet", "loops", "critical_section_busy", "cpu_seconds", "shared", "occupied")
@@ -56,7 +56,8 @@ class SchedulerProcess:
         self.shared = shared
         self.occupied = 0
         self.rung = False
-        self.doorbell = None
+        self.loop = None                        # its loop (engine.Loop), once started
+        self.doorbell = None                    # the loop, while it waits for a ring
         self.idle_end = self.idle_sleep = self.idle_cost = self.idle_phase_a = self.idle_cpu = 0.0
         self.timers = None                      # the loop's timers (idle_loops.LoopTimers), if modelled
         self.idle_timed = False                 # the idle stretch's loops follow the timers
@@ -141,7 +142,7 @@ class Scheduler:
                 self._triggers_pending += 1
                 self._arm_trigger(plan, times)
         for proc in self.procs:
-            self.env.process(self._loop(proc))
+            proc.loop = Loop(self.env, self._loop(proc))
         self.lost.start()
         if self._done():
             self.finished.succeed()
@@ -153,7 +154,7 @@ class Scheduler:
             bell = proc.doorbell
             if bell is not None:
                 proc.doorbell = None
-                succeed_later(self.env, bell, self._wake_delay(proc, self.env.now))
+                bell.sleep(self._wake_delay(proc, self.env.now))
 
     @staticmethod
     def _wake_delay(proc, now: float) -> float:
@@ -531,8 +532,8 @@ class Scheduler:
 
     def _process_executor_events(self, proc):
         """Part B, second half, and part C: ``_process_executor_events``, then its cost (one
-        query, CPU per event) and the rest of the loop's. Returns (events, the event the loop's
-        remaining cost ends with, or None).
+        query, CPU per event) and the rest of the loop's. Returns (events, whether the loop waits
+        for that cost: its wake-up is arranged).
 
         The two parts' CPU is one job on the host: nothing is decided between them, and under
         processor sharing a job of ``a`` then one of ``b`` seconds ends when one of ``a + b``
@@ -566,14 +567,19 @@ class Scheduler:
             if per_ti > 0.0 or wait > 0.0:
                 self.db_seconds += wait
                 self.cpu_seconds += per_ti * n
-                return n, proc.host.work(per_ti * n + base, after=wait)
-        return n, (proc.host.work(base) if base > 0.0 else None)
+                proc.host.work_for(proc.loop, per_ti * n + base, after=wait)
+                return n, True
+        if base > 0.0:
+            proc.host.work_for(proc.loop, base)
+            return n, True
+        return n, False
 
     def _loop(self, proc):
         """One scheduler process's loop: part A (scheduling), part B (heartbeat and events),
         part C (the rest), then an idle sleep or a skip over identical idle loops. Each part is
         a method that does its work and accounting and returns what to wait for; this only
-        waits (one event a part, no nested generators on the hot path)."""
+        waits (each part arranges its wake-up through ``proc.loop``, then the loop yields; one
+        wake-up a part, no nested generators on the hot path)."""
         several = len(self.procs) > 1
         if several:
             # Another scheduler's idle loops take the critical section and DB connections at
@@ -595,16 +601,15 @@ class Scheduler:
                 if several:
                     cpu, queries, queued = yield from self._scheduling_part_shared(proc, start)
                 else:
-                    cpu, queries, queued, wait = self._scheduling_part(proc, start)
-                    if wait is not None:
-                        yield wait
+                    cpu, queries, queued, waits = self._scheduling_part(proc, start)
+                    if waits:
+                        yield
                 last = (cpu, queries, self.env.now - start)
-            wait = self._heartbeat(proc)
-            if wait is not None:
-                yield wait
-            events, wait = self._process_executor_events(proc)     # and part C's cost
-            if wait is not None:
-                yield wait
+            if self._heartbeat(proc):
+                yield
+            events, waits = self._process_executor_events(proc)     # and part C's cost
+            if waits:
+                yield
             self.loops += 1
             if proc.timers is not None:
                 proc.timers.run(self.env.now)    # timers.run(blocking=False), at the loop's end
@@ -630,7 +635,7 @@ class Scheduler:
     def _scheduling_part(self, proc, start: float):
         """Part A, ``_do_scheduling``, with one scheduler: everything decided at the loop's start,
         then its cost (DB queries, then CPU on the host). Returns (CPU seconds, DB queries, task
-        instances queued, the event its cost ends with or None)."""
+        instances queued, whether the loop waits for that cost)."""
         cpu, queries = self._examine_runs(proc, start)
         cs_cpu, cs_queries, queued = self._critical_section(proc, start)
         cpu += cs_cpu
@@ -639,8 +644,9 @@ class Scheduler:
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
             self.cpu_seconds += cpu
-            return cpu, queries, queued, proc.host.work(cpu, after=wait)
-        return cpu, queries, queued, None
+            proc.host.work_for(proc.loop, cpu, after=wait)
+            return cpu, queries, queued, True
+        return cpu, queries, queued, False
 
     def _scheduling_part_shared(self, proc, start: float):
         """Part A with several schedulers: the critical section comes after the examination, and
@@ -650,7 +656,8 @@ class Scheduler:
         wait = db.book(queries) if queries else 0.0
         self.db_seconds += wait
         if cpu > 0.0 or wait > 0.0:
-            yield host.work(cpu, after=wait)
+            host.work_for(proc.loop, cpu, after=wait)
+            yield
         queued = 0
         if self._cs_holder is None:
             self._cs_holder = proc
@@ -658,7 +665,8 @@ class Scheduler:
             wait = db.book(cs_queries) if cs_queries else 0.0
             self.db_seconds += wait
             if cs_cpu > 0.0 or wait > 0.0:
-                yield host.work(cs_cpu, after=wait)
+                host.work_for(proc.loop, cs_cpu, after=wait)
+                yield
             self._cs_holder = None
             cpu += cs_cpu
             queries += cs_queries
@@ -671,12 +679,15 @@ class Scheduler:
         return cpu, queries, queued
 
     def _heartbeat(self, proc):
-        """Part B, first half: the executors' heartbeat (launch queued work, sync). Returns the
-        timeout of the scheduler time it costs, or None."""
+        """Part B, first half: the executors' heartbeat (launch queued work, sync). Returns
+        whether the loop waits for the scheduler time it costs."""
         cost = 0.0
         for ex in proc.executors.values():
             cost += ex.heartbeat()
-        return self.env.timeout(cost) if cost > 0.0 else None
+        if cost > 0.0:
+            proc.loop.sleep(cost)
+            return True
+        return False
 
     def _rest_of_loop(self, proc) -> float:
         """Part C, after the heartbeat: the DAG processor agent's heartbeat, the scheduler job's
@@ -710,7 +721,8 @@ class Scheduler:
             return None                              # another scheduler found the end
         if not repeatable or not self.skip_idle_loops:
             if sleep > 0.0:
-                yield env.timeout(timers.sleep(env.now, sleep) if timed else sleep)
+                proc.loop.sleep(timers.sleep(env.now, sleep) if timed else sleep)
+                yield
             elif repeatable and env.now == start:
                 self.skip_idle_loops = True          # a zero-cost loop cannot be stepped through
             return False
@@ -722,8 +734,8 @@ class Scheduler:
         proc.idle_phase_a = phase_a
         proc.idle_cpu = cpu
         proc.idle_timed = timed
-        bell = proc.doorbell = env.event()
-        yield bell
+        proc.doorbell = proc.loop
+        yield
         if several and self.finished.triggered:
             return None
         self._count_skipped_loops(proc, proc.skipped, cpu, queries)

@@ -17,6 +17,13 @@ from ..engine import Wake, later, later_on
 _NOBODY = ()       # the callbacks of a superseded timer
 
 
+def _start_job(loop) -> None:
+    """A loop's host job whose wait before it (``after``) is over: submitted now."""
+    host, seconds = loop.job
+    loop.job = None
+    host._submit(seconds, loop.wake, None)
+
+
 class Host:
     __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
                  "busy_core_seconds", "peak_jobs", "_wake")
@@ -55,6 +62,19 @@ class Host:
         else:
             self._submit(seconds, ev.succeed, None)
         return ev
+
+    def work_for(self, loop, seconds: float, after: float = 0.0) -> None:
+        """:meth:`work` for an :class:`~sim.engine.Loop`: resume ``loop`` when the work is done,
+        with the queue pushes ``yield self.work(seconds, after)`` makes, at the same moments."""
+        if self.cores is None or seconds <= 0.0:
+            if seconds > 0.0:
+                self.busy_core_seconds += seconds
+            loop.sleep((seconds if seconds > 0.0 else 0.0) + after)
+        elif after > 0.0:
+            loop.job = (self, seconds)
+            later_on(self.env, after, loop, (_start_job,))
+        else:
+            self._submit(seconds, loop.wake, None)
 
     def repeat(self, seconds: float) -> None:
         """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
