@@ -49,12 +49,14 @@ def later_on(env, delay: float, timer, callbacks: tuple) -> None:
 
 class Loop:
     """A generator run as its own timer: what :class:`simpy.Process` is to a loop that arranges
-    each of its waits through this object (:meth:`sleep`, :meth:`wake`, or as a host's job) and then
-    yields nothing. The waits are the queue pushes SimPy's would make at the same moments (a
-    ``Timeout`` when it is made, ``Event.succeed`` when the awaited thing happens, the process's
-    ``Initialize`` first), so the order of simultaneous events is the same, without an event
-    object, a ``Process`` resume or a callbacks list per wait (the scheduler loop waits several
-    times a loop, about once per task instance)."""
+    each of its waits through this object (:meth:`sleep`, or :meth:`resume` as a host job's
+    callback: :meth:`sim.infra.host.Host.work_for`) and then yields nothing. A sleep is the push a
+    ``Timeout`` makes when it is made, and the start is the process's ``Initialize``, so ties
+    among them and other events fall as under SimPy; host work ending resumes the loop at once,
+    where a Process would resume one queue round trip later, after what else is due at that
+    instant (a tie-break as valid, one event fewer a part; tests/test_engine_timers.py). No event
+    object, ``Process`` resume or callbacks list per wait: the scheduler loop waits about three
+    times a loop, about once a loop per task instance."""
 
     __slots__ = ("env", "_gen", "callbacks", "_steps", "job")
     _ok = True
@@ -62,12 +64,13 @@ class Loop:
     def __init__(self, env, gen):
         self.env = env
         self._gen = gen
-        self._steps = (self._step,)
+        self._steps = (self.resume,)
         self.job = None          # (host, CPU seconds) while a host job waits for its start
         self.callbacks = self._steps
         heappush(env._queue, (env._now, URGENT, next(env._eid), self))   # as env.process's Initialize
 
-    def _step(self, _self) -> None:
+    def resume(self, _arg=None) -> None:
+        """Run the loop to its next wait (now)."""
         try:
             next(self._gen)
         except StopIteration:
@@ -76,10 +79,6 @@ class Loop:
     def sleep(self, delay: float) -> None:
         """Resume ``delay`` seconds from now (``yield env.timeout(delay)``)."""
         later_on(self.env, delay, self, self._steps)
-
-    def wake(self, _arg=None) -> None:
-        """Resume now, after what is already due now (``Event.succeed()`` of the awaited event)."""
-        later_on(self.env, 0.0, self, self._steps)
 
 
 class Environment(simpy.Environment):

@@ -70,27 +70,30 @@ def test_run_until_crashes_on_an_undefused_failure():
     assert env.now == env._now == 0.0
 
 
-def _loop_trace(use_loop: bool, seed: int) -> list:
-    """Loops that sleep, wait for host work (with and without a wait before it, on a shared
-    2-core host and an unlimited one) and for a ring, beside plain timers and events, all on a
-    coarse grid of times so that ties abound."""
+def _loop_trace(use_loop: bool, seed: int, shared: bool) -> list:
+    """Five loops that sleep, wait for host work (with and without a wait before it) and for a
+    ring, beside plain timers, on a coarse grid of times so that ties abound. ``shared``: the host
+    work is on a 2-core host (processor sharing; the jobs end off the grid) and each loop decides
+    from its own random stream and is rung by timers only, so the order of a loop's resumes within
+    one instant cannot change what happens next; else on an unlimited host, and loops ring each
+    other."""
     from sim.engine import Loop
     from sim.infra.host import Host
 
     env = Environment()
-    rng = random.Random(seed)
-    hosts = [Host(env, "small", 2), Host(env, "unlimited", None)]
+    host = Host(env, "small", 2) if shared else Host(env, "unlimited", None)
     seen = []
     bells: dict = {}
+    common = random.Random(seed)
 
     def note(tag):
         seen.append((env.now, tag))
 
     def body(i, me):
+        rng = random.Random(seed * 10 + i) if shared else common
         for k in range(15):
             r = rng.random()
-            host = rng.choice(hosts)
-            cpu = rng.choice([0.0, 0.5, 1.0])
+            cpu = rng.choice([0.0, 0.37, 1.13] if shared else [0.0, 0.5, 1.0])
             after = rng.choice([0.0, 0.5])
             if rng.random() < 0.5:
                 later(env, rng.choice([0.0, 0.5, 1.0]), lambda _e, i=i, k=k: note(("t", i, k)))
@@ -108,20 +111,14 @@ def _loop_trace(use_loop: bool, seed: int) -> list:
                 else:
                     yield host.work(cpu, after)
             else:
-                # wait for another loop's ring (or a timer's, so nobody waits forever)
-                if use_loop:
-                    bells[i] = me[0]
-                else:
-                    bells[i] = env.event()
-                    ev = bells[i]
+                # wait for a ring: another loop's, or a timer's so that nobody waits forever
+                bells[i] = me[0] if use_loop else env.event()
+                ev = bells[i]
                 later(env, 1.0, lambda _e, i=i: ring(i))
-                if use_loop:
-                    yield
-                else:
-                    yield ev
+                yield None if use_loop else ev
             note(("p", i, k))
             j = rng.randrange(5)
-            if j in bells and rng.random() < 0.5:
+            if not shared and j in bells and rng.random() < 0.5:
                 ring(j, rng.choice([0.0, 0.5]))
 
     def ring(j, delay=0.0):
@@ -149,8 +146,43 @@ def _loop_trace(use_loop: bool, seed: int) -> list:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_a_loop_resumes_in_the_same_order_as_a_simpy_process(seed):
-    """engine.Loop (the scheduler's loop) with Host.work_for: every resume at the same time and in
-    the same order as the simpy.Process and Host.work it replaces."""
-    a, b = _loop_trace(True, seed), _loop_trace(False, seed)
+    """engine.Loop (the scheduler's loop): every resume at the same time and in the same order as
+    the simpy.Process it replaces, ties included (sleeps, rings, work on an unlimited host)."""
+    a, b = _loop_trace(True, seed, shared=False), _loop_trace(False, seed, shared=False)
     assert len(a) > 50
     assert a == b
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_host_work_for_a_loop_ends_when_host_work_would(seed):
+    """Host.work_for on a processor-sharing host: each loop resumes at the times Host.work's event
+    would resume a simpy.Process (the order within an instant is the test below's rule)."""
+    a, b = _loop_trace(True, seed, shared=True), _loop_trace(False, seed, shared=True)
+    assert len(a) > 50
+    assert sorted(a, key=repr) == sorted(b, key=repr)
+    assert [t for t, _ in a] == [t for t, _ in b]
+
+
+def test_a_loop_resumes_at_once_when_its_host_work_ends():
+    """The one tie a Loop breaks differently from a simpy.Process: when its host work ends it runs
+    on at once, before a timer due at the same instant (a Process would resume after it, one
+    queue round trip later). Either order is a valid tie-break; this one saves an event a part."""
+    from sim.engine import Loop
+    from sim.infra.host import Host
+
+    env = Environment()
+    host = Host(env, "h", 1)
+    seen = []
+
+    def body(me):
+        host.work_for(me[0], 1.0)
+        later(env, 1.0, lambda _e: seen.append(("timer", env.now)))
+        yield
+        seen.append(("loop", env.now))
+
+    me = [None]
+    me[0] = Loop(env, body(me))
+    done = env.event()
+    later(env, 2.0, lambda _e: done.succeed())
+    env.run_until(done)
+    assert seen == [("loop", 1.0), ("timer", 1.0)]

@@ -21,7 +21,7 @@ def _start_job(loop) -> None:
     """A loop's host job whose wait before it (``after``) is over: submitted now."""
     host, seconds = loop.job
     loop.job = None
-    host._submit(seconds, loop.wake, None)
+    host._submit(seconds, loop.resume, None)
 
 
 class Host:
@@ -64,8 +64,8 @@ class Host:
         return ev
 
     def work_for(self, loop, seconds: float, after: float = 0.0) -> None:
-        """:meth:`work` for an :class:`~sim.engine.Loop`: resume ``loop`` when the work is done,
-        with the queue pushes ``yield self.work(seconds, after)`` makes, at the same moments."""
+        """:meth:`work` for an :class:`~sim.engine.Loop`: resume ``loop`` when the work is done
+        (at once, from the host's timer), ``after`` seconds' wait included."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self.busy_core_seconds += seconds
@@ -74,7 +74,7 @@ class Host:
             loop.job = (self, seconds)
             later_on(self.env, after, loop, (_start_job,))
         else:
-            self._submit(seconds, loop.wake, None)
+            self._submit(seconds, loop.resume, None)
 
     def repeat(self, seconds: float) -> None:
         """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
