@@ -105,6 +105,30 @@ def test_session_speeds_start_from_how_soon_lone_tasks_started(configs):
     assert speed_start([by_name(configs, "local-p16")], "af210-wide-1") == {}
 
 
+def test_runs_that_shared_the_machine_with_a_rejected_run_are_dropped():
+    """In local-p2 an aborted attempt's fan-out (not in contention.csv) ran on for 845 s; the next
+    attempt's first diamond ran beside it and waited 53 s for the two slots (usually 11 s). It is
+    dropped with the rejected run; the other diamonds are kept, and no other folder loses a run."""
+    import pandas as pd
+
+    from sim.calibration.joint import _clean_runs, _overlapping
+
+    tis, drs = _clean_runs(DATA / "af210-wide" / "local-p2")
+    diamonds = drs[drs["dag_id"] == "diamond"]
+    mk = (pd.to_datetime(diamonds["end_date"], format="ISO8601")
+          - pd.to_datetime(diamonds["start_date"], format="ISO8601")).dt.total_seconds()
+    assert "local_p2__diamond__0__1796454472483" not in set(drs["run_id"])
+    assert len(diamonds) == 2 and mk.max() < 15.0
+    assert set(tis["run_id"]) == set(drs["run_id"])
+    # a run is dropped only if its time overlaps a rejected one's
+    t = lambda s: f"2026-01-01T00:00:{s:02d}+00:00"   # noqa: E731
+    d = pd.DataFrame({"run_id": ["a", "b", "c", "d"], "start_date": [t(0), t(5), t(20), t(30)],
+                      "end_date": [t(10), t(15), t(25), None]})
+    assert _overlapping(d, {"a"}) == {"b"}
+    assert _overlapping(d, {"d"}) == set()
+    assert _overlapping(d, set()) == set()
+
+
 def test_overlapping_configurations_replay_their_runs_at_once(configs):
     c = by_name(configs, "local-p16-overlap4")
     p = c.problem

@@ -114,6 +114,7 @@ def _clean_runs(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         c = pd.read_csv(cont)
         if "clean" in c:
             keep &= set(c.loc[c["clean"] == "yes", "run_id"])
+    keep -= _overlapping(drs, set(drs["run_id"]) - keep)
     # The first DAG runs after a scheduler start wait for the DAG file to be parsed again (54 s
     # for a 10 s diamond, data/airflow-runs/README.md): start-up, not steady state. Drop the
     # first batch (runs queued within 2 s of the first); the harness now also warms up first.
@@ -123,6 +124,24 @@ def _clean_runs(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     drs = drs[drs["run_id"].isin(keep)].reset_index(drop=True)
     tis.attrs["source"], drs.attrs["source"] = src_t, src_d
     return tis, drs
+
+
+def _overlapping(drs: pd.DataFrame, rejected: set) -> set:
+    """The runs that were running while a rejected run was (an unclean one, or one of an aborted
+    attempt that contention.csv does not list): they shared the machine with it. (In
+    data/airflow-runs/af210-wide/local-p2 an aborted attempt's fan-out ran on for 845 s, and the
+    next attempt's first diamond, kept, waited 53 s for slots against its usual 11.)"""
+    if not rejected:
+        return set()
+    def seconds(col):
+        t = pd.to_datetime(drs[col], format="ISO8601", utc=True)
+        return ((t - pd.Timestamp(0, tz="UTC")).dt.total_seconds()).to_numpy()
+    start, end = seconds("start_date"), seconds("end_date")
+    end = np.where(np.isnan(end), np.inf, end)             # still running when exported
+    bad = drs["run_id"].isin(rejected).to_numpy()
+    ids = drs["run_id"].to_numpy()
+    return {ids[i] for i in range(len(ids)) if not bad[i] and not np.isnan(start[i])
+            and ((start[bad] < end[i]) & (end[bad] > start[i])).any()}
 
 
 def _trigger_offsets(drs: pd.DataFrame, at_once: int) -> dict:
