@@ -24,6 +24,9 @@ def _start_job(loop) -> None:
     host._submit(seconds, loop.resume, None)
 
 
+_START_JOB = (_start_job,)          # its callbacks, one tuple for every such wait (only read)
+
+
 class Host:
     __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
                  "busy_core_seconds", "peak_jobs", "_wake")
@@ -72,7 +75,7 @@ class Host:
             loop.sleep((seconds if seconds > 0.0 else 0.0) + after)
         elif after > 0.0:
             loop.job = (self, seconds)
-            later_on(self.env, after, loop, (_start_job,))
+            later_on(self.env, after, loop, _START_JOB)
         else:
             self._submit(seconds, loop.resume, None)
 
