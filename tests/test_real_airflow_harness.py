@@ -155,3 +155,15 @@ def test_machine_yaml_names_the_session_calibration_reads(harness, tmp_path):
     assert _session(folder) == "runs"                      # no record: one session per results folder
     (folder / "machine.yaml").write_text(text)
     assert _session(folder) == "af210-wide-2026-12-05T09:13Z"
+
+
+def test_runs_an_aborted_attempt_left_unfinished_are_failed_before_the_scheduler_starts(harness, monkeypatch):
+    sent = []
+    monkeypatch.setattr(harness, "psql", lambda sql, csv_out=False: sent.append(sql) or "2\n")
+    assert harness.fail_leftover_runs() == 2
+    runs, tis = sent
+    assert "update dag_run set state='failed'" in runs and "'running'" in runs and "'queued'" in runs
+    assert "update task_instance set state='failed'" in tis and "'running'" in tis
+    # and run_configuration does it before it starts the scheduler
+    src = HARNESS.read_text()
+    assert src.index("fail_leftover_runs()\n        if left") < src.index('procs.start("scheduler"')

@@ -220,6 +220,18 @@ def psql(sql: str, csv_out: bool = False) -> str:
     return sh(cmd, capture_output=True, env={**os.environ, "PGPASSWORD": "airflow"}).stdout
 
 
+def fail_leftover_runs() -> int:
+    """Mark failed what an earlier, aborted attempt left unfinished in the database, before a
+    scheduler starts: it would carry those runs on beside the new ones (in
+    data/airflow-runs/af210-wide/local-p2 an aborted attempt's fan-out ran on for 845 s beside the
+    next attempt's first diamond). Returns how many DAG runs it failed."""
+    n = psql("with r as (update dag_run set state='failed', end_date=now() "
+             "where state in ('queued', 'running') returning 1) select count(*) from r").strip()
+    psql("update task_instance set state='failed', end_date=now() where state in "
+         "('scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule', 'restarting', 'deferred')")
+    return int(n or 0)
+
+
 # -- contention: CPU of everything that is not the benchmark, from /proc -------------------------
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -369,6 +381,9 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
                         env, out / "api-server.log")
             procs.start("dag-processor", ["airflow", "dag-processor"], env, out / "dag-processor.log")
             time.sleep(5)
+        left = fail_leftover_runs()
+        if left:
+            print(f"  failed {left} DAG run(s) an earlier attempt left unfinished", flush=True)
         procs.start("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], env, out / "scheduler.log")
         _wait_for_dags(dags)
         time.sleep(5)
