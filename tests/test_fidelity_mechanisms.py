@@ -311,15 +311,12 @@ def _overlap_diamonds(config: str, seeds) -> tuple[list, list]:
     """The real configuration replayed (its runs triggered at once with their measured offsets):
     every diamond run's makespan, and how long its t4 waited from ready to queued."""
     from sim.calibration.joint import load_configurations, sections_for
-    from sim.calibration.model import replay
 
     c = load_configurations([REAL / "af210-wide" / config], REAL / "rest")[0]
-    p = c.problem
     sec = sections_for(c, {})
     makespans, waits = [], []
     for seed in seeds:
-        tis, drs = replay(sec, p.executor, p.templates, p.bodies(sec), p.runs, p.gaps, seed, p.workers,
-                          p.concurrent, p.offsets)
+        tis, drs = c.problem.replayed(sec, seed)
         d = drs[drs["dag_id"] == "diamond"]
         makespans += list(d["ended_at"] - d["started_at"])
         t4 = tis[(tis["dag_id"] == "diamond") & (tis["task_id"] == "t4")].set_index("run_id")

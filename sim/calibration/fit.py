@@ -73,13 +73,17 @@ class Problem:
         return inp.body_samples(self.obs, sections["overheads"].get("task_run_cpu", 0.0),
                                 self.cores(sections), self.known_bodies, self.jitter)
 
+    def replayed(self, sections: dict, seed: int, bodies: dict | None = None, workers: int | None = None):
+        """The recorded runs replayed once at ``sections``: (task instances, DAG runs) frames."""
+        return replay(sections, self.executor, self.templates, self.bodies(sections) if bodies is None else bodies,
+                      self.runs, self.gaps, seed, workers or self.workers, self.concurrent, self.offsets)
+
     def simulate(self, sections: dict, seeds, workers: int | None = None) -> dict:
         """``{(dag_id, stage): (mean, p50)}`` averaged over ``seeds``."""
         bodies = self.bodies(sections)
         acc: dict = {}
         for seed in seeds:
-            tis, drs = replay(sections, self.executor, self.templates, bodies, self.runs, self.gaps, seed,
-                              workers or self.workers, self.concurrent, self.offsets)
+            tis, drs = self.replayed(sections, seed, bodies, workers)
             for k, v in stage_means(simulated_observations(tis, drs, self.roots), inp.STAGES).items():
                 acc.setdefault(k, []).append(v)
         return {k: tuple(float(np.mean([x[i] for x in v])) for i in range(2)) for k, v in acc.items()}
