@@ -56,7 +56,7 @@ class Loop:
     where a Process would resume one queue round trip later, after what else is due at that
     instant (a tie-break as valid, one event fewer a part; tests/test_engine_timers.py). No event
     object, ``Process`` resume or callbacks list per wait: the scheduler loop waits about three
-    times a loop, about once a loop per task instance."""
+    times a loop, and runs about one loop per task instance."""
 
     __slots__ = ("env", "_gen", "callbacks", "_steps", "job")
     _ok = True
