@@ -40,7 +40,7 @@ from ..errors import SimError
 from ..files import read_text
 from ..scenario.schema import read_yaml
 from . import inputs as inp
-from .fit import (FLOOR, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality,
+from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality,
                   log_box, memoised, progress_bar)
 from .model import complete_sections
 from .profile_file import MARKER, write_safely
@@ -202,6 +202,7 @@ def load_configurations(folders, structures_dir, *, machine: dict | None = None,
         problem.concurrent = int(entry.get("concurrent_runs", 1))
         if problem.concurrent > 1:
             problem.offsets = _trigger_offsets(drs, problem.concurrent)
+            problem.statistic = "p50"     # fit.MEDIAN_WHY: the typical run, not the race's coin toss
         problem.jitter = [0.0]            # the model's own variation, not the scored runs'
         out.append(Configuration(folder.name, folder, executor, problem, wanted, _session(folder)))
     if not out:
@@ -483,6 +484,7 @@ def error_table(q: pd.DataFrame, indent: str = "") -> str:
     """Makespan and per-stage relative errors, one line per configuration and DAG."""
     lines = [f"{indent}{'configuration':24s} {'DAG':9s} {'makespan real':>13s} {'model':>7s} {'error':>7s}  "
              f"{'q->start':>8s} {'duration':>8s} {'ready->q':>8s}  within spread"]
+    medians = False
     for (cfg, dag), g in q.groupby(["configuration", "dag_id"], sort=False):
         by = {r["stage"]: r for _, r in g.iterrows()}
         mk = by.get("makespan")
@@ -492,9 +494,18 @@ def error_table(q: pd.DataFrame, indent: str = "") -> str:
         def e(stage):
             r = by.get(stage)
             return f"{r['error']:+8.0%}" if r is not None and math.isfinite(r["error"]) else f"{'-':>8s}"
-        lines.append(f"{indent}{cfg:24s} {dag:9s} {mk['observed_mean']:11.2f} s {mk['simulated_mean']:7.2f} "
+        med = mk.get("statistic") == "p50"
+        medians |= med
+        real, model = (mk["observed_p50"], mk["simulated_p50"]) if med else (mk["observed_mean"], mk["simulated_mean"])
+        note = "  (medians)" if med else ""
+        if not mk.get("scored", True):
+            note = f"  (medians; {int(mk['n'])} runs, not scored)"
+        lines.append(f"{indent}{cfg:24s} {dag:9s} {real:11.2f} s {model:7.2f} "
                      f"{mk['error']:+7.1%}  {e('queued_to_started')} {e('duration')} {e('ready_to_queued')}  "
-                     f"{'yes' if mk['within_spread'] else 'no'}")
+                     f"{'yes' if mk['within_spread'] else 'no'}{note}")
+    if medians:
+        lines.append(f"{indent}(medians: DAG runs triggered at once are scored by their medians, as {MEDIAN_WHY};"
+                     f" a median of fewer than {MEDIAN_RUNS} runs is not scored)")
     return "\n".join(lines)
 
 
