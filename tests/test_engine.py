@@ -129,7 +129,10 @@ def test_busy_database_slows_the_scheduler():
         dag = diamond(Interval(5), dT1=Exponential(10), dT2=Exponential(10), dT3=Exponential(10), dT4=Exponential(10))
         r = run(Scenario.build([dag], horizon=3600, overheads={"db_query_time": query_time, "db_connections": 2}))
         return r.summary["scheduling_delay_seconds"]["ready_to_started"]["mean"]
-    assert delay(0.05) > 2 * delay(0.002)
+    # 1.56 s against 0.83 s. (It was 2.1x while the critical section decided at the loop's start:
+    # now that it comes after the examination's queries, as Airflow's does, a task instance the
+    # mini-scheduler schedules during a slow examination is queued by the same loop.)
+    assert delay(0.05) > 1.75 * delay(0.002)
 
 
 def test_cpu_bound_tasks_share_the_host():

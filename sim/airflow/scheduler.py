@@ -9,7 +9,8 @@ One loop:
   B. the executor heartbeat (launch queued work, ``sync`` finished work), then processing of the
      executor events.
 Each part costs scheduler time: CPU on the scheduler's host (a base per loop plus a cost per task
-instance touched) and metadata-DB queries. The loop sleeps ``scheduler_idle_sleep_time`` only when
+instance touched) and metadata-DB queries. The examination's cost comes before the critical
+section, which stamps QUEUED after it (as ``queued_dttm`` is), then its own cost before the heartbeat. The loop sleeps ``scheduler_idle_sleep_time`` only when
 it queued nothing and processed no event.
 
 Idle loops are not simulated one by one: while nothing can change, an idle loop is identical to the
@@ -35,13 +36,16 @@ from . import idle_loops
 from .critical_section import ScheduledTIs, executable_task_instances
 from .lost_tasks import LostTasks
 
+#: Where a scheduler woken in the middle of an idle loop resumes it (Scheduler._wake_delay).
+AT_START, AT_CRITICAL_SECTION, AT_HEARTBEAT = 0, 1, 2
+
 
 class SchedulerProcess:
     """One ``airflow scheduler`` process: its host, its executors (each scheduler has its own) and
     the timing of its loop. Several of them share everything else (the metadata DB)."""
 
     __slots__ = ("index", "name", "host", "executors", "parallelism", "rung", "loop", "doorbell", "idle_end",
-                 "idle_sleep", "idle_cost", "idle_phase_a", "idle_cpu", "resume_heartbeat", "skipped", "timers",
+                 "idle_sleep", "idle_cost", "idle_phase_x", "idle_phase_a", "idle_cpu", "resume", "skipped", "timers",
                  "idle_timed",
                  "quiet", "loops", "critical_section_busy", "cpu_seconds", "shared", "occupied")
 
@@ -58,10 +62,11 @@ class SchedulerProcess:
         self.rung = False
         self.loop = None                        # its loop (engine.Loop), once started
         self.doorbell = None                    # the loop, while it waits for a ring
-        self.idle_end = self.idle_sleep = self.idle_cost = self.idle_phase_a = self.idle_cpu = 0.0
+        self.idle_end = self.idle_sleep = self.idle_cost = self.idle_phase_x = self.idle_phase_a = 0.0
+        self.idle_cpu = 0.0
         self.timers = None                      # the loop's timers (idle_loops.LoopTimers), if modelled
         self.idle_timed = False                 # the idle stretch's loops follow the timers
-        self.resume_heartbeat = False
+        self.resume = AT_START                  # where a woken idle loop resumes (see _wake_delay)
         self.skipped = 0
         self.quiet = True
         self.loops = 0
@@ -160,13 +165,16 @@ class Scheduler:
     def _wake_delay(proc, now: float) -> float:
         """Where the idle scheduler would be when something changes at ``now``.
 
-        Idle loops start at ``first + k * period``; each runs its scheduling part (A) for
-        ``phase_a`` seconds, then the executor heartbeat. A change at ``now`` is first seen by the
-        heartbeat of the loop running then, if that loop has not reached its heartbeat yet (part A
-        of that loop saw nothing new, so it need not be simulated), else by the next loop. Under
+        Idle loops start at ``first + k * period``; each examines the DAG runs for ``phase_x``
+        seconds, then runs the critical section, then (``phase_a`` seconds after its start) the
+        executor heartbeat. A change at ``now`` is first seen by the critical section of the loop
+        running then if that loop is still examining (the examination saw nothing new, so it need
+        not be simulated: a task instance scheduled meanwhile, by a mini-scheduler, is queued by
+        this loop's critical section), else by its heartbeat if it has not reached it yet, else
+        by the next loop. Under
         the loop's timers the starts come from :func:`idle_loops.locate`, which also says when the
         timers are next due: as before the loop resumed (it runs to its end) or after it (skipped)."""
-        proc.resume_heartbeat = False
+        proc.resume = AT_START
         proc.skipped = 0
         if proc.idle_timed:
             k, loop_start, nxt, due_before, due_after = idle_loops.locate(
@@ -188,8 +196,11 @@ class Scheduler:
         proc.skipped = k
         if now - loop_start <= 1e-12:
             return 0.0
+        if now - loop_start <= proc.idle_phase_x:
+            proc.resume = AT_CRITICAL_SECTION
+            return loop_start + proc.idle_phase_x - now
         if now - loop_start <= proc.idle_phase_a:
-            proc.resume_heartbeat = True
+            proc.resume = AT_HEARTBEAT
             return loop_start + proc.idle_phase_a - now
         proc.skipped = k + 1
         return nxt - now
@@ -585,26 +596,44 @@ class Scheduler:
             # Another scheduler's idle loops take the critical section and DB connections at
             # moments of their own: skipping them would not be exact, so every loop is simulated.
             self.skip_idle_loops = False
-        at_heartbeat = False
-        last = None                  # (cpu, queries, phase_a) of the loop's part A
+        resume = AT_START
+        last = None                  # (cpu, queries, phase_x, phase_a, the examination's queries) of part A
         while True:
-            if at_heartbeat:
+            if resume == AT_HEARTBEAT:
                 # Resumed in the middle of an idle loop (see _wake_delay): its part A found
                 # nothing; the change that woke us is seen from the heartbeat on.
-                at_heartbeat = False
                 start = self.env.now - proc.idle_phase_a
                 queued = 0
                 self.cpu_seconds += proc.idle_cpu
             else:
-                proc.rung = False
-                start = self.env.now
-                if several:
-                    cpu, queries, queued = yield from self._scheduling_part_shared(proc, start)
+                if resume == AT_CRITICAL_SECTION:
+                    # Resumed in an idle loop's examination (see _wake_delay): it found nothing;
+                    # the change that woke us is seen from the critical section on.
+                    start = self.env.now - proc.idle_phase_x
+                    cpu, queries = proc.idle_cpu, last[4]    # (an idle critical section has no CPU)
+                    self.cpu_seconds += cpu
+                    phase_x = proc.idle_phase_x
                 else:
-                    cpu, queries, queued, waits = self._scheduling_part(proc, start)
+                    proc.rung = False
+                    start = self.env.now
+                    if several:
+                        cpu, queries, queued = yield from self._scheduling_part_shared(proc, start)
+                    else:
+                        cpu, queries, waits = self._examination_part(proc, start)
+                        if waits:
+                            yield
+                    phase_x = self.env.now - start
+                x_queries = queries
+                if not several:
+                    # The critical section: QUEUED is stamped now, after the examination's cost
+                    # (Airflow's _do_scheduling), and its own cost comes before the heartbeat.
+                    cs_cpu, cs_queries, queued, waits = self._critical_section_part(proc)
                     if waits:
                         yield
-                last = (cpu, queries, self.env.now - start)
+                    cpu += cs_cpu
+                    queries += cs_queries
+                last = (cpu, queries, phase_x, self.env.now - start, x_queries)
+            resume = AT_START
             if self._heartbeat(proc):
                 yield
             events, waits = self._process_executor_events(proc)     # and part C's cost
@@ -626,20 +655,32 @@ class Scheduler:
                 continue
             if events:
                 proc.rung = True         # slots were freed: the next loop is not a repeat of this one
-            outcome = yield from self._idle(proc, start, *last)
+            outcome = yield from self._idle(proc, start, *last[:4])
             if outcome is None:
                 return
-            at_heartbeat = outcome
+            resume = outcome
 
     # -- the loop's parts -------------------------------------------------------------------------
-    def _scheduling_part(self, proc, start: float):
-        """Part A, ``_do_scheduling``, with one scheduler: everything decided at the loop's start,
-        then its cost (DB queries, then CPU on the host). Returns (CPU seconds, DB queries, task
-        instances queued, whether the loop waits for that cost)."""
+    def _examination_part(self, proc, start: float):
+        """Part A up to the critical section, with one scheduler (``_schedule_all_dag_runs``):
+        the DAG runs are examined at the loop's start, then the examination costs its DB queries,
+        then its CPU on the host. Returns (CPU seconds, DB queries, whether the loop waits for
+        that cost)."""
         cpu, queries = self._examine_runs(proc, start)
-        cs_cpu, cs_queries, queued = self._critical_section(proc, start)
-        cpu += cs_cpu
-        queries += cs_queries
+        wait = self.db.book(queries) if queries else 0.0
+        if cpu > 0.0 or wait > 0.0:
+            self.db_seconds += wait
+            self.cpu_seconds += cpu
+            proc.host.work_for(proc.loop, cpu, after=wait)
+            return cpu, queries, True
+        return cpu, queries, False
+
+    def _critical_section_part(self, proc):
+        """The rest of part A with one scheduler (``_critical_section_enqueue_task_instances``):
+        decided and stamped now, after the examination's cost, then its own cost (DB queries, CPU)
+        before the heartbeat. Returns (CPU seconds, DB queries, task instances queued, whether the
+        loop waits for that cost)."""
+        cpu, queries, queued = self._critical_section(proc, self.env.now)
         wait = self.db.book(queries) if queries else 0.0
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
@@ -701,10 +742,11 @@ class Scheduler:
                 proc.cpu_seconds += base
         return base
 
-    def _idle(self, proc, start: float, cpu: float, queries: int, phase_a: float):
+    def _idle(self, proc, start: float, cpu: float, queries: int, phase_x: float, phase_a: float):
         """A loop that queued nothing and processed no event: sleep, or (when idle loops would
         repeat identically) wait for a ring and account for the loops skipped meanwhile.
-        Returns whether to resume at a loop's heartbeat, or None when the loop must end."""
+        Returns where to resume a loop (AT_START, AT_CRITICAL_SECTION, AT_HEARTBEAT), or None
+        when the loop must end."""
         env = self.env
         sleep = self.cfg.scheduler_idle_sleep_time
         timers = proc.timers                        # the loop's timers cut idle sleeps (SJR)
@@ -725,12 +767,13 @@ class Scheduler:
                 yield
             elif repeatable and env.now == start:
                 self.skip_idle_loops = True          # a zero-cost loop cannot be stepped through
-            return False
+            return AT_START
         # Idle and nothing pending: idle loops would now repeat identically every sleep + (loop
         # cost), cut by the timers, so wait for a ring and resume where the loops would be.
         proc.idle_end = env.now
         proc.idle_sleep = sleep
         proc.idle_cost = env.now - start
+        proc.idle_phase_x = phase_x
         proc.idle_phase_a = phase_a
         proc.idle_cpu = cpu
         proc.idle_timed = timed
@@ -739,7 +782,7 @@ class Scheduler:
         if several and self.finished.triggered:
             return None
         self._count_skipped_loops(proc, proc.skipped, cpu, queries)
-        return proc.resume_heartbeat
+        return proc.resume
 
     def _count_skipped_loops(self, proc, skipped: int, cpu: float, queries: int) -> None:
         """The idle loops skipped while waiting count as loops: their CPU as the scheduler's and
