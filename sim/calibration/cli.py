@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
-from .inputs import parse_bodies, parse_sets
-from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, write_speed_profile, cross_validate, error_table, joint_fit,
+from .inputs import HANDOFF, parse_bodies, parse_sets
+from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, write_speed_profile, cross_validate, error_table, handoff_table, joint_fit,
                     load_configurations, write_joint_profile)
 from .profile_file import quality_table
 
@@ -93,12 +93,17 @@ def run_calibrate_all(args) -> int:
         else:
             print(f"    {key:34s} {value:10.4g} s  {PARAMETERS[key][3]}")
     print("  fit quality (every configuration fitted on):")
-    print(error_table(fit.quality(), "    "))
+    q = fit.quality()
+    print(error_table(q, "    "))
+    if (q["stage"] == HANDOFF).any():
+        print(handoff_table(q, "    "))
     if args.cross_validate:
         q = cross_validate(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
                            processes=args.processes)
         print("  cross-validation: each configuration predicted by a fit to the others:")
         print(error_table(q, "    "))
+        if (q["stage"] == HANDOFF).any():
+            print(handoff_table(q, "    "))
         mk = q[q["stage"] == "makespan"]["error"].abs()
         print(f"  held-out makespans: median |error| {mk.median():.1%}, worst {mk.max():.1%}, "
               f"{(mk <= 0.15).mean():.0%} within 15 %")

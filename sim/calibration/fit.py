@@ -250,22 +250,29 @@ def _guess(problem: Problem, key: str) -> float:
 
 def _quality(problem: Problem, sim: dict, role: str, dags) -> pd.DataFrame:
     """Per DAG and stage: observed and simulated mean and p50; ``error`` (and for the makespan
-    ``within_spread``) of the problem's ``statistic``, the one its fit scores."""
+    ``within_spread``) of the statistic its fit scores (:func:`_statistic`)."""
     rows = []
     obs = problem.observed
-    i = 1 if problem.statistic == "p50" else 0
     for _, o in obs[obs["dag_id"].isin(dags)].iterrows():
         s = sim.get((o["dag_id"], o["stage"]), (math.nan, math.nan))
-        o_stat = o["p50"] if i else o["mean"]
+        i, col = _statistic(problem, o["stage"])
         row = {"dag_id": o["dag_id"], "role": role, "stage": o["stage"], "n": int(o["n"]),
                "observed_mean": o["mean"], "observed_p50": o["p50"], "simulated_mean": s[0],
-               "simulated_p50": s[1], "statistic": problem.statistic,
-               "error": (s[i] - o_stat) / max(abs(o_stat), FLOOR),
+               "simulated_p50": s[1], "statistic": col,
+               "error": (s[i] - o[col]) / max(abs(o[col]), FLOOR),
                "observed_min": o["min"], "observed_max": o["max"], "ci_low": o["ci_low"], "ci_high": o["ci_high"]}
         row["within_spread"] = bool(o["min"] <= s[i] <= o["max"]) if o["stage"] == "makespan" else None
         row["scored"] = _scored(problem, o)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _statistic(problem: Problem, stage: str) -> tuple[int, str]:
+    """What is scored of ``stage``: (0, "mean") or (1, "p50") (the problem's statistic, or the
+    stage's own: inputs.STAGE_STATISTIC)."""
+    if problem.statistic == "p50" or inp.STAGE_STATISTIC.get(stage) == "p50":
+        return 1, "p50"
+    return 0, "mean"
 
 
 def _scored(problem: Problem, o) -> bool:
@@ -276,13 +283,12 @@ def _scored(problem: Problem, o) -> bool:
 def _objective_terms(problem: Problem, sim: dict, dags) -> np.ndarray:
     """Each scored stage's relative error of the problem's ``statistic`` (mean or p50)."""
     obs = problem.observed
-    i = 1 if problem.statistic == "p50" else 0
-    col = "p50" if i else "mean"
     errs = []
     for _, o in obs[obs["dag_id"].isin(dags)].iterrows():
         if not _scored(problem, o):
             continue
         s = sim.get((o["dag_id"], o["stage"]))
+        i, col = _statistic(problem, o["stage"])
         errs.append(10.0 if s is None or not math.isfinite(s[i]) else (s[i] - o[col]) / max(abs(o[col]), FLOOR))
     return np.array(errs)
 

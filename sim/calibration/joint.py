@@ -8,7 +8,9 @@ predicting a configuration the fit never saw is the honest test of the model (is
 
 A configuration is a folder the real-Airflow harness wrote (``bench/real_airflow/harness.py``):
 ``task_instances.csv``, ``dag_runs.csv``, ``config.txt`` (the effective settings, read as known
-settings) and ``contention.csv`` (only runs marked clean are used). The results folder's
+settings) and ``contention.csv`` (only runs marked clean are used); a Celery one may also have
+``celery_handoff.csv`` (from the workers' logs), whose chains' median hand-off, queued to the
+worker's child executing the task, is then one more stage scored. The results folder's
 ``matrix.yaml`` says what ``config.txt`` cannot: Celery workers and DAG runs triggered at once.
 What the machine is (its cores, the Celery worker on the scheduler's host) is given as settings.
 Task bodies are known (the benchmark DAGs ``sleep``), so no variation is borrowed from the runs
@@ -204,6 +206,12 @@ def load_configurations(folders, structures_dir, *, machine: dict | None = None,
             problem.offsets = _trigger_offsets(drs, problem.concurrent)
             problem.statistic = "p50"     # fit.MEDIAN_WHY: the typical run, not the race's coin toss
         problem.jitter = [0.0]            # the model's own variation, not the scored runs'
+        handoff = folder / inp.HANDOFF_FILE
+        if executor == "celery" and handoff.is_file():
+            # Celery's hand-off, measured in the workers' logs: one more stage of the chains
+            rows = inp.handoff_stats(handoff, problem.obs, [d for d in inp.HANDOFF_DAGS if d in wanted])
+            if len(rows):
+                problem.observed = pd.concat([problem.observed, rows], ignore_index=True)
         out.append(Configuration(folder.name, folder, executor, problem, wanted, _session(folder)))
     if not out:
         raise SimError("no configuration with LocalExecutor or CeleryExecutor runs of known DAGs")
@@ -483,7 +491,7 @@ def write_speed_profile(speed: float, path, base: str, session: str) -> Path:
 def error_table(q: pd.DataFrame, indent: str = "") -> str:
     """Makespan and per-stage relative errors, one line per configuration and DAG."""
     lines = [f"{indent}{'configuration':24s} {'DAG':9s} {'makespan real':>13s} {'model':>7s} {'error':>7s}  "
-             f"{'q->start':>8s} {'duration':>8s} {'ready->q':>8s}  within spread"]
+             f"{'q->start':>8s} {'duration':>8s} {'ready->q':>8s} {'q->exec':>8s}  within spread"]
     medians = False
     for (cfg, dag), g in q.groupby(["configuration", "dag_id"], sort=False):
         by = {r["stage"]: r for _, r in g.iterrows()}
@@ -501,13 +509,24 @@ def error_table(q: pd.DataFrame, indent: str = "") -> str:
         if not mk.get("scored", True):
             note = f"  (medians; {int(mk['n'])} runs, not scored)"
         lines.append(f"{indent}{cfg:24s} {dag:9s} {real:11.2f} s {model:7.2f} "
-                     f"{mk['error']:+7.1%}  {e('queued_to_started')} {e('duration')} {e('ready_to_queued')}  "
-                     f"{'yes' if mk['within_spread'] else 'no'}{note}")
+                     f"{mk['error']:+7.1%}  {e('queued_to_started')} {e('duration')} {e('ready_to_queued')} "
+                     f"{e(inp.HANDOFF)}  {'yes' if mk['within_spread'] else 'no'}{note}")
     if medians:
         lines.append(f"{indent}(medians: DAG runs triggered at once are scored by their medians, as {MEDIAN_WHY};"
                      f" a median of fewer than {MEDIAN_RUNS} runs is not scored)")
     return "\n".join(lines)
 
 
-__all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table",
+def handoff_table(q: pd.DataFrame, indent: str = "") -> str:
+    """Celery's hand-off (queued -> the worker's child executing), median real and model in ms,
+    one line per configuration and DAG that has it; empty when none has. (Its error in
+    :func:`error_table` is relative to :data:`FLOOR`, 50 ms, as the hand-off is a few.)"""
+    h = q[q["stage"] == inp.HANDOFF]
+    lines = [f"{indent}{cfg:24s} {dag:9s} hand-off median real {r['observed_p50'] * 1e3:6.1f} ms, model "
+             f"{r['simulated_p50'] * 1e3:6.1f} ms (error {r['error']:+.0%} of {FLOOR * 1e3:.0f} ms)"
+             for cfg, dag, r in ((r["configuration"], r["dag_id"], r) for _, r in h.iterrows())]
+    return "\n".join(lines)
+
+
+__all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table", "handoff_table",
            "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]

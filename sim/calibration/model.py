@@ -104,6 +104,8 @@ def simulated_observations(tis: pd.DataFrame, drs: pd.DataFrame, roots: set | No
                         "task_id": tis["task_id"].astype(str).to_numpy(),
                         "ready_to_queued": (tis["queued_at"] - tis["ready_at"]).to_numpy(),
                         "queued_to_started": (tis["started_at"] - tis["queued_at"]).to_numpy(),
+                        # Celery's hand-off: launched is when the worker's child starts the task
+                        "queued_to_executing": (tis["launched_at"] - tis["queued_at"]).to_numpy(),
                         "duration": (tis["ended_at"] - tis["started_at"]).to_numpy()})
     if roots:
         is_root = [(d, t) in roots for d, t in zip(out["dag_id"], out["task_id"])]
