@@ -54,6 +54,45 @@ def test_configurations_are_read_with_what_config_txt_cannot_say(configs):
     assert set(by_name(configs, "local-p2").problem.obs["run_id"]) <= clean
 
 
+def test_celerys_hand_off_is_read_from_the_workers_logs_and_scored(configs):
+    """celery_handoff.csv (the workers' logs): the chains' median queued -> executing is one more
+    stage of the configurations that have it, scored against the model's QUEUED -> the worker's
+    child starting the task, like any stage (relative to FLOOR, capped)."""
+    import pandas as pd
+
+    from sim.calibration.inputs import HANDOFF
+    from sim.calibration.joint import FLOOR, JointFit, _errors
+    c = by_name(configs, "celery-p16-c1")
+    obs = c.problem.observed
+    h = obs[obs["stage"] == HANDOFF]
+    assert list(h["dag_id"]) == ["chain"]
+    logs = pd.read_csv(DATA / "af210-wide" / "celery-p16-c1" / "celery_handoff.csv")
+    scored = set(c.problem.obs["run_id"])
+    real = logs[(logs["dag_id"] == "chain") & logs["run_id"].isin(scored) & (logs["try_number"] == 1)]
+    assert h["n"].iloc[0] == len(real) > 20
+    assert h["p50"].iloc[0] == pytest.approx(real["queued_to_executing"].median())
+    assert 0.005 < h["p50"].iloc[0] < 0.015
+    # only where the logs were read: not celery-p8-c4 (no celery_handoff.csv), not LocalExecutor
+    for name in ("celery-p8-c4", "local-p8", "local-p16"):
+        assert not (by_name(configs, name).problem.observed["stage"] == HANDOFF).any()
+    dags = c.dags
+    try:
+        c.dags = ["chain"]
+        n_terms = (obs["dag_id"] == "chain").sum()
+        q = {}
+        for hop in (0.002, 0.032):
+            fitted = {"celery.delivery_time": hop}
+            terms = _errors(c, fitted, (0,))
+            assert len(terms) == n_terms
+            row = JointFit(fitted, 0, 0, 0, (0,), [c]).quality().set_index("stage").loc[HANDOFF]
+            assert row["error"] == pytest.approx((row["simulated_p50"] - row["observed_p50"]) / FLOOR)
+            assert np.isclose(terms, row["error"]).any()       # one term of the objective
+            q[hop] = row["simulated_p50"]
+        assert q[0.032] - q[0.002] == pytest.approx(0.030, abs=0.003)   # the broker hop is in it
+    finally:
+        c.dags = dags
+
+
 def _lone_task_start(folder) -> float:
     """Median queued -> start of the chain's and diamond's tasks (one task at a time: the
     machine's own pace of forking and parsing, nothing competing)."""
