@@ -507,18 +507,22 @@ class Scheduler:
         proc.quiet = not changed
         return self.ov.scheduler_per_ti * touched, queries
 
-    def _critical_section(self, proc, now: float) -> tuple[float, int, int]:
-        """``_critical_section_enqueue_task_instances`` (§1.2) for this process's executors.
-        Returns (CPU seconds, DB queries, task instances queued)."""
+    @staticmethod
+    def _open_slots(proc) -> int:
+        if proc.shared:
+            return proc.parallelism - proc.occupied
+        occupied = 0
+        for ex in proc.executors.values():
+            occupied += ex.slots_occupied
+        return proc.parallelism - occupied
+
+    def _critical_section(self, proc, now: float, queries: int = 3) -> tuple[float, int, int]:
+        """``_critical_section_enqueue_task_instances`` (§1.2) for this process's executors,
+        deciding and stamping QUEUED at ``now``. Returns (CPU seconds, DB queries: ``queries``,
+        of the 3 it makes, when it ran; task instances queued)."""
         cfg = self.cfg
         executors = proc.executors
-        if proc.shared:
-            open_slots = proc.parallelism - proc.occupied
-        else:
-            occupied = 0
-            for ex in executors.values():
-                occupied += ex.slots_occupied
-            open_slots = proc.parallelism - occupied
+        open_slots = self._open_slots(proc)
         if open_slots <= 0:
             return 0.0, 0, 0
         queued = 0
@@ -539,7 +543,7 @@ class Scheduler:
                         ti.queued_by = proc
                     proc.occupied += queued
         # pool lock, select scheduled TIs, update to queued
-        return self.ov.scheduler_per_ti * queued, 3, queued
+        return self.ov.scheduler_per_ti * queued, queries, queued
 
     def _process_executor_events(self, proc):
         """Part B, second half, and part C: ``_process_executor_events``, then its cost (one
@@ -622,6 +626,10 @@ class Scheduler:
                         cpu, queries, waits = self._examination_part(proc, start)
                         if waits:
                             yield
+                        lock, waits = self._critical_section_lock(proc)
+                        queries += lock
+                        if waits:
+                            yield
                     phase_x = self.env.now - start
                 x_queries = queries
                 if not several:
@@ -675,12 +683,27 @@ class Scheduler:
             return cpu, queries, True
         return cpu, queries, False
 
+    def _critical_section_lock(self, proc):
+        """The critical section's queries before it decides, with one scheduler, when slots are
+        open: the pool rows locked, the scheduled task instances selected (``Pool.slots_stats(
+        lock_rows=True)``, then the SELECT ... FOR UPDATE). Returns (DB queries, whether the loop
+        waits for their time: a DB wait with no CPU, a sleep of the loop)."""
+        if self._open_slots(proc) <= 0:
+            return 0, False
+        wait = self.db.book(2)
+        if wait > 0.0:
+            self.db_seconds += wait
+            proc.loop.sleep(wait)
+            return 2, True
+        return 2, False
+
     def _critical_section_part(self, proc):
         """The rest of part A with one scheduler (``_critical_section_enqueue_task_instances``):
-        decided and stamped now, after the examination's cost, then its own cost (DB queries, CPU)
-        before the heartbeat. Returns (CPU seconds, DB queries, task instances queued, whether the
-        loop waits for that cost)."""
-        cpu, queries, queued = self._critical_section(proc, self.env.now)
+        decided and stamped now, after the examination's cost and the critical section's first
+        queries (``queued_dttm`` is set by the UPDATE that follows them), then the UPDATE and the
+        CPU of queueing to the executor before the heartbeat. Returns (CPU seconds, DB queries,
+        task instances queued, whether the loop waits for that cost)."""
+        cpu, queries, queued = self._critical_section(proc, self.env.now, queries=1)
         wait = self.db.book(queries) if queries else 0.0
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
