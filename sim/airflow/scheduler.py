@@ -516,10 +516,12 @@ class Scheduler:
             occupied += ex.slots_occupied
         return proc.parallelism - occupied
 
-    def _critical_section(self, proc, now: float, queries: int = 3) -> tuple[float, int, int]:
+    def _critical_section(self, proc, now: float, before: int = 2) -> tuple[float, int, int]:
         """``_critical_section_enqueue_task_instances`` (§1.2) for this process's executors,
-        deciding and stamping QUEUED at ``now``. Returns (CPU seconds, DB queries: ``queries``,
-        of the 3 it makes, when it ran; task instances queued)."""
+        deciding and stamping QUEUED at ``now``. Returns (CPU seconds, DB queries, task instances
+        queued). The queries: ``before`` for the pool rows' lock and the SELECT (when slots are
+        open; 0 when the caller booked them), and the UPDATE to QUEUED only when it queued any
+        (``_executable_task_instances_to_queued`` returns before it when nothing is executable)."""
         cfg = self.cfg
         executors = proc.executors
         open_slots = self._open_slots(proc)
@@ -542,8 +544,7 @@ class Scheduler:
                     for ti in accepted:
                         ti.queued_by = proc
                     proc.occupied += queued
-        # pool lock, select scheduled TIs, update to queued
-        return self.ov.scheduler_per_ti * queued, queries, queued
+        return self.ov.scheduler_per_ti * queued, before + (1 if queued else 0), queued
 
     def _process_executor_events(self, proc):
         """Part B, second half, and part C: ``_process_executor_events``, then its cost (one
@@ -626,10 +627,6 @@ class Scheduler:
                         cpu, queries, waits = self._examination_part(proc, start)
                         if waits:
                             yield
-                        lock, waits = self._critical_section_lock(proc)
-                        queries += lock
-                        if waits:
-                            yield
                     phase_x = self.env.now - start
                 x_queries = queries
                 if not several:
@@ -670,11 +667,17 @@ class Scheduler:
 
     # -- the loop's parts -------------------------------------------------------------------------
     def _examination_part(self, proc, start: float):
-        """Part A up to the critical section, with one scheduler (``_schedule_all_dag_runs``):
-        the DAG runs are examined at the loop's start, then the examination costs its DB queries,
-        then its CPU on the host. Returns (CPU seconds, DB queries, whether the loop waits for
-        that cost)."""
+        """Part A up to the critical section's decision, with one scheduler: the DAG runs are
+        examined at the loop's start (``_schedule_all_dag_runs``), and when slots are open the
+        critical section locks the pool rows and selects the scheduled task instances
+        (``Pool.slots_stats(lock_rows=True)``, the SELECT ... FOR UPDATE); then their cost, DB
+        queries and CPU on the host. The lock's two queries are booked with the examination's,
+        before its CPU: the same time before the decision on an unshared host and one wait fewer
+        per loop (Airflow runs them after it; on a shared host the CPU's share is taken a few ms
+        sooner). Returns (CPU seconds, DB queries, whether the loop waits for that cost)."""
         cpu, queries = self._examine_runs(proc, start)
+        if self._open_slots(proc) > 0:
+            queries += 2
         wait = self.db.book(queries) if queries else 0.0
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
@@ -683,27 +686,13 @@ class Scheduler:
             return cpu, queries, True
         return cpu, queries, False
 
-    def _critical_section_lock(self, proc):
-        """The critical section's queries before it decides, with one scheduler, when slots are
-        open: the pool rows locked, the scheduled task instances selected (``Pool.slots_stats(
-        lock_rows=True)``, then the SELECT ... FOR UPDATE). Returns (DB queries, whether the loop
-        waits for their time: a DB wait with no CPU, a sleep of the loop)."""
-        if self._open_slots(proc) <= 0:
-            return 0, False
-        wait = self.db.book(2)
-        if wait > 0.0:
-            self.db_seconds += wait
-            proc.loop.sleep(wait)
-            return 2, True
-        return 2, False
-
     def _critical_section_part(self, proc):
         """The rest of part A with one scheduler (``_critical_section_enqueue_task_instances``):
         decided and stamped now, after the examination's cost and the critical section's first
-        queries (``queued_dttm`` is set by the UPDATE that follows them), then the UPDATE and the
-        CPU of queueing to the executor before the heartbeat. Returns (CPU seconds, DB queries,
+        two queries (``queued_dttm`` is set by the UPDATE that follows them), then the UPDATE and
+        the CPU of queueing to the executor before the heartbeat (neither when nothing is queued). Returns (CPU seconds, DB queries,
         task instances queued, whether the loop waits for that cost)."""
-        cpu, queries, queued = self._critical_section(proc, self.env.now, queries=1)
+        cpu, queries, queued = self._critical_section(proc, self.env.now, before=0)
         wait = self.db.book(queries) if queries else 0.0
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
