@@ -10,8 +10,9 @@ One loop:
      executor events.
 Each part costs scheduler time: CPU on the scheduler's host (a base per loop plus a cost per task
 instance touched) and metadata-DB queries. The examination's cost comes before the critical
-section, which stamps QUEUED after it (as ``queued_dttm`` is), then its own cost before the heartbeat. The loop sleeps ``scheduler_idle_sleep_time`` only when
-it queued nothing and processed no event.
+section, which stamps QUEUED after it (as ``queued_dttm`` is), then its own cost before the
+heartbeat. The loop sleeps ``scheduler_idle_sleep_time`` only when it queued nothing and
+processed no event.
 
 Idle loops are not simulated one by one: while nothing can change, an idle loop is identical to the
 one before, so the scheduler waits for a *ring* (a task finished, a run is due, a retry is due) and
