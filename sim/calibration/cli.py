@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import HANDOFF, parse_bodies, parse_sets
-from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, write_speed_profile, cross_validate, error_table, handoff_table, joint_fit,
+from .joint import (BASE_MACHINE, held_out_summary, BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, write_speed_profile, cross_validate, error_table, handoff_table, joint_fit,
                     load_configurations, write_joint_profile)
 from .profile_file import quality_table
 
@@ -104,9 +104,7 @@ def run_calibrate_all(args) -> int:
         print(error_table(q, "    "))
         if (q["stage"] == HANDOFF).any():
             print(handoff_table(q, "    "))
-        mk = q[q["stage"] == "makespan"]["error"].abs()
-        print(f"  held-out makespans: median |error| {mk.median():.1%}, worst {mk.max():.1%}, "
-              f"{(mk <= 0.15).mean():.0%} within 15 %")
+        print(f"  {held_out_summary(q)}")
     if args.out:
         path = write_joint_profile(fit, args.out, args.base)
         print(f"  profile written to {path}")

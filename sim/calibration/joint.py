@@ -488,6 +488,16 @@ def write_speed_profile(speed: float, path, base: str, session: str) -> Path:
     return write_safely(path, "\n".join(lines) + "\n")
 
 
+def held_out_summary(q: pd.DataFrame) -> str:
+    """One line on the scored makespans of a cross-validation (a median of too few runs is shown
+    in the table, not counted here)."""
+    rows = q[q["stage"] == "makespan"]
+    mk = rows.loc[rows["scored"].astype(bool) if "scored" in rows else rows.index, "error"].abs()
+    shown = f" ({len(rows) - len(mk)} not scored, shown above)" if len(mk) < len(rows) else ""
+    return (f"held-out makespans: median |error| {mk.median():.1%}, worst {mk.max():.1%}, "
+            f"{(mk <= 0.15).mean():.0%} within 15 %{shown}")
+
+
 def error_table(q: pd.DataFrame, indent: str = "") -> str:
     """Makespan and per-stage relative errors, one line per configuration and DAG."""
     lines = [f"{indent}{'configuration':24s} {'DAG':9s} {'makespan real':>13s} {'model':>7s} {'error':>7s}  "
@@ -529,4 +539,4 @@ def handoff_table(q: pd.DataFrame, indent: str = "") -> str:
 
 
 __all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table", "handoff_table",
-           "write_joint_profile", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
+           "write_joint_profile", "held_out_summary", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
