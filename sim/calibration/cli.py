@@ -9,8 +9,9 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import HANDOFF, parse_bodies, parse_sets
-from .joint import (BASE_MACHINE, held_out_summary, BENCH_BODIES, MACHINE_2CORE, SPEED, reference_session, write_speed_profile, cross_validate, error_table, handoff_table, joint_fit,
-                    load_configurations, write_joint_profile)
+from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, cross_validate, error_table, handoff_table,
+                    held_out_summary, joint_fit, load_configurations, reference_session, write_joint_profile,
+                    write_speed_profile)
 from .profile_file import quality_table
 
 
