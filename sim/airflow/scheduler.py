@@ -679,47 +679,41 @@ class Scheduler:
         cpu, queries = self._examine_runs(proc, start)
         if self._open_slots(proc) > 0:
             queries += 2
-        wait = self.db.book(queries) if queries else 0.0
-        if cpu > 0.0 or wait > 0.0:
-            self.db_seconds += wait
-            self.cpu_seconds += cpu
-            proc.host.work_for(proc.loop, cpu, after=wait)
-            return cpu, queries, True
-        return cpu, queries, False
+        self.cpu_seconds += cpu
+        return cpu, queries, self._pay(proc, cpu, queries)
 
     def _critical_section_part(self, proc):
         """The rest of part A with one scheduler (``_critical_section_enqueue_task_instances``):
         decided and stamped now, after the examination's cost and the critical section's first
         two queries (``queued_dttm`` is set by the UPDATE that follows them), then the UPDATE and
-        the CPU of queueing to the executor before the heartbeat (neither when nothing is queued). Returns (CPU seconds, DB queries,
-        task instances queued, whether the loop waits for that cost)."""
+        the CPU of queueing to the executor before the heartbeat (neither when nothing is
+        queued). Returns (CPU seconds, DB queries, task instances queued, whether the loop waits
+        for that cost)."""
         cpu, queries, queued = self._critical_section(proc, self.env.now, before=0)
+        self.cpu_seconds += cpu
+        return cpu, queries, queued, self._pay(proc, cpu, queries)
+
+    def _pay(self, proc, cpu: float, queries: int) -> bool:
+        """A part's cost: ``queries`` on the metadata DB, then ``cpu`` seconds on the scheduler's
+        host. Arranges the loop's wake-up when either takes time; returns whether it does."""
         wait = self.db.book(queries) if queries else 0.0
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
-            self.cpu_seconds += cpu
             proc.host.work_for(proc.loop, cpu, after=wait)
-            return cpu, queries, queued, True
-        return cpu, queries, queued, False
+            return True
+        return False
 
     def _scheduling_part_shared(self, proc, start: float):
         """Part A with several schedulers: the critical section comes after the examination, and
         only one scheduler can hold it; the others skip it this loop (§1.13)."""
-        db, host = self.db, proc.host
         cpu, queries = self._examine_runs(proc, start)
-        wait = db.book(queries) if queries else 0.0
-        self.db_seconds += wait
-        if cpu > 0.0 or wait > 0.0:
-            host.work_for(proc.loop, cpu, after=wait)
+        if self._pay(proc, cpu, queries):
             yield
         queued = 0
         if self._cs_holder is None:
             self._cs_holder = proc
             cs_cpu, cs_queries, queued = self._critical_section(proc, self.env.now)
-            wait = db.book(cs_queries) if cs_queries else 0.0
-            self.db_seconds += wait
-            if cs_cpu > 0.0 or wait > 0.0:
-                host.work_for(proc.loop, cs_cpu, after=wait)
+            if self._pay(proc, cs_cpu, cs_queries):
                 yield
             self._cs_holder = None
             cpu += cs_cpu

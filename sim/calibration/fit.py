@@ -6,9 +6,10 @@ loop, per task instance and per metadata-DB query; CPU work of a task process be
 (``task_exit_cpu``), all shared among the host's cores; for Celery the broker's publish and
 delivery hops. The objective is the mean squared relative error of the per-stage means
 (ready -> queued, queued -> started, task duration) and of the DAG-run makespans over the
-calibration DAGs (their medians where DAG runs were triggered at once: ``MEDIAN_WHY``), each simulated over a few seeds with common random numbers; the optimiser is a
-Sobol design over the parameters' ranges (in log space), then bounded Nelder-Mead from the best
-point. Deterministic for given seeds.
+calibration DAGs (their medians where DAG runs were triggered at once: ``MEDIAN_WHY``), each
+simulated over a few seeds with common random numbers; the optimiser is a Sobol design over the
+parameters' ranges (in log space), then bounded Nelder-Mead from the best point. Deterministic
+for given seeds.
 """
 from __future__ import annotations
 

@@ -42,8 +42,8 @@ from ..errors import SimError
 from ..files import read_text
 from ..scenario.schema import read_yaml
 from . import inputs as inp
-from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms, _prepare, _quality,
-                  log_box, memoised, progress_bar)
+from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms,
+                  _prepare, _quality, log_box, memoised, progress_bar)
 from .model import complete_sections
 from .profile_file import MARKER, write_safely
 
