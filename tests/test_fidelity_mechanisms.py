@@ -343,3 +343,17 @@ def test_under_overlapping_load_a_diamonds_last_task_sometimes_starves_as_measur
     assert all(m < 15 for m, s in zip(makespans, slow) if not s)
     # and the slow runs are the starvation: t4 waited for the fan-outs' tasks
     assert all(w > 25 for w, s in zip(waits, slow) if s)
+
+
+def test_work_done_beside_a_try_slows_loaded_hosts_not_a_lone_try():
+    """7. Overheads.task_background_cpu is work nobody waits for: on the 2-core
+    machine a lone chain's tries see a free core and keep their pace, while a fan-out's tries share
+    both cores with it and take longer."""
+    def makespans(dag, background):
+        r = simulate(dag, parallelism=16, runs=3, overheads={"task_background_cpu": background})
+        d = r.dag_runs
+        return float((d["ended_at"] - d["started_at"]).mean())
+    lone = makespans(chain(0.5), 0.3) / makespans(chain(0.5), 0.0)
+    loaded = makespans(fanout(), 0.3) / makespans(fanout(), 0.0)
+    assert abs(lone - 1.0) < 0.03, lone
+    assert loaded > 1.1, loaded

@@ -49,6 +49,24 @@ def test_callback_jobs():
     assert seen == [4.0, 4.0]
 
 
+def test_work_nobody_waits_for_only_slows_the_rest():
+    env = simpy.Environment()
+    host = Host(env, "h", 1)
+    seen = []
+    host.burn(2.0)                         # shares the core: the waited-for job takes twice as long
+    host.run(2.0, lambda _: seen.append(env.now))
+    env.run()
+    assert seen == [4.0] and abs(host.busy_core_seconds - 4.0) < 1e-9
+    two = Host(env, "two", 2)
+    two.burn(2.0)                          # a second core free: no slower
+    two.run(1.0, lambda _: seen.append(env.now))
+    env.run()
+    assert seen[-1] == 5.0
+    free = Host(env, "free", None)
+    free.burn(3.0)                         # unlimited: counted, nothing scheduled
+    assert free.busy_core_seconds == 3.0 and not env._queue
+
+
 def test_db_fifo_connection_pool():
     env = simpy.Environment()
     db = MetadataDB(env, query_time=1.0, connections=2)

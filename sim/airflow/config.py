@@ -101,6 +101,12 @@ class Overheads:
     #: with the mini-scheduler's DAG subset, the job's end, the process exit). `sim calibrate`.
     task_run_cpu: float = 0.0
     task_exit_cpu: float = 0.0
+    #: CPU work a try costs other processes on its host, which the task's own path does not wait
+    #: for, done once the executor has learned the outcome: what measured totals show beyond a
+    #: lone task's path (real Airflow 2.10 on 2 cores used 0.70-0.78 core-seconds per try, lone
+    #: or loaded, by /proc/stat, while a lone try's start, run and exit take about 0.6 s of wall
+    #: time; data/airflow-runs/new-session, machine-busy). It slows whatever else runs on the host.
+    task_background_cpu: float = 0.0
     #: Wall time of a task process that is *waiting*, not computing (DB round trips and lock
     #: waits, connection set-up, fork and exec, the job's polling of its child): before its
     #: start_date, inside its run, and after its outcome until the process has exited. Waiting
@@ -129,7 +135,7 @@ class Overheads:
 
     #: The fields that are CPU work on a host, scaled by cpu_speed.
     CPU_WORK = ("scheduler_loop_base", "scheduler_per_ti", "process_start_fork", "process_start_interpreter",
-                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu")
+                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu", "task_background_cpu")
 
     def at_cpu_speed(self) -> "Overheads":
         """These overheads with the CPU work divided by ``cpu_speed`` (itself when it is 1)."""

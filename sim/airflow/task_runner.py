@@ -10,7 +10,8 @@
    ``handle_task_exit`` runs the mini-scheduler (``schedule_after_task_execution``): after a
    success it schedules the same run's downstream tasks whose dependencies are now met
    (Airflow 2.10 ``local_task_job_runner.py`` ``handle_task_exit``, after the raw process ended);
-6. the job ends, the process exits and the executor learns the result.
+6. the job ends, the process exits and the executor learns the result; what the try costs other
+   processes beside its path (``task_background_cpu``) then runs on the host, waited for by nobody.
 
 Each step costs CPU work on the host (shared by processor sharing) and, separately, waiting that
 uses no CPU (``*_latency``: DB round trips, fork, the job polling its child): only the CPU part
@@ -62,7 +63,7 @@ class Process:
 
 class TaskRunner:
     __slots__ = ("sim", "env", "db", "core", "startup", "mini_scheduler", "mini_schedule", "mini_queries", "live", "running",
-                 "job_heartbeat", "run_cpu", "exit_cpu", "api", "start_latency", "run_latency",
+                 "job_heartbeat", "run_cpu", "exit_cpu", "background_cpu", "api", "start_latency", "run_latency",
                  "exit_latency", "_factor", "_started_on",
                  "heartbeat_interval", "_beating", "heartbeats", "late_exit_share", "_late_exit",
                  "_to_start_cpu", "_to_run_cpu", "_to_ended", "_to_written", "_to_exit_cpu", "_to_mini")
@@ -81,6 +82,7 @@ class TaskRunner:
         #: Airflow's own CPU work in the task process, inside the run and after it (calibrated).
         self.run_cpu = ov.task_run_cpu
         self.exit_cpu = ov.task_exit_cpu
+        self.background_cpu = ov.task_background_cpu
         self.start_latency = ov.process_start_latency
         self.run_latency = ov.task_run_latency
         self.exit_latency = ov.task_exit_latency
@@ -315,6 +317,10 @@ class TaskRunner:
         if self.running.get(key) is proc:
             del self.running[key]
         proc.on_exit(proc, outcome)
+        if self.background_cpu > 0.0 and not proc.one_shot:
+            # other processes' share of this try, which nobody waits for (Overheads.task_background_cpu;
+            # a pod's host goes with the pod)
+            proc.host.burn(self.background_cpu)
 
     def _api_write(self) -> float:
         """One state write by the task through the API server, which makes the DB query (Airflow

@@ -51,7 +51,7 @@ from .profile_file import MARKER, write_safely
 JOINT_FIT = ("overheads.scheduler_per_ti", "overheads.db_query_time",
              "overheads.process_start_fork", "overheads.process_start_latency",
              "overheads.task_run_cpu", "overheads.task_run_latency",
-             "overheads.task_exit_cpu", "overheads.task_exit_latency",
+             "overheads.task_exit_cpu", "overheads.task_exit_latency", "overheads.task_background_cpu",
              "celery.publish_time", "celery.delivery_time", "celery.fetch_per_task")
 #: Airflow 3's (a base profile with execution_api): the Execution API request instead of the DB
 #: query the task processes no longer make, and no Celery hops (the same Celery as 2.10's fit).
@@ -349,7 +349,7 @@ START = {"overheads.scheduler_loop_base": 0.2, "overheads.scheduler_per_ti": 0.0
          "overheads.db_query_time": 0.0025, "overheads.process_start_fork": 0.3,
          "overheads.process_start_latency": 0.03, "overheads.task_run_cpu": 0.2,
          "overheads.task_run_latency": 0.01, "overheads.task_exit_cpu": 0.1,
-         "overheads.task_exit_latency": 0.1, "celery.publish_time": 0.01, "celery.delivery_time": 0.01,
+         "overheads.task_exit_latency": 0.1, "overheads.task_background_cpu": 0.1, "celery.publish_time": 0.01, "celery.delivery_time": 0.01,
          "celery.fetch_per_task": 0.001}
 
 

@@ -19,6 +19,9 @@ PARAMETERS = {
                                "Airflow's CPU work inside a task's run (raw task process, templates, operator set-up)"),
     "overheads.task_exit_cpu": (0.001, 3.0, ("local", "celery"),
                                 "CPU work after the outcome: handle_task_exit, mini-scheduler, process exit"),
+    "overheads.task_background_cpu": (0.001, 3.0, ("local", "celery"),
+                                      "CPU a try costs other processes on its host, off its own path "
+                                      "(once the executor has its outcome)"),
     "overheads.process_start_latency": (0.001, 3.0, ("local", "celery"),
                                         "task process start: waiting, not computing (DB round trips, fork)"),
     "overheads.task_run_latency": (0.001, 3.0, ("local", "celery"),

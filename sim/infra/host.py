@@ -27,6 +27,10 @@ def _start_job(loop) -> None:
 _START_JOB = (_start_job,)          # its callbacks, one tuple for every such wait (only read)
 
 
+def _nobody_waits(_arg) -> None:
+    pass
+
+
 class Host:
     __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
                  "busy_core_seconds", "peak_jobs", "_wake")
@@ -95,6 +99,13 @@ class Host:
             later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then(arg))
             return
         self._submit(seconds, then, arg)
+
+    def burn(self, seconds: float) -> None:
+        """``seconds`` of CPU work that nobody waits for: it only slows what else runs here."""
+        if self.cores is None:
+            self.busy_core_seconds += seconds
+        elif seconds > 0.0:
+            self._submit(seconds, _nobody_waits, None)
 
     def _submit(self, seconds: float, done, arg) -> None:
         now = self.env.now

@@ -537,6 +537,8 @@ class OverheadsSection(Strict):
     """CPU work of a task process inside its recorded run, besides the task's own work."""
     task_exit_cpu: Duration = Overheads.task_exit_cpu
     """CPU work of a task process after its outcome is written, before its slot frees."""
+    task_background_cpu: Duration = Overheads.task_background_cpu
+    """CPU work a try costs other processes on its host once the executor has its outcome."""
     process_start_latency: Duration = Overheads.process_start_latency
     """Waiting (not computing) of a task process before its start_date: DB round trips, fork."""
     task_run_latency: Duration = Overheads.task_run_latency
