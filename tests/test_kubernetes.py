@@ -863,8 +863,10 @@ def test_requested_pods_occupy_parallelism():
     r, sim = simulate(data)
     assert not r.stuck and (final_states(r) == "success").all()
     tis = r.task_instances
-    # every slot released, but the last try's may still be held when the last run ends
-    assert tis["released_at"].isna().sum() <= 1
+    # every slot released, but the last tries' may still be held when the last run ends: only
+    # tries that ended within the run's last loop cycle (2 s) have none
+    unreleased = tis[tis["released_at"].isna()]
+    assert (unreleased["ended_at"] >= r.dag_runs["ended_at"].max() - 2.0).all(), unreleased
     assert max_overlap(tis["queued_at"], tis["released_at"].fillna(np.inf)) == P
     # executor states: queued + running never exceed parallelism (from the transitions)
     tr = r.transitions.sort_values("time", kind="stable")
