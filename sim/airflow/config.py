@@ -103,7 +103,7 @@ class Overheads:
     task_exit_cpu: float = 0.0
     #: CPU work a try costs other processes on its host, which the task's own path does not wait
     #: for, done once the executor has learned the outcome: what measured totals show beyond a
-    #: lone task's path (real Airflow 2.10 on 2 cores used 0.70-0.78 core-seconds per try, lone
+    #: lone task's path (real Airflow 2.10 on 2 cores used 0.70-0.87 core-seconds per try, lone
     #: or loaded, by /proc/stat, while a lone try's start, run and exit take about 0.6 s of wall
     #: time; data/airflow-runs/new-session, machine-busy). It slows whatever else runs on the host.
     task_background_cpu: float = 0.0
