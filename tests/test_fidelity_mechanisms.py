@@ -359,34 +359,31 @@ def _real_cpu_per_try(folder: Path) -> dict:
     return out
 
 
-def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded():
+def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded(new_session):
     """7. Real Airflow 2.10 used 0.70-0.87 core-seconds of the 2-core machine per try, in lone chains
     and loaded fan-outs alike (data/airflow-runs/new-session, /proc/stat), while a lone try's path
     (queued -> start, its run's overhead, end -> mini-scheduler) is about 0.6 s of wall time: part of
     the work is done beside it (Overheads.task_background_cpu). The held-out session, its machine's
-    speed fitted on its diamonds' lone tasks as above: each chain's and fan-out's CPU per try in the
+    speed fitted on its diamonds' lone tasks (the new_session fixture): each chain's and fan-out's CPU per try in the
     model within 15 % of the real one."""
-    from sim.calibration.joint import SPEED, joint_fit, load_configurations, sections_for
+    from sim.calibration.joint import SPEED, sections_for
     from sim.calibration.model import build_scenario, clone_dag
     from sim.model.schedules import At
 
-    new = load_configurations([REAL / "new-session"], REAL / "rest")
-    dags = {c.name: list(c.dags) for c in new}
-    for c in new:
-        c.dags = ["diamond"]
-    speed = joint_fit(new, fit=(), reference="af210-wide-1", seeds=(0,), max_evaluations=12).fitted[SPEED + new[0].session]
+    new, speed = new_session
     errors = {}
     for c in new:
         real = _real_cpu_per_try(c.folder)
         sec = sections_for(c, {SPEED + c.session: speed})
         p = c.problem
+        bodies = p.bodies(sec)
         for dag in ("chain", "fanout", "fanout0"):
-            assert dag in dags[c.name]
+            assert dag in c.dags
             model = []
             for seed in (0, 1):
                 def alone(at):
-                    dags = [clone_dag(p.templates[dag], p.bodies(sec).get(dag, {}), At((at,)))]
-                    s = Simulation(build_scenario(sec, c.executor, dags, seed, horizon=at))
+                    one = [clone_dag(p.templates[dag], bodies.get(dag, {}), At((at,)))]
+                    s = Simulation(build_scenario(sec, c.executor, one, seed, horizon=at))
                     return s, s.run().task_instances
                 (early, tis), (late, _) = alone(10.0), alone(70.0)
                 # the loop's CPU while idle, which runs before the trigger: 60 s more of it

@@ -250,22 +250,16 @@ def test_a_fit_over_two_sessions_fits_the_other_sessions_speed(configs, tmp_path
     assert load_profile(str(tmp_path / "p.yaml"))["overheads"].get("cpu_speed", 1.0) == 1.0
 
 
-def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed():
+def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_session):
     """data/airflow-runs/new-session: a fourth session, measured after the profile was fitted, at
     two settings the training set has (Local p8, Celery p16 c8). Its chains took 12.6-12.8 s
     against 16.0 and 16.6 s in the sessions the fit saw. Only its machine's speed is fitted, and on
-    the diamonds' lone tasks alone; the chains and fan-outs are predicted."""
+    the diamonds' lone tasks alone (the new_session fixture); the chains and fan-outs are predicted."""
     from sim.calibration.joint import JointFit
-    new = load_configurations([DATA / "new-session"], REST)
-    dags = {c.name: list(c.dags) for c in new}
-    for c in new:
-        c.dags = ["diamond"]
-    fit = joint_fit(new, fit=(), reference="af210-wide-1", seeds=(0,), max_evaluations=12)
-    speed = fit.fitted[SPEED + new[0].session]
+    new, speed = new_session
     assert 1.15 < speed < 1.6                  # faster than the reference machine, as its lone tasks were
-    for c in new:
-        c.dags = dags[c.name]
-    mk = fit.quality(new).query("stage == 'makespan'").set_index(["configuration", "dag_id"])["error"]
+    fit = JointFit({SPEED + new[0].session: speed}, 0, 0, 0, (0,), new)
+    mk = fit.quality().query("stage == 'makespan'").set_index(["configuration", "dag_id"])["error"]
     print(speed, mk.to_dict())
     assert (mk.abs() <= 0.15).all(), mk.to_dict()
     # at the profile's own speed the same chains come out over 25 % long
