@@ -167,3 +167,46 @@ def test_runs_an_aborted_attempt_left_unfinished_are_failed_before_the_scheduler
     # and run_configuration does it before it starts the scheduler
     src = HARNESS.read_text()
     assert src.index("fail_leftover_runs()\n        if left") < src.index('procs.start("scheduler"')
+
+
+def _tables(text: str) -> dict:
+    """process_cpu.py analyze's printed tables: {title: {row: [numbers]}}."""
+    out, title = {}, None
+    for line in text.splitlines():
+        if line.startswith("(") or line.isupper() or line.startswith("COVERAGE") or line.startswith("IDLE"):
+            title = line.split(":")[0].strip()
+            out.setdefault(title, {})
+            continue
+        parts = line.split()
+        if title and len(parts) > 1:
+            try:
+                out[title][parts[0]] = [float(x) for x in parts[1:]]
+            except ValueError:
+                pass
+    return out
+
+
+def test_process_cpu_analysis_of_the_committed_session_says_what_the_readme_does():
+    """bench/real_airflow/process_cpu.py analyze on data/airflow-runs/process-cpu (10 s): the
+    sampler accounts for most of the machine's busy time, the try's supervisor spends most of its
+    CPU starting up before start_date (on the try's path), the raw task during the run, and from
+    Celery concurrency 8 to 16 no process spends more per fan-out try (data/airflow-runs/README.md)."""
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "real_airflow" / "process_cpu.py"), "analyze",
+                          str(ROOT / "data" / "airflow-runs" / "process-cpu")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    t = _tables(run.stdout)
+    for config in ("celery-p16-c16", "celery-p16-c8", "local-p8"):
+        assert t["COVERAGE over the clean runs' windows [queued_at, end_date] (core-seconds; cores = / seconds)"][
+            config][3] > 0.85
+    chain = t["(b) chain, celery-p16-c8"]
+    q_s, s_e = 1, 2                                        # columns [q,s) and [s,e)
+    assert chain["task-supervisor"][q_s] == max(row[q_s] for name, row in chain.items() if not name.startswith(
+        ("=", "machine", "window", "sampler")))
+    assert chain["task-supervisor"][q_s] > 0.3 and chain["task-raw"][s_e] > 0.15 and chain["task-raw"][q_s] < 0.01
+    for dag in ("fanout", "fanout0"):
+        c16_minus_c8 = {role: row[-1] for role, row in t[f"(c) {dag}"].items()
+                        if role in ("task-supervisor", "task-raw", "scheduler", "celery-main", "celery-pool")}
+        assert all(abs(d) < 0.02 for d in c16_minus_c8.values()), c16_minus_c8
