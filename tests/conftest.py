@@ -8,14 +8,13 @@ import pytest
 DATA = Path(__file__).resolve().parents[1] / "data" / "airflow-runs"
 
 
-@pytest.fixture(scope="session")
-def new_session():
-    """data/airflow-runs/new-session, the session no fit has seen: its configurations (every DAG
-    they recorded) and its machine's speed against the profile's (session af210-wide-1), fitted on
-    its diamonds' lone tasks alone. Fitted once; the tests only read both."""
+def held_out_session(folder: str):
+    """A measuring session no fit has seen: its configurations (every DAG they recorded) and its
+    machine's speed against the profile's (session af210-wide-1), fitted on its diamonds' lone
+    tasks alone."""
     from sim.calibration.joint import SPEED, joint_fit, load_configurations
 
-    new = load_configurations([DATA / "new-session"], DATA / "rest")
+    new = load_configurations([DATA / folder], DATA / "rest")
     dags = {c.name: list(c.dags) for c in new}
     for c in new:
         c.dags = ["diamond"]
@@ -24,3 +23,16 @@ def new_session():
     for c in new:
         c.dags = dags[c.name]
     return new, speed
+
+
+@pytest.fixture(scope="session")
+def new_session():
+    """data/airflow-runs/new-session (a faster machine than the training set's). Fitted once; the
+    tests only read it."""
+    return held_out_session("new-session")
+
+
+@pytest.fixture(scope="session")
+def process_cpu_session():
+    """data/airflow-runs/process-cpu (a slower machine, with a CPU sampler beside the runs)."""
+    return held_out_session("process-cpu")

@@ -268,6 +268,37 @@ def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_se
     assert (slow.xs("chain", level="dag_id") > 0.25).all()
 
 
+def _held_out_makespans(session) -> "pd.Series":
+    from sim.calibration.joint import JointFit
+    new, speed = session
+    fit = JointFit({SPEED + new[0].session: speed}, 0, 0, 0, (0, 1), new)
+    return fit.quality().query("stage == 'makespan'").set_index(["configuration", "dag_id"])["error"]
+
+
+def test_a_slower_session_the_fit_never_saw_has_its_chains_predicted_from_its_diamonds_speed(process_cpu_session):
+    """data/airflow-runs/process-cpu: a fifth session, on a slower machine (its diamonds' speed
+    about 0.8 of the reference machine's; new-session's 1.3). Its chains took 19.8-20.6 s against
+    new-session's 12.6-13.1 s at the same settings: each link waited one more idle loop, because a
+    0.5 s task's queued -> end, slower here, ended after the loop's next pass more often. Only the
+    speed is fitted, on the diamonds; the chains, and so that phase effect, are predicted."""
+    new, speed = process_cpu_session
+    assert 0.6 < speed < 1.0                   # slower than the reference machine, as its lone tasks were
+    mk = _held_out_makespans(process_cpu_session)
+    print(speed, mk.to_dict())
+    assert (mk.xs("chain", level="dag_id").abs() <= 0.10).all(), mk.to_dict()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the slower session's fan-outs come out 12-24 % short. "
+                                       "Its runs shared the 2 cores with the measuring: the harness's psql polling "
+                                       "(0.08 cores) and the CPU sampler (0.08-0.13), which the replay does not have; "
+                                       "with 0.2 cores of such load replayed they come within 12 %, but the fit never had "
+                                       "the harness's load either")
+def test_a_slower_session_the_fit_never_saw_has_its_fan_outs_predicted_from_its_diamonds_speed(process_cpu_session):
+    mk = _held_out_makespans(process_cpu_session)
+    fan = mk[mk.index.get_level_values("dag_id").str.startswith("fanout")]
+    assert (fan.abs() <= 0.15).all(), fan.to_dict()
+
+
 def test_cli_speed_only_fits_a_machine_and_writes_a_profile_at_its_speed(tmp_path, capsys):
     """`sim calibrate-all FOLDER --speed-only`: the base profile's mechanisms as they are, the
     session's cpu_speed against its machine, written as a profile that extends the base."""
