@@ -58,14 +58,13 @@ class Loop:
     object, ``Process`` resume or callbacks list per wait: the scheduler loop waits about three
     times a loop, and runs about one loop per task instance."""
 
-    __slots__ = ("env", "_gen", "callbacks", "_steps", "job")
+    __slots__ = ("env", "_gen", "callbacks", "_steps")
     _ok = True
 
     def __init__(self, env, gen):
         self.env = env
         self._gen = gen
         self._steps = (self.resume,)
-        self.job = None          # (host, CPU seconds) while a host job waits for its start
         self.callbacks = self._steps
         heappush(env._queue, (env._now, URGENT, next(env._eid), self))   # as env.process's Initialize
 

@@ -66,7 +66,7 @@ class TaskRunner:
                  "job_heartbeat", "run_cpu", "exit_cpu", "background_cpu", "api", "start_latency", "run_latency",
                  "exit_latency", "_factor", "_started_on",
                  "heartbeat_interval", "_beating", "heartbeats", "late_exit_share", "_late_exit",
-                 "_to_start_cpu", "_to_run_cpu", "_to_ended", "_to_written", "_to_exit_cpu", "_to_mini")
+                 "_to_ended", "_to_written", "_to_exit_cpu", "_to_mini")
 
     def __init__(self, sim):
         self.sim = sim
@@ -108,8 +108,6 @@ class TaskRunner:
         self.late_exit_share = ov.supervisor_late_exit_share if self.api is not None else 0.0
         self._late_exit = stream(sim.seed, "overheads/supervisor-exits").random if self.late_exit_share > 0.0 else None
         # a process's steps as the callbacks it waits with (engine.later_on), made once
-        self._to_start_cpu = (self._start_cpu,)
-        self._to_run_cpu = (self._run_cpu,)
         self._to_ended = (self._ended,)
         self._to_written = (self._written,)
         self._to_exit_cpu = (self._exit_cpu,)
@@ -144,15 +142,9 @@ class TaskRunner:
         # (a pod's start-up, given as `startup`, has its own stages and is not varied)
         f = self._factor() if startup is None else 1.0
         wait = self.start_latency * f
-        proc.cpu = (boot + parse) * f
-        if wait > 0.0:
-            later_on(self.env, wait, proc, self._to_start_cpu)
-        else:
-            host.run(proc.cpu, self._booted, proc)
+        # the start latency, then the start-up's CPU: one host job with its wait before it
+        host.run((boot + parse) * f, self._booted, proc, after=wait if wait > 0.0 else 0.0)
         return proc
-
-    def _start_cpu(self, proc) -> None:
-        proc.host.run(proc.cpu, self._booted, proc)
 
     def _booted(self, proc) -> None:
         if not proc.alive:
@@ -213,18 +205,10 @@ class TaskRunner:
                 # task_run_cpu first (the raw task process's fork, context, templates), then the
                 # task's own wall time (a timer even when it is zero, as ever)
                 proc.cpu, proc.wait = run_cpu, duration
-            if wait > 0.0:
-                later_on(env, wait, proc, self._to_run_cpu)
-            else:
-                self._run_cpu(proc)
+            # the DB write's wait, the run's CPU, then its waiting: one host job
+            proc.host.run(proc.cpu, self._ended, proc, after=wait if wait > 0.0 else 0.0, tail=proc.wait)
         else:
             later_on(env, started - env.now + duration, proc, self._to_ended)
-
-    def _run_cpu(self, proc) -> None:
-        proc.host.run(proc.cpu, self._ended if proc.wait is None else self._run_wait, proc)
-
-    def _run_wait(self, proc) -> None:
-        later_on(self.env, proc.wait, proc, self._to_ended)
 
     def _ended(self, proc) -> None:
         if not proc.alive:

@@ -1,39 +1,76 @@
 """A host whose cores are shared by everything running on it (egalitarian processor sharing).
 
 With ``n`` CPU-bound jobs on ``c`` cores each job progresses at rate ``min(1, c/n)``: piling more
-processes onto a small host does not make it faster, it makes everything on it slower. The
-implementation keeps one *virtual work clock* ``V`` (work done by any one job since the host
-started) and a heap of the jobs' finishing values of ``V``, so an arrival or a departure costs
-O(log n), and only one wake-up timer is live at a time.
+processes onto a small host does not make it faster, it makes everything on it slower.
+
+The host runs in one of two modes:
+
+*free*: while the jobs *outstanding* on the host (submitted and not yet done, those still in the
+wait before them included) are no more than its cores, every job runs at rate 1 whatever else
+arrives or leaves, so a job's end is known when it is submitted: its arrival (now + ``after``)
+plus its ``seconds``. Its owner's continuation is then pushed once, at submission, at that end
+plus the wait after it (``tail``): the host itself schedules nothing. Its bookkeeping is lazy: a
+heap of the free jobs by end, from which each submission retires those done.
+
+*classic*: a submission that would make the outstanding jobs more than the cores switches to
+processor sharing proper: the free jobs' pushed continuations are disarmed, the running ones
+move into a *virtual work clock* ``V`` (work done by any one job since the host started) and a
+heap of the jobs' finishing values of ``V``, with their remaining work, and the ones still in
+their wait get an arrival timer. An arrival or a departure costs O(log n), and only one wake-up
+timer is live at a time. At a departure that leaves no more jobs than cores the host goes free
+again: each running job's continuation is pushed at its end, and the host's timer disarmed.
+
+Both modes give the same ends (up to float rounding; ties at one instant may fall in another
+order), and ``busy_core_seconds`` the same value at any time: the work done up to the host's
+last event (a job's arrival or end, as the classic mode counts it).
 """
 from __future__ import annotations
 
 from heapq import heappop, heappush
 
 from simpy import Event
+from simpy.events import NORMAL
 
 from ..engine import Wake, later, later_on
 
 _NOBODY = ()       # the callbacks of a superseded timer
 
 
-def _start_job(loop) -> None:
-    """A loop's host job whose wait before it (``after``) is over: submitted now."""
-    host, seconds = loop.job
-    loop.job = None
-    host._submit(seconds, loop.resume, None)
+def _fire(job) -> None:
+    """A job's continuation (its own timer): its work, and the wait after it, are over."""
+    job.done(job.arg)
 
 
-_START_JOB = (_start_job,)          # its callbacks, one tuple for every such wait (only read)
+_FIRE = (_fire,)          # its callbacks, one tuple for every job (only read)
 
 
-def _nobody_waits(_arg) -> None:
-    pass
+class _Job:
+    """One job: ``s`` seconds of CPU work, then ``done(arg)`` (``done`` None: nobody waits) after a
+    further ``tail`` seconds' wait (None: none at all). In free mode ``a`` and ``f`` are its
+    arrival and its end on the wall clock. It is its own timer (``callbacks``, ``_ok``) for its
+    continuation, its arrival, or an unlimited host's steps."""
+
+    __slots__ = ("callbacks", "s", "done", "arg", "tail", "a", "f", "seq")
+    _ok = True
+
+    def __init__(self, s, done, arg, tail, seq):
+        self.s = s
+        self.done = done
+        self.arg = arg
+        self.tail = tail
+        self.seq = seq
+        self.a = self.f = 0.0
+
+    def copy(self) -> "_Job":
+        """A fresh timer for the same job (the old one stays queued, disarmed)."""
+        job = _Job(self.s, self.done, self.arg, self.tail, self.seq)
+        job.a, job.f = self.a, self.f
+        return job
 
 
 class Host:
     __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
-                 "busy_core_seconds", "peak_jobs", "_wake")
+                 "_busy", "_wake", "_free", "_fheap", "_tev", "_arrive_cb", "_steps")
 
     def __init__(self, env, name: str, cores: float | None):
         if cores is not None and not cores > 0:
@@ -41,92 +78,235 @@ class Host:
         self.env = env
         self.name = name
         self.cores = cores
-        self._n = 0
+        self._n = 0                 # classic: jobs running
         self._v = 0.0
         self._t = 0.0
-        self._heap: list = []
+        self._heap: list = []       # classic: (V at its end, seq, job)
         self._seq = 0
         self._timer = None          # the one live wake-up timer (older ones are disarmed)
         self._wake = (self._on_timer,)  # its callbacks: one tuple for every timer (only read)
-        self.busy_core_seconds = 0.0
-        self.peak_jobs = 0
+        self._busy = 0.0            # core-seconds up to _t (classic), of retired jobs (free)
+        self._free = True
+        self._fheap: list = []      # free: (wall end, seq, job) of the jobs not yet retired
+        self._tev = 0.0             # free: the latest event (classic sense) known to be past
+        self._arrive_cb = (self._arrive,)
+        self._steps = ((self._step_cpu,), (self._step_tail,))
 
     @property
     def jobs(self) -> int:
-        return self._n
+        """Jobs running (arrived, not done) now."""
+        if not self._free:
+            return self._n
+        now = self.env.now
+        return sum(1 for f, _, job in self._fheap if job.a <= now < f)
+
+    @property
+    def busy_core_seconds(self) -> float:
+        """Core-seconds of work done up to the host's last event (an arrival or an end), as the
+        classic mode counts it; the free jobs' share is added at the time it is read."""
+        heap = self._fheap
+        if not heap:
+            return self._busy
+        now = self.env.now
+        t = self._tev
+        for f, _, job in heap:             # the last arrival or end that has happened
+            if f <= now:
+                if f > t:
+                    t = f
+            elif t < job.a <= now:
+                t = job.a
+        busy = self._busy
+        for f, _, job in heap:
+            if f <= t:
+                busy += job.s
+            elif job.a < t:
+                busy += t - job.a
+        return busy
 
     def work(self, seconds: float, after: float = 0.0) -> Event:
         """An event that fires once ``seconds`` of CPU work are done on this host, the work
         starting ``after`` seconds from now (a wait that uses no CPU, e.g. for the database)."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
-                self.busy_core_seconds += seconds
+                self._busy += seconds
             total = (seconds if seconds > 0.0 else 0.0) + after
             return self.env.timeout(total)
         ev = Event(self.env)
-        if after > 0.0:
-            later(self.env, after, lambda _e: self._submit(seconds, ev.succeed, None))
-        else:
-            self._submit(seconds, ev.succeed, None)
+        self._enter(seconds, ev.succeed, None, after, None)
         return ev
 
-    def work_for(self, loop, seconds: float, after: float = 0.0) -> None:
+    def work_for(self, loop, seconds: float, after: float = 0.0, tail: float | None = None) -> None:
         """:meth:`work` for an :class:`~sim.engine.Loop`: resume ``loop`` when the work is done
-        (at once, from the host's timer), ``after`` seconds' wait included."""
+        (at once, from the host's timer), ``after`` seconds' wait before it and ``tail`` after
+        it included."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
-                self.busy_core_seconds += seconds
-            loop.sleep((seconds if seconds > 0.0 else 0.0) + after)
-        elif after > 0.0:
-            loop.job = (self, seconds)
-            later_on(self.env, after, loop, _START_JOB)
+                self._busy += seconds
+            loop.sleep((seconds if seconds > 0.0 else 0.0) + after + (tail or 0.0))
         else:
-            self._submit(seconds, loop.resume, None)
+            self._enter(seconds, loop.resume, None, after, tail)
 
     def repeat(self, seconds: float) -> None:
         """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
         scheduler's identical idle loops): they ran while nothing else competed, so only the
         statistics change. (An unlimited host has no cores to keep busy.)"""
         if self.cores:
-            self.busy_core_seconds += seconds
+            self._busy += seconds
 
-    def run(self, seconds: float, then, arg=None) -> None:
+    def run(self, seconds: float, then, arg=None, after: float = 0.0, tail: float | None = None) -> None:
         """Call ``then(arg)`` once ``seconds`` of CPU work are done (one event fewer than
-        ``work``; the argument saves its callers a closure per job)."""
+        ``work``; the argument saves its callers a closure per job), the work starting ``after``
+        seconds from now (a wait that uses no CPU) and ``then`` called ``tail`` seconds after it
+        ends (another such wait; None: at once). On a host with free cores that is one event in
+        all; on an unlimited host (or for no work) the same steps, timers and order as a wait,
+        then the work, then a wait."""
         if self.cores is None or seconds <= 0.0:
-            if seconds > 0.0:
-                self.busy_core_seconds += seconds
-            later(self.env, seconds if seconds > 0.0 else 0.0, lambda _e: then(arg))
+            job = _Job(seconds, then, arg, tail, 0)
+            if after > 0.0:
+                later_on(self.env, after, job, self._steps[0])
+            else:
+                self._step_cpu(job)
             return
-        self._submit(seconds, then, arg)
+        self._enter(seconds, then, arg, after, tail)
+
+    def _step_cpu(self, job) -> None:
+        seconds = job.s
+        if seconds > 0.0:
+            self._busy += seconds
+        later_on(self.env, seconds if seconds > 0.0 else 0.0, job, self._steps[1])
+
+    def _step_tail(self, job) -> None:
+        if job.tail is None:
+            job.done(job.arg)
+        else:
+            later_on(self.env, job.tail, job, _FIRE)
 
     def burn(self, seconds: float) -> None:
         """``seconds`` of CPU work that nobody waits for: it only slows what else runs here."""
         if self.cores is None:
-            self.busy_core_seconds += seconds
+            self._busy += seconds
         elif seconds > 0.0:
-            self._submit(seconds, _nobody_waits, None)
+            self._enter(seconds, None, None, 0.0, None)
 
-    def _submit(self, seconds: float, done, arg) -> None:
-        now = self.env.now
+    # -- both modes -------------------------------------------------------------------------------
+    def _enter(self, seconds: float, done, arg, after: float, tail) -> None:
+        env = self.env
+        now = env._now
+        self._seq += 1
+        job = _Job(seconds, done, arg, tail, self._seq)
+        if self._free:
+            heap = self._fheap
+            if heap and heap[0][0] <= now:
+                self._retire(now)
+            if len(heap) + 1 <= self.cores:
+                if after > 0.0:
+                    a = now + after
+                    self._add_free(job, a, a + seconds)
+                else:
+                    self._add_free(job, now, now + seconds)
+                    self._tev = now
+                return
+            if not after > 0.0:
+                self._to_classic(now)
+            # else the host stays free until the job arrives (its arrival checks again)
+        if after > 0.0:
+            heappush(env._queue, (now + after, NORMAL, next(env._eid), job))
+            job.callbacks = self._arrive_cb
+        else:
+            self._submit(job, now)
+
+    def _arrive(self, job) -> None:
+        """A job's wait before its work (classic mode) is over: it arrives now, in either mode."""
+        now = self.env._now
+        self._seq += 1
+        job.seq = self._seq
+        if self._free:
+            heap = self._fheap
+            if heap and heap[0][0] <= now:
+                self._retire(now)
+            if len(heap) + 1 <= self.cores:
+                self._add_free(job, now, now + job.s)
+                self._tev = now
+                return
+            self._to_classic(now)
+        self._submit(job, now)
+
+    # -- free mode --------------------------------------------------------------------------------
+    def _add_free(self, job, a: float, f: float) -> None:
+        job.a = a
+        job.f = f
+        heappush(self._fheap, (f, job.seq, job))
+        if job.done is not None:
+            env = self.env
+            job.callbacks = _FIRE
+            tail = job.tail
+            heappush(env._queue, (f if tail is None else f + tail, NORMAL, next(env._eid), job))
+
+    def _retire(self, now: float) -> None:
+        """Drop the free jobs done by ``now`` (their continuations are pushed already)."""
+        heap = self._fheap
+        busy = self._busy
+        t = self._tev
+        while heap and heap[0][0] <= now:
+            f, _, job = heappop(heap)
+            busy += job.s
+            if f > t:
+                t = f
+        self._busy = busy
+        self._tev = t
+
+    def _to_classic(self, now: float) -> None:
+        """More jobs than cores from now on (a job arrives now): processor sharing proper. The
+        jobs running move to the virtual clock with the work they have left, those still
+        waiting get an arrival timer; their pushed continuations are disarmed (a job done,
+        waiting its tail, keeps its own). ``now`` is an arrival, an event of the classic mode:
+        the work is counted up to it."""
+        env = self.env
+        queue = env._queue
+        self._free = False
+        self._t = now
+        busy = self._busy
+        heap = self._heap
+        v = self._v
+        n = 0
+        for f, seq, job in sorted(self._fheap, key=lambda e: (e[0], e[1])):
+            if f <= now:                 # done (its end not retired yet): counted, kept
+                busy += job.s
+                continue
+            if job.done is not None:
+                job.callbacks = _NOBODY  # the loop pops it and calls nobody
+                job = job.copy()
+            if job.a <= now:
+                busy += now - job.a
+                job.s = f - now
+                heappush(heap, (v + job.s, seq, job))
+                n += 1
+            else:
+                job.callbacks = self._arrive_cb
+                heappush(queue, (job.a, NORMAL, next(env._eid), job))
+        self._fheap = []
+        self._busy = busy
+        self._n = n
+        if n:
+            self._arm(now)
+
+    # -- classic mode -----------------------------------------------------------------------------
+    def _submit(self, job, now: float) -> None:
         n = self._n
         cores = self.cores
         old_rate = 1.0 if n <= cores else cores / n
         dt = now - self._t
         if dt > 0.0 and n:
             self._v += dt * old_rate
-            self.busy_core_seconds += dt * (n if n < cores else cores)
+            self._busy += dt * (n if n < cores else cores)
         self._t = now
-        self._seq += 1
-        job = (self._v + seconds, self._seq, done, arg)
+        entry = (self._v + job.s, job.seq, job)
         heap = self._heap
-        heappush(heap, job)
+        heappush(heap, entry)
         n += 1
         self._n = n
-        if n > self.peak_jobs:
-            self.peak_jobs = n
         # The live timer stays right if the rate did not change and the new job is not first.
-        if self._timer is None or (n > cores) or heap[0] is job:
+        if self._timer is None or (n > cores) or heap[0] is entry:
             self._arm(now)
 
     def _arm(self, now: float) -> None:
@@ -148,30 +328,54 @@ class Host:
 
     def _on_timer(self, _timer) -> None:
         # Only the live timer calls this (_arm disarms the one it supersedes).
-        now = self.env.now
+        now = self.env._now
         # advance the virtual time (processor sharing: each job gets min(1, cores/n) of a core)
         dt = now - self._t
         n = self._n
+        cores = self.cores
         if dt > 0.0 and n:
-            cores = self.cores
             self._v += dt * (1.0 if n <= cores else cores / n)
-            self.busy_core_seconds += dt * (n if n < cores else cores)
+            self._busy += dt * (n if n < cores else cores)
         self._t = now
         heap = self._heap
         limit = self._v + 1e-9 * (1.0 + self._v)      # (the virtual time is never negative)
         if not heap or heap[0][0] > limit:
             self._arm(now)
             return
-        job = heappop(heap)
-        self._n -= 1
-        if heap and heap[0][0] <= limit:   # several end together (rare): collect them all first
-            finished = [job]
-            while heap and heap[0][0] <= limit:
-                finished.append(heappop(heap))
-                self._n -= 1
+        finished = [heappop(heap)[2]]
+        n -= 1
+        while heap and heap[0][0] <= limit:   # several end together (rare): collect them all first
+            finished.append(heappop(heap)[2])
+            n -= 1
+        self._n = n
+        if n <= cores:
+            self._to_free(now)
+        else:
             self._arm(now)
-            for job in finished:       # after re-arming: a callback may submit new work here
-                job[2](job[3])
-            return
-        self._arm(now)
-        job[2](job[3])
+        for job in finished:       # after re-arming: a callback may submit new work here
+            done = job.done
+            if done is None:
+                continue
+            if job.tail is None:
+                done(job.arg)
+            else:
+                later_on(self.env, job.tail, job, _FIRE)
+
+    def _to_free(self, now: float) -> None:
+        """No more jobs than cores left: each runs at rate 1 to its end, pushed now; the host's
+        timer is disarmed."""
+        old = self._timer
+        if old is not None:
+            if old.callbacks is not None:
+                old.callbacks = _NOBODY
+            self._timer = None
+        self._free = True
+        self._tev = now
+        v = self._v
+        heap = self._heap
+        self._heap = []
+        self._n = 0
+        for vf, _, job in sorted(heap, key=lambda e: (e[0], e[1])):
+            rest = vf - v
+            job.s = rest = rest if rest > 0.0 else 0.0
+            self._add_free(job, now, now + rest)
