@@ -198,12 +198,10 @@ class Host:
             heap = self._fheap
             if heap and heap[0][0] <= now:
                 self._retire(now)
-            if len(heap) + 1 <= self.cores:
-                if after > 0.0:
-                    a = now + after
-                    self._add_free(job, a, a + seconds)
-                else:
-                    self._add_free(job, now, now + seconds)
+            a = now + after if after > 0.0 else now
+            if len(heap) + 1 <= self.cores or self._fits(a, a + seconds):
+                self._add_free(job, a, a + seconds)
+                if not after > 0.0:
                     self._tev = now
                 return
             if not after > 0.0:
@@ -224,7 +222,7 @@ class Host:
             heap = self._fheap
             if heap and heap[0][0] <= now:
                 self._retire(now)
-            if len(heap) + 1 <= self.cores:
+            if len(heap) + 1 <= self.cores or self._fits(now, now + job.s):
                 self._add_free(job, now, now + job.s)
                 self._tev = now
                 return
@@ -241,6 +239,25 @@ class Host:
             job.callbacks = _FIRE
             tail = job.tail
             heappush(env._queue, (f if tail is None else f + tail, NORMAL, next(env._eid), job))
+
+    def _fits(self, a: float, f: float) -> bool:
+        """Would a job running from ``a`` to ``f`` leave every moment with no more free jobs
+        running than cores? (Those still in their wait count from their arrival only.)"""
+        room = self.cores - 1.0
+        marks = []
+        for fj, _, job in self._fheap:
+            if fj > a and job.a < f:                    # runs during [a, f)
+                marks.append((job.a if job.a > a else a, 1))
+                marks.append((fj, -1))
+        if len(marks) <= 2.0 * room:
+            return True
+        marks.sort()                        # at one instant an end (-1) comes before a start
+        n = 0
+        for _, d in marks:
+            n += d
+            if n > room:
+                return False
+        return True
 
     def _retire(self, now: float) -> None:
         """Drop the free jobs done by ``now`` (their continuations are pushed already)."""
