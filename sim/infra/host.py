@@ -43,6 +43,9 @@ def _fire(job) -> None:
 
 _FIRE = (_fire,)          # its callbacks, one tuple for every job (only read)
 
+#: back to free mode at a departure that leaves at least this many cores idle
+_FREE_GAP = 1
+
 
 class _Job:
     """One job: ``s`` seconds of CPU work, then ``done(arg)`` (``done`` None: nobody waits) after a
@@ -50,27 +53,23 @@ class _Job:
     arrival and its end on the wall clock. It is its own timer (``callbacks``, ``_ok``) for its
     continuation, its arrival, or an unlimited host's steps."""
 
-    __slots__ = ("callbacks", "s", "done", "arg", "tail", "a", "f", "seq")
+    __slots__ = ("callbacks", "s", "done", "arg", "tail", "seq", "a", "f")
     _ok = True
 
-    def __init__(self, s, done, arg, tail, seq):
+    def __init__(self, s, done, arg, tail, seq, a=0.0, f=0.0):
+        self.callbacks = _FIRE
         self.s = s
         self.done = done
         self.arg = arg
         self.tail = tail
         self.seq = seq
-        self.a = self.f = 0.0
-
-    def copy(self) -> "_Job":
-        """A fresh timer for the same job (the old one stays queued, disarmed)."""
-        job = _Job(self.s, self.done, self.arg, self.tail, self.seq)
-        job.a, job.f = self.a, self.f
-        return job
+        self.a = a
+        self.f = f
 
 
 class Host:
     __slots__ = ("env", "name", "cores", "_n", "_v", "_t", "_heap", "_seq", "_timer",
-                 "_busy", "_wake", "_free", "_fheap", "_tev", "_arrive_cb", "_steps")
+                 "_busy", "_wake", "_free", "_room", "_fheap", "_tev", "_arrive_cb", "_steps")
 
     def __init__(self, env, name: str, cores: float | None):
         if cores is not None and not cores > 0:
@@ -85,10 +84,13 @@ class Host:
         self._seq = 0
         self._timer = None          # the one live wake-up timer (older ones are disarmed)
         self._wake = (self._on_timer,)  # its callbacks: one tuple for every timer (only read)
-        self._busy = 0.0            # core-seconds up to _t (classic), of retired jobs (free)
-        self._free = True
+        #: classic: core-seconds done up to _t; free: that plus all the free jobs' work (done or
+        #: not: busy_core_seconds takes off what is not done yet)
+        self._busy = 0.0
+        self._free = cores is not None  # (an unlimited host is in neither mode)
+        self._room = cores - 1.0 if cores is not None else 0.0   # free jobs beside a new one
         self._fheap: list = []      # free: (wall end, seq, job) of the jobs not yet retired
-        self._tev = 0.0             # free: the latest event (classic sense) known to be past
+        self._tev = 0.0             # free: the latest arrival or end known to be past
         self._arrive_cb = (self._arrive,)
         self._steps = ((self._step_cpu,), (self._step_tail,))
 
@@ -103,7 +105,7 @@ class Host:
     @property
     def busy_core_seconds(self) -> float:
         """Core-seconds of work done up to the host's last event (an arrival or an end), as the
-        classic mode counts it; the free jobs' share is added at the time it is read."""
+        classic mode counts it; in free mode the work not done by then is taken off."""
         heap = self._fheap
         if not heap:
             return self._busy
@@ -117,10 +119,8 @@ class Host:
                 t = job.a
         busy = self._busy
         for f, _, job in heap:
-            if f <= t:
-                busy += job.s
-            elif job.a < t:
-                busy += t - job.a
+            if f > t:
+                busy -= job.s if job.a >= t else f - t
         return busy
 
     def work(self, seconds: float, after: float = 0.0) -> Event:
@@ -132,7 +132,7 @@ class Host:
             total = (seconds if seconds > 0.0 else 0.0) + after
             return self.env.timeout(total)
         ev = Event(self.env)
-        self._enter(seconds, ev.succeed, None, after, None)
+        self.run(seconds, ev.succeed, None, after)
         return ev
 
     def work_for(self, loop, seconds: float, after: float = 0.0, tail: float | None = None) -> None:
@@ -144,7 +144,7 @@ class Host:
                 self._busy += seconds
             loop.sleep((seconds if seconds > 0.0 else 0.0) + after + (tail or 0.0))
         else:
-            self._enter(seconds, loop.resume, None, after, tail)
+            self.run(seconds, loop.resume, None, after, tail)
 
     def repeat(self, seconds: float) -> None:
         """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
@@ -160,7 +160,30 @@ class Host:
         ends (another such wait; None: at once). On a host with free cores that is one event in
         all; on an unlimited host (or for no work) the same steps, timers and order as a wait,
         then the work, then a wait."""
-        if self.cores is None or seconds <= 0.0:
+        if self._free and seconds > 0.0:
+            # free mode, inline (this runs for every job): retire the jobs done, admit this one
+            env = self.env
+            now = env._now
+            heap = self._fheap
+            if heap and heap[0][0] <= now:
+                t = self._tev
+                while heap and heap[0][0] <= now:
+                    t = heappop(heap)[0]
+                if t > self._tev:
+                    self._tev = t
+            a = now + after
+            f = a + seconds
+            if len(heap) <= self._room or self._fits(a, f):
+                self._seq = seq = self._seq + 1
+                job = _Job(seconds, then, arg, tail, seq, a, f)
+                heappush(heap, (f, seq, job))
+                if then is not None:
+                    heappush(env._queue, (f if tail is None else f + tail, NORMAL, next(env._eid), job))
+                self._busy += seconds
+                if not after > 0.0:
+                    self._tev = now
+                return
+        elif self.cores is None or seconds <= 0.0:
             job = _Job(seconds, then, arg, tail, 0)
             if after > 0.0:
                 later_on(self.env, after, job, self._steps[0])
@@ -182,68 +205,57 @@ class Host:
             later_on(self.env, job.tail, job, _FIRE)
 
     def burn(self, seconds: float) -> None:
-        """``seconds`` of CPU work that nobody waits for: it only slows what else runs here."""
+        """``seconds`` of CPU work that nobody waits for: it only slows what else runs here. On a
+        host with free cores it schedules nothing at all."""
         if self.cores is None:
             self._busy += seconds
         elif seconds > 0.0:
-            self._enter(seconds, None, None, 0.0, None)
+            self.run(seconds, None)
 
-    # -- both modes -------------------------------------------------------------------------------
+    # -- leaving free mode, classic mode ----------------------------------------------------------
     def _enter(self, seconds: float, done, arg, after: float, tail) -> None:
+        """A job the free mode did not take: the host is contended (or becomes so now)."""
         env = self.env
         now = env._now
         self._seq += 1
         job = _Job(seconds, done, arg, tail, self._seq)
-        if self._free:
-            heap = self._fheap
-            if heap and heap[0][0] <= now:
-                self._retire(now)
-            a = now + after if after > 0.0 else now
-            if len(heap) + 1 <= self.cores or self._fits(a, a + seconds):
-                self._add_free(job, a, a + seconds)
-                if not after > 0.0:
-                    self._tev = now
-                return
-            if not after > 0.0:
-                self._to_classic(now)
-            # else the host stays free until the job arrives (its arrival checks again)
         if after > 0.0:
-            heappush(env._queue, (now + after, NORMAL, next(env._eid), job))
+            # free or not, nothing changes on the host before the job arrives (then it checks)
             job.callbacks = self._arrive_cb
-        else:
-            self._submit(job, now)
+            heappush(env._queue, (now + after, NORMAL, next(env._eid), job))
+            return
+        if self._free:
+            self._to_classic(now)
+        self._submit(job, now)
 
     def _arrive(self, job) -> None:
         """A job's wait before its work (classic mode) is over: it arrives now, in either mode."""
-        now = self.env._now
+        env = self.env
+        now = env._now
         self._seq += 1
-        job.seq = self._seq
+        job.seq = seq = self._seq
         if self._free:
             heap = self._fheap
-            if heap and heap[0][0] <= now:
-                self._retire(now)
-            if len(heap) + 1 <= self.cores or self._fits(now, now + job.s):
-                self._add_free(job, now, now + job.s)
-                self._tev = now
+            t = self._tev
+            while heap and heap[0][0] <= now:
+                t = heappop(heap)[0]
+            self._tev = t if t > now else now
+            f = now + job.s
+            if len(heap) <= self._room or self._fits(now, f):
+                job.a, job.f = now, f
+                heappush(heap, (f, seq, job))
+                self._busy += job.s
+                if job.done is not None:
+                    job.callbacks = _FIRE
+                    heappush(env._queue, (f if job.tail is None else f + job.tail, NORMAL, next(env._eid), job))
                 return
             self._to_classic(now)
         self._submit(job, now)
 
-    # -- free mode --------------------------------------------------------------------------------
-    def _add_free(self, job, a: float, f: float) -> None:
-        job.a = a
-        job.f = f
-        heappush(self._fheap, (f, job.seq, job))
-        if job.done is not None:
-            env = self.env
-            job.callbacks = _FIRE
-            tail = job.tail
-            heappush(env._queue, (f if tail is None else f + tail, NORMAL, next(env._eid), job))
-
     def _fits(self, a: float, f: float) -> bool:
         """Would a job running from ``a`` to ``f`` leave every moment with no more free jobs
         running than cores? (Those still in their wait count from their arrival only.)"""
-        room = self.cores - 1.0
+        room = self._room
         marks = []
         for fj, _, job in self._fheap:
             if fj > a and job.a < f:                    # runs during [a, f)
@@ -258,19 +270,6 @@ class Host:
             if n > room:
                 return False
         return True
-
-    def _retire(self, now: float) -> None:
-        """Drop the free jobs done by ``now`` (their continuations are pushed already)."""
-        heap = self._fheap
-        busy = self._busy
-        t = self._tev
-        while heap and heap[0][0] <= now:
-            f, _, job = heappop(heap)
-            busy += job.s
-            if f > t:
-                t = f
-        self._busy = busy
-        self._tev = t
 
     def _to_classic(self, now: float) -> None:
         """More jobs than cores from now on (a job arrives now): processor sharing proper. The
@@ -287,18 +286,18 @@ class Host:
         v = self._v
         n = 0
         for f, seq, job in sorted(self._fheap, key=lambda e: (e[0], e[1])):
-            if f <= now:                 # done (its end not retired yet): counted, kept
-                busy += job.s
+            if f <= now:                 # done (its end not retired yet): kept
                 continue
             if job.done is not None:
-                job.callbacks = _NOBODY  # the loop pops it and calls nobody
-                job = job.copy()
+                job.callbacks = _NOBODY  # the loop pops it and calls nobody; a fresh timer:
+                job = _Job(job.s, job.done, job.arg, job.tail, seq, job.a, f)
             if job.a <= now:
-                busy += now - job.a
                 job.s = f - now
+                busy -= job.s            # (counted whole when it came)
                 heappush(heap, (v + job.s, seq, job))
                 n += 1
             else:
+                busy -= job.s
                 job.callbacks = self._arrive_cb
                 heappush(queue, (job.a, NORMAL, next(env._eid), job))
         self._fheap = []
@@ -307,7 +306,6 @@ class Host:
         if n:
             self._arm(now)
 
-    # -- classic mode -----------------------------------------------------------------------------
     def _submit(self, job, now: float) -> None:
         n = self._n
         cores = self.cores
@@ -365,7 +363,7 @@ class Host:
             finished.append(heappop(heap)[2])
             n -= 1
         self._n = n
-        if n <= cores:
+        if n <= cores - _FREE_GAP:
             self._to_free(now)
         else:
             self._arm(now)
@@ -392,7 +390,18 @@ class Host:
         heap = self._heap
         self._heap = []
         self._n = 0
-        for vf, _, job in sorted(heap, key=lambda e: (e[0], e[1])):
+        fheap = self._fheap
+        env = self.env
+        queue = env._queue
+        busy = self._busy
+        for vf, seq, job in sorted(heap, key=lambda e: (e[0], e[1])):
             rest = vf - v
             job.s = rest = rest if rest > 0.0 else 0.0
-            self._add_free(job, now, now + rest)
+            job.a = now
+            job.f = f = now + rest
+            busy += rest
+            heappush(fheap, (f, seq, job))
+            if job.done is not None:
+                job.callbacks = _FIRE
+                heappush(queue, (f if job.tail is None else f + job.tail, NORMAL, next(env._eid), job))
+        self._busy = busy
