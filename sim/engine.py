@@ -52,9 +52,11 @@ class Loop:
     each of its waits through this object (:meth:`sleep`, or :meth:`resume` as a host job's
     callback: :meth:`sim.infra.host.Host.work_for`) and then yields nothing. A sleep is the push a
     ``Timeout`` makes when it is made, and the start is the process's ``Initialize``, so ties
-    among them and other events fall as under SimPy; host work ending resumes the loop at once,
-    where a Process would resume one queue round trip later, after what else is due at that
-    instant (a tie-break as valid, one event fewer a part; tests/test_engine_timers.py). No event
+    among them and other events fall as under SimPy; host work ending resumes the loop from the
+    host's own event (at once from its timer on a contended host, else from the one timer pushed
+    when the work was submitted, at its end), where a Process would resume one queue round trip
+    later, after what else is due at that instant (a tie-break as valid, one event fewer a part;
+    tests/test_engine_timers.py). No event
     object, ``Process`` resume or callbacks list per wait: the scheduler loop waits about three
     times a loop, and runs about one loop per task instance."""
 

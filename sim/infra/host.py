@@ -5,24 +5,28 @@ processes onto a small host does not make it faster, it makes everything on it s
 
 The host runs in one of two modes:
 
-*free*: while the jobs *outstanding* on the host (submitted and not yet done, those still in the
-wait before them included) are no more than its cores, every job runs at rate 1 whatever else
-arrives or leaves, so a job's end is known when it is submitted: its arrival (now + ``after``)
-plus its ``seconds``. Its owner's continuation is then pushed once, at submission, at that end
-plus the wait after it (``tail``): the host itself schedules nothing. Its bookkeeping is lazy: a
-heap of the free jobs by end, from which each submission retires those done.
+*free*: while no moment of the jobs' runs has more of them running than the host has cores,
+every job runs at rate 1 whatever else arrives or leaves, so a job's end is known when it is
+submitted: its arrival (now + ``after``) plus its ``seconds``. Its owner's continuation is then
+pushed once, at submission, at that end plus the wait after it (``tail``): the host schedules
+nothing of its own, and work nobody waits for (:meth:`Host.burn`) nothing at all. The
+bookkeeping is lazy: a heap of the free jobs by end (their arrivals and ends on the wall clock),
+from which each submission retires those done before it checks that the new job fits.
 
-*classic*: a submission that would make the outstanding jobs more than the cores switches to
-processor sharing proper: the free jobs' pushed continuations are disarmed, the running ones
-move into a *virtual work clock* ``V`` (work done by any one job since the host started) and a
-heap of the jobs' finishing values of ``V``, with their remaining work, and the ones still in
-their wait get an arrival timer. An arrival or a departure costs O(log n), and only one wake-up
-timer is live at a time. At a departure that leaves no more jobs than cores the host goes free
-again: each running job's continuation is pushed at its end, and the host's timer disarmed.
+*classic*: a job arriving when it would not fit switches to processor sharing proper: the free
+jobs' pushed continuations are disarmed, the running ones move into a *virtual work clock* ``V``
+(work done by any one job since the host started) and a heap of the jobs' finishing values of
+``V``, with the work they have left, and those still in their wait get an arrival timer. (A job
+with a wait before it that would not fit waits for its arrival first: nothing changes on the
+host before.) An arrival or a departure costs O(log n), and only one wake-up timer is live at a
+time. At a departure that leaves a core idle the host goes free again: each running job's
+continuation is pushed at its end, and the host's timer disarmed. (At a departure that leaves
+exactly as many jobs as cores it stays classic: the next arrival would switch back at once.)
 
 Both modes give the same ends (up to float rounding; ties at one instant may fall in another
 order), and ``busy_core_seconds`` the same value at any time: the work done up to the host's
-last event (a job's arrival or end, as the classic mode counts it).
+last event (a job's arrival or end, as the classic mode counts it). An unlimited host
+(``cores=None``) is in neither mode: its jobs are timers, step by step, as they always were.
 """
 from __future__ import annotations
 
