@@ -240,10 +240,9 @@ class Host:
         job.seq = seq = self._seq
         if self._free:
             heap = self._fheap
-            t = self._tev
             while heap and heap[0][0] <= now:
-                t = heappop(heap)[0]
-            self._tev = t if t > now else now
+                heappop(heap)
+            self._tev = now                # (an arrival: later than any end retired here)
             f = now + job.s
             if len(heap) <= self._room or self._fits(now, f):
                 job.a, job.f = now, f
