@@ -76,14 +76,19 @@ UNSEEN = {**CHILD_OF, "pg-postmaster": "pg:unseen", "harness": "harness-psql", "
 
 
 # -- sampling ------------------------------------------------------------------------------------
+def _read(path: str, size: int) -> bytes:
+    """One read of a /proc file (os.open/os.read: no buffered file object per sample)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def read_stat(pid: int):
     """(comm, ppid, own ticks, reaped children's ticks, starttime) of a process, or None once gone."""
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-        try:
-            data = os.read(fd, 2048)
-        finally:
-            os.close(fd)
+        data = _read(f"/proc/{pid}/stat", 2048)
         r = data.rfind(b")")
         f = data[r + 2:].split()
         return (data[data.find(b"(") + 1:r].decode(errors="replace"), int(f[1]),
@@ -94,11 +99,7 @@ def read_stat(pid: int):
 
 def read_cmd(pid: int) -> str:
     try:
-        fd = os.open(f"/proc/{pid}/cmdline", os.O_RDONLY)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
+        data = _read(f"/proc/{pid}/cmdline", 4096)
     except OSError:
         return ""
     return data.replace(b"\0", b" ").decode(errors="replace").strip()
