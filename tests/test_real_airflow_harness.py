@@ -210,3 +210,23 @@ def test_process_cpu_analysis_of_the_committed_session_says_what_the_readme_does
         c16_minus_c8 = {role: row[-1] for role, row in t[f"(c) {dag}"].items()
                         if role in ("task-supervisor", "task-raw", "scheduler", "celery-main", "celery-pool")}
         assert all(abs(d) < 0.02 for d in c16_minus_c8.values()), c16_minus_c8
+
+
+def test_export_takes_only_the_runs_of_this_invocation(harness, tmp_path, monkeypatch):
+    """The database keeps the runs of earlier or aborted attempts at a configuration under the same
+    run_id prefix; the export names this invocation's runs (process-cpu's first export took them all)."""
+    seen = []
+
+    def psql(sql, csv_out=False):
+        seen.append(sql)
+        if "information_schema" in sql:
+            return "dag_id|character varying\nrun_id|character varying\nstart_date|timestamp with time zone\n"
+        return "dag_id,run_id,start_date\n"
+
+    monkeypatch.setattr(harness, "psql", psql)
+    harness._export(["local_p8__chain__0__1", "local_p8__chain__101__2"], tmp_path)
+    selects = [s for s in seen if s.startswith("select dag_id") or " from task_instance " in s or " from dag_run " in s]
+    assert len(selects) == 2
+    for s in selects:
+        assert "run_id in ('local_p8__chain__0__1', 'local_p8__chain__101__2')" in s and " like " not in s
+    assert (tmp_path / "task_instances.csv").exists() and (tmp_path / "dag_runs.csv").exists()

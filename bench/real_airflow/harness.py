@@ -421,7 +421,7 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         sampler.done.set()
     (out / "machine.yaml").write_text(machine_yaml(session or out.parent.name, probe_before, cpu_probe(),
                                                    steal_seconds() - steal0))
-    _export(tag, out)
+    _export([r["run_id"] for r in rows if r.get("dag_id")], out)
     if V["venv"] == "venv3":
         # Airflow 3: how long each supervisor held its task process (the logs are not kept)
         from supervisor_exits import main as supervisor_exits   # lazy: a script beside this one
@@ -467,8 +467,10 @@ def _wait_run(rid: str, timeout: float = 1800.0) -> str:
     return "timeout"
 
 
-def _export(tag: str, out: Path) -> None:
-    """task_instance and dag_run rows of this configuration, Airflow's column names, ISO times."""
+def _export(run_ids: list[str], out: Path) -> None:
+    """task_instance and dag_run rows of these runs, Airflow's column names, ISO times. The runs of
+    this invocation only: the database keeps those of earlier or aborted attempts at the same
+    configuration, with the same run_id prefix (the export took them all until 2026-12-06)."""
     first = {"task_instance": ["dag_id", "run_id", "task_id", "map_index", "state", "try_number", "queued_dttm",
                                "start_date", "end_date", "duration", "pid", "hostname", "queue", "pool", "operator",
                                "executor", "job_id", "queued_by_job_id"],
@@ -482,7 +484,8 @@ def _export(tag: str, out: Path) -> None:
         order = [c for c in first[table] if c in types] + [c for c, _ in cols if c not in first[table]]
         sel = ", ".join(f"""to_char({c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') as {c}"""
                         if types[c] in TIMESTAMP_TYPES else c for c in order)
-        text = psql(f"select {sel} from {table} where run_id like '{tag}\\_\\_%' order by run_id, start_date nulls last",
+        ids = ", ".join(f"'{r}'" for r in run_ids) or "NULL"      # the harness's own ids: no quotes in them
+        text = psql(f"select {sel} from {table} where run_id in ({ids}) order by run_id, start_date nulls last",
                     csv_out=True)
         (out / name).write_text(text)
 
