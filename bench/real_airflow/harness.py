@@ -435,6 +435,11 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         # Celery: from queueing to the worker's child executing the task (2.10's worker log lines)
         from celery_handoff import main as celery_handoff
         celery_handoff([str(out), *map(str, workers)])
+    # The processes' logs (MBs; what the results need is derived above) go to the work folder
+    kept = w / "logs" / f"{out.parent.name}-{out.name}"
+    kept.mkdir(parents=True, exist_ok=True)
+    for log in out.glob("*.log"):
+        shutil.move(str(log), kept / log.name)
     with open(out / "contention.csv", "w", newline="") as f:
         keys = ["run_id", "dag_id", "state", "other_cores_mean", "other_cores_max", "load1_mean",
                 "ours_cores_mean", "busy_cores_mean", "n_samples_1s", "clean"]
