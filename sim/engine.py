@@ -47,6 +47,22 @@ def later_on(env, delay: float, timer, callbacks: tuple) -> None:
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), timer))
 
 
+def go_on(env, t: float) -> bool:
+    """If nothing is due at or before ``t``, move the clock to ``t`` and return True: a caller in
+    tail position (nothing left to do before it waits) that would push its wake-up for ``t`` may
+    go on now instead. The push would have been the next event popped (an event due at ``t``
+    already is popped before a later push), so what runs, in what order and at what times is
+    unchanged; only the queue's push and pop are saved. (An ``until`` event or a progress tick
+    is in the queue too, so the clock never passes them.) Not while ``env._hold``: a callback
+    that calls several continuations in turn (a host's jobs ending together) holds the clock
+    for all but the last."""
+    queue = env._queue
+    if (queue and queue[0][0] <= t) or env._hold:
+        return False
+    env._now = env.now = t
+    return True
+
+
 class Loop:
     """A generator run as its own timer: what :class:`simpy.Process` is to a loop that arranges
     each of its waits through this object (:meth:`sleep`, or :meth:`resume` as a host job's
@@ -81,6 +97,15 @@ class Loop:
         """Resume ``delay`` seconds from now (``yield env.timeout(delay)``)."""
         later_on(self.env, delay, self, self._steps)
 
+    def wait(self, delay: float) -> bool:
+        """:meth:`sleep`, unless nothing else is due by then: the loop's wake-up would be the next
+        event popped, so the clock moves there now and the loop goes on without yielding
+        (:func:`go_on`). Returns whether the loop must yield."""
+        if go_on(self.env, self.env._now + delay):
+            return False
+        later_on(self.env, delay, self, self._steps)
+        return True
+
 
 class Environment(simpy.Environment):
     """SimPy's environment with its clock ``now`` a plain attribute instead of a property: the
@@ -89,6 +114,7 @@ class Environment(simpy.Environment):
     ``_now``, which SimPy's own events read."""
 
     now = 0.0                     # shadows the base class's property; set per instance
+    _hold = False                 # engine.go_on may not move the clock (set while true)
 
     def __init__(self, initial_time: float = 0):
         super().__init__(initial_time)

@@ -100,14 +100,15 @@ def _loop_trace(use_loop: bool, seed: int, shared: bool) -> list:
             if r < 0.3:
                 delay = rng.choice([0.0, 0.5, 1.0])
                 if use_loop:
-                    me[0].sleep(delay)
-                    yield
+                    # wait: a sleep, or on at once when nothing else is due by its end
+                    if me[0].wait(delay) if k % 2 else me[0].sleep(delay) is None:
+                        yield
                 else:
                     yield env.timeout(delay)
             elif r < 0.8:
                 if use_loop:
-                    host.work_for(me[0], cpu, after)
-                    yield
+                    if host.work_for(me[0], cpu, after):     # else on at once (engine.go_on)
+                        yield
                 else:
                     yield host.work(cpu, after)
             else:
@@ -175,7 +176,8 @@ def test_a_loop_resumes_at_once_when_its_host_work_ends():
     seen = []
 
     def body(me):
-        host.work_for(me[0], 1.0)
+        later(env, 0.5, lambda _e: None)     # due before the work ends: the loop must yield
+        assert host.work_for(me[0], 1.0)
         later(env, 1.0, lambda _e: seen.append(("timer", env.now)))
         yield
         seen.append(("loop", env.now))

@@ -584,11 +584,9 @@ class Scheduler:
             if per_ti > 0.0 or wait > 0.0:
                 self.db_seconds += wait
                 self.cpu_seconds += per_ti * n
-                proc.host.work_for(proc.loop, per_ti * n + base, after=wait)
-                return n, True
+                return n, proc.host.work_for(proc.loop, per_ti * n + base, after=wait)
         if base > 0.0:
-            proc.host.work_for(proc.loop, base)
-            return n, True
+            return n, proc.host.work_for(proc.loop, base)
         return n, False
 
     def _loop(self, proc):
@@ -695,12 +693,12 @@ class Scheduler:
 
     def _pay(self, proc, cpu: float, queries: int) -> bool:
         """A part's cost: ``queries`` on the metadata DB, then ``cpu`` seconds on the scheduler's
-        host. Arranges the loop's wake-up when either takes time; returns whether it does."""
+        host. Arranges the loop's wake-up when either takes time; returns whether the loop must
+        yield for it (not when nothing else was due before its end: engine.go_on)."""
         wait = self.db.book(queries) if queries else 0.0
         if cpu > 0.0 or wait > 0.0:
             self.db_seconds += wait
-            proc.host.work_for(proc.loop, cpu, after=wait)
-            return True
+            return proc.host.work_for(proc.loop, cpu, after=wait)
         return False
 
     def _scheduling_part_shared(self, proc, start: float):
@@ -733,8 +731,7 @@ class Scheduler:
         for ex in proc.executors.values():
             cost += ex.heartbeat()
         if cost > 0.0:
-            proc.loop.sleep(cost)
-            return True
+            return proc.loop.wait(cost)
         return False
 
     def _rest_of_loop(self, proc) -> float:
@@ -770,8 +767,8 @@ class Scheduler:
             return None                              # another scheduler found the end
         if not repeatable or not self.skip_idle_loops:
             if sleep > 0.0:
-                proc.loop.sleep(timers.sleep(env.now, sleep) if timed else sleep)
-                yield
+                if proc.loop.wait(timers.sleep(env.now, sleep) if timed else sleep):
+                    yield
             elif repeatable and env.now == start:
                 self.skip_idle_loops = True          # a zero-cost loop cannot be stepped through
             return AT_START

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from ..engine import later, later_on
+from ..engine import go_on, later, later_on
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
@@ -206,9 +206,13 @@ class TaskRunner:
                 # task's own wall time (a timer even when it is zero, as ever)
                 proc.cpu, proc.wait = run_cpu, duration
             # the DB write's wait, the run's CPU, then its waiting: one host job
-            proc.host.run(proc.cpu, self._ended, proc, after=wait if wait > 0.0 else 0.0, tail=proc.wait)
+            proc.host.run_last(proc.cpu, self._ended, proc, after=wait if wait > 0.0 else 0.0, tail=proc.wait)
         else:
-            later_on(env, started - env.now + duration, proc, self._to_ended)
+            delay = started - env.now + duration
+            if go_on(env, env._now + delay):
+                self._ended(proc)
+            else:
+                later_on(env, delay, proc, self._to_ended)
 
     def _ended(self, proc) -> None:
         if not proc.alive:
@@ -239,7 +243,7 @@ class TaskRunner:
                 outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
         write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
         proc.outcome = outcome
-        if write > 0.0:
+        if write > 0.0 and not go_on(env, env._now + write):
             later_on(env, write, proc, self._to_written)
         else:
             self._written(proc)
@@ -267,22 +271,25 @@ class TaskRunner:
             wait += self.heartbeat_interval      # seen at the supervisor's select time-out
         proc.cpu = cpu
         if wait > 0.0:
-            later_on(self.env, wait, proc, self._to_exit_cpu)
+            if go_on(self.env, self.env._now + wait):
+                self._exit_cpu(proc)
+            else:
+                later_on(self.env, wait, proc, self._to_exit_cpu)
         elif cpu > 0.0:
-            proc.host.run(cpu, self._handle_task_exit, proc)
+            proc.host.run_last(cpu, self._handle_task_exit, proc)
         else:
             self._handle_task_exit(proc)
 
     def _exit_cpu(self, proc) -> None:
         if proc.alive:
-            proc.host.run(proc.cpu, self._handle_task_exit, proc)
+            proc.host.run_last(proc.cpu, self._handle_task_exit, proc)
 
     def _handle_task_exit(self, proc) -> None:
         if not proc.alive:
             return
         if proc.outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
             cost = self.db.book(self.mini_queries)
-            if cost > 0.0:
+            if cost > 0.0 and not go_on(self.env, self.env._now + cost):
                 later_on(self.env, cost, proc, self._to_mini)
                 return
             self._mini_schedule(proc)

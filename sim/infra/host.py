@@ -35,7 +35,7 @@ from heapq import heappop, heappush
 from simpy import Event
 from simpy.events import NORMAL
 
-from ..engine import Wake, later, later_on
+from ..engine import Wake, go_on, later, later_on
 
 _NOBODY = ()       # the callbacks of a superseded timer
 
@@ -139,16 +139,70 @@ class Host:
         self.run(seconds, ev.succeed, None, after)
         return ev
 
-    def work_for(self, loop, seconds: float, after: float = 0.0, tail: float | None = None) -> None:
+    def work_for(self, loop, seconds: float, after: float = 0.0, tail: float | None = None) -> bool:
         """:meth:`work` for an :class:`~sim.engine.Loop`: resume ``loop`` when the work is done
         (at once, from the host's timer), ``after`` seconds' wait before it and ``tail`` after
-        it included."""
+        it included. Returns whether the loop must yield: on a host with free cores, when
+        nothing else is due before the work's end, the clock moves there at once and the loop
+        goes on (:func:`sim.engine.go_on`; the caller yields at once if it must)."""
         if self.cores is None or seconds <= 0.0:
             if seconds > 0.0:
                 self._busy += seconds
-            loop.sleep((seconds if seconds > 0.0 else 0.0) + after + (tail or 0.0))
-        else:
-            self.run(seconds, loop.resume, None, after, tail)
+            return loop.wait((seconds if seconds > 0.0 else 0.0) + after + (tail or 0.0))
+        if self._free:
+            job = self._admit(seconds, after)
+            if job is not None:
+                end = job.f if tail is None else job.f + tail
+                if go_on(self.env, end):
+                    return False
+                job.done, job.tail = loop.resume, tail
+                env = self.env
+                heappush(env._queue, (end, NORMAL, next(env._eid), job))
+                return True
+        self.run(seconds, loop.resume, None, after, tail)
+        return True
+
+    def run_last(self, seconds: float, then, arg=None, after: float = 0.0, tail: float | None = None) -> None:
+        """:meth:`run` for a caller in tail position (it returns at once, to SimPy's loop or to a
+        caller that does): on a host with free cores, when nothing else is due before the
+        work's end, the clock moves there and ``then(arg)`` is called now (engine.go_on)."""
+        if self._free and seconds > 0.0:
+            job = self._admit(seconds, after)
+            if job is not None:
+                end = job.f if tail is None else job.f + tail
+                env = self.env
+                if go_on(env, end):
+                    then(arg)
+                    return
+                job.done, job.arg, job.tail = then, arg, tail
+                heappush(env._queue, (end, NORMAL, next(env._eid), job))
+                return
+        self.run(seconds, then, arg, after, tail)
+
+    def _admit(self, seconds: float, after: float):
+        """Free mode: retire the jobs done, then admit a job of ``seconds`` of work arriving
+        ``after`` from now if it fits beside them (returned, nobody waiting for it yet), else
+        None (the host must leave free mode for it)."""
+        env = self.env
+        now = env._now
+        heap = self._fheap
+        if heap and heap[0][0] <= now:
+            t = self._tev
+            while heap and heap[0][0] <= now:
+                t = heappop(heap)[0]
+            if t > self._tev:
+                self._tev = t
+        a = now + after
+        f = a + seconds
+        if len(heap) <= self._room or self._fits(a, f):
+            self._seq = seq = self._seq + 1
+            job = _Job(seconds, None, None, None, seq, a, f)
+            heappush(heap, (f, seq, job))
+            self._busy += seconds
+            if not after > 0.0:
+                self._tev = now
+            return job
+        return None
 
     def repeat(self, seconds: float) -> None:
         """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
@@ -370,14 +424,32 @@ class Host:
             self._to_free(now)
         else:
             self._arm(now)
-        for job in finished:       # after re-arming: a callback may submit new work here
+        if len(finished) > 1:
+            self._ended_together(finished)
+            return
+        job = finished[0]          # after re-arming: its callback may submit new work here
+        if job.done is not None:
+            if job.tail is None:
+                job.done(job.arg)
+            else:
+                later_on(self.env, job.tail, job, _FIRE)
+
+    def _ended_together(self, finished: list) -> None:
+        """Several jobs' continuations at one instant, in turn: the clock is held for all but
+        the last, so that a loop resumed first does not run on past the others (engine.go_on)."""
+        env = self.env
+        hold = getattr(env, "_hold", False)      # (a plain simpy.Environment has none)
+        last = len(finished) - 1
+        for i, job in enumerate(finished):
             done = job.done
             if done is None:
                 continue
             if job.tail is None:
+                env._hold = hold or i < last
                 done(job.arg)
             else:
-                later_on(self.env, job.tail, job, _FIRE)
+                later_on(env, job.tail, job, _FIRE)
+        env._hold = hold
 
     def _to_free(self, now: float) -> None:
         """No more jobs than cores left: each runs at rate 1 to its end, pushed now; the host's
