@@ -33,6 +33,12 @@ def new_session():
 
 
 @pytest.fixture(scope="session")
+def held_out_settings_session():
+    """data/airflow-runs/held-out (settings and a workload no fit has seen, the harness alone)."""
+    return held_out_session("held-out")
+
+
+@pytest.fixture(scope="session")
 def process_cpu_session():
     """data/airflow-runs/process-cpu (a slower machine, with a CPU sampler beside the runs)."""
     return held_out_session("process-cpu")
