@@ -219,27 +219,12 @@ class Host:
         all; on an unlimited host (or for no work) the same steps, timers and order as a wait,
         then the work, then a wait."""
         if self._free and seconds > 0.0:
-            # free mode, inline (this runs for every job): retire the jobs done, admit this one
-            env = self.env
-            now = env._now
-            heap = self._fheap
-            if heap and heap[0][0] <= now:
-                t = self._tev
-                while heap and heap[0][0] <= now:
-                    t = heappop(heap)[0]
-                if t > self._tev:
-                    self._tev = t
-            a = now + after
-            f = a + seconds
-            if len(heap) <= self._room or self._fits(a, f):
-                self._seq = seq = self._seq + 1
-                job = _Job(seconds, then, arg, tail, seq, a, f)
-                heappush(heap, (f, seq, job))
+            job = self._admit(seconds, after)
+            if job is not None:
                 if then is not None:
-                    heappush(env._queue, (f if tail is None else f + tail, NORMAL, next(env._eid), job))
-                self._busy += seconds
-                if not after > 0.0:
-                    self._tev = now
+                    job.done, job.arg, job.tail = then, arg, tail
+                    env = self.env
+                    heappush(env._queue, (job.f if tail is None else job.f + tail, NORMAL, next(env._eid), job))
                 return
         elif self.cores is None or seconds <= 0.0:
             job = _Job(seconds, then, arg, tail, 0)
