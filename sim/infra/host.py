@@ -152,12 +152,10 @@ class Host:
         if self._free:
             job = self._admit(seconds, after)
             if job is not None:
-                end = job.f if tail is None else job.f + tail
-                if go_on(self.env, end):
+                if go_on(self.env, job.f if tail is None else job.f + tail):
                     return False
                 job.done, job.tail = loop.resume, tail
-                env = self.env
-                heappush(env._queue, (end, NORMAL, next(env._eid), job))
+                self._push(job)
                 return True
         self.run(seconds, loop.resume, None, after, tail)
         return True
@@ -169,20 +167,18 @@ class Host:
         if self._free and seconds > 0.0:
             job = self._admit(seconds, after)
             if job is not None:
-                end = job.f if tail is None else job.f + tail
-                env = self.env
-                if go_on(env, end):
+                if go_on(self.env, job.f if tail is None else job.f + tail):
                     then(arg)
                     return
                 job.done, job.arg, job.tail = then, arg, tail
-                heappush(env._queue, (end, NORMAL, next(env._eid), job))
+                self._push(job)
                 return
         self.run(seconds, then, arg, after, tail)
 
-    def _admit(self, seconds: float, after: float):
+    def _admit(self, seconds: float, after: float, job=None):
         """Free mode: retire the jobs done, then admit a job of ``seconds`` of work arriving
-        ``after`` from now if it fits beside them (returned, nobody waiting for it yet), else
-        None (the host must leave free mode for it)."""
+        ``after`` from now if it fits beside them (returned: a new one, nobody waiting for it
+        yet, or ``job``, given its place), else None (the host must leave free mode for it)."""
         env = self.env
         now = env._now
         heap = self._fheap
@@ -196,13 +192,22 @@ class Host:
         f = a + seconds
         if len(heap) <= self._room or self._fits(a, f):
             self._seq = seq = self._seq + 1
-            job = _Job(seconds, None, None, None, seq, a, f)
+            if job is None:
+                job = _Job(seconds, None, None, None, seq, a, f)
+            else:
+                job.seq, job.a, job.f = seq, a, f
             heappush(heap, (f, seq, job))
             self._busy += seconds
             if not after > 0.0:
                 self._tev = now
             return job
         return None
+
+    def _push(self, job) -> None:
+        """Free mode: push ``job``'s continuation at its end (known when it came) plus its tail."""
+        job.callbacks = _FIRE
+        env = self.env
+        heappush(env._queue, (job.f if job.tail is None else job.f + job.tail, NORMAL, next(env._eid), job))
 
     def repeat(self, seconds: float) -> None:
         """Count ``seconds`` of CPU work done in loops that were not simulated one by one (a
@@ -223,8 +228,7 @@ class Host:
             if job is not None:
                 if then is not None:
                     job.done, job.arg, job.tail = then, arg, tail
-                    env = self.env
-                    heappush(env._queue, (job.f if tail is None else job.f + tail, NORMAL, next(env._eid), job))
+                    self._push(job)
                 return
         elif self.cores is None or seconds <= 0.0:
             job = _Job(seconds, then, arg, tail, 0)
@@ -273,25 +277,15 @@ class Host:
 
     def _arrive(self, job) -> None:
         """A job's wait before its work (classic mode) is over: it arrives now, in either mode."""
-        env = self.env
-        now = env._now
-        self._seq += 1
-        job.seq = seq = self._seq
+        now = self.env._now
         if self._free:
-            heap = self._fheap
-            while heap and heap[0][0] <= now:
-                heappop(heap)
-            self._tev = now                # (an arrival: later than any end retired here)
-            f = now + job.s
-            if len(heap) <= self._room or self._fits(now, f):
-                job.a, job.f = now, f
-                heappush(heap, (f, seq, job))
-                self._busy += job.s
+            if self._admit(job.s, 0.0, job) is not None:
                 if job.done is not None:
-                    job.callbacks = _FIRE
-                    heappush(env._queue, (f if job.tail is None else f + job.tail, NORMAL, next(env._eid), job))
+                    self._push(job)
                 return
             self._to_classic(now)
+        self._seq += 1
+        job.seq = self._seq
         self._submit(job, now)
 
     def _fits(self, a: float, f: float) -> bool:
@@ -451,8 +445,6 @@ class Host:
         self._heap = []
         self._n = 0
         fheap = self._fheap
-        env = self.env
-        queue = env._queue
         busy = self._busy
         for vf, seq, job in sorted(heap, key=lambda e: (e[0], e[1])):
             rest = vf - v
@@ -462,6 +454,5 @@ class Host:
             busy += rest
             heappush(fheap, (f, seq, job))
             if job.done is not None:
-                job.callbacks = _FIRE
-                heappush(queue, (f if job.tail is None else f + job.tail, NORMAL, next(env._eid), job))
+                self._push(job)
         self._busy = busy
