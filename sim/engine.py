@@ -63,6 +63,15 @@ def go_on(env, t: float) -> bool:
     return True
 
 
+def later_on_last(env, delay: float, timer, callbacks: tuple) -> None:
+    """:func:`later_on` for a caller in tail position: when nothing else is due by then
+    (:func:`go_on`), the clock moves there and the step (``callbacks``' one callback) runs now."""
+    if go_on(env, env._now + delay):
+        callbacks[0](timer)
+    else:
+        later_on(env, delay, timer, callbacks)
+
+
 class Loop:
     """A generator run as its own timer: what :class:`simpy.Process` is to a loop that arranges
     each of its waits through this object (:meth:`sleep`, or :meth:`resume` as a host job's

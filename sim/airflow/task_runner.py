@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from ..engine import go_on, later, later_on
+from ..engine import later, later_on_last
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
 from ..model.states import TaskInstanceState as S
@@ -208,11 +208,7 @@ class TaskRunner:
             # the DB write's wait, the run's CPU, then its waiting: one host job
             proc.host.run_last(proc.cpu, self._ended, proc, after=wait if wait > 0.0 else 0.0, tail=proc.wait)
         else:
-            delay = started - env.now + duration
-            if go_on(env, env._now + delay):
-                self._ended(proc)
-            else:
-                later_on(env, delay, proc, self._to_ended)
+            later_on_last(env, started - env.now + duration, proc, self._to_ended)
 
     def _ended(self, proc) -> None:
         if not proc.alive:
@@ -243,8 +239,8 @@ class TaskRunner:
                 outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
         write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
         proc.outcome = outcome
-        if write > 0.0 and not go_on(env, env._now + write):
-            later_on(env, write, proc, self._to_written)
+        if write > 0.0:
+            later_on_last(env, write, proc, self._to_written)
         else:
             self._written(proc)
 
@@ -271,10 +267,7 @@ class TaskRunner:
             wait += self.heartbeat_interval      # seen at the supervisor's select time-out
         proc.cpu = cpu
         if wait > 0.0:
-            if go_on(self.env, self.env._now + wait):
-                self._exit_cpu(proc)
-            else:
-                later_on(self.env, wait, proc, self._to_exit_cpu)
+            later_on_last(self.env, wait, proc, self._to_exit_cpu)
         elif cpu > 0.0:
             proc.host.run_last(cpu, self._handle_task_exit, proc)
         else:
@@ -289,10 +282,10 @@ class TaskRunner:
             return
         if proc.outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
             cost = self.db.book(self.mini_queries)
-            if cost > 0.0 and not go_on(self.env, self.env._now + cost):
-                later_on(self.env, cost, proc, self._to_mini)
-                return
-            self._mini_schedule(proc)
+            if cost > 0.0:
+                later_on_last(self.env, cost, proc, self._to_mini)
+            else:
+                self._mini_schedule(proc)
             return
         self._exit(proc, proc.outcome)
 
