@@ -250,11 +250,16 @@ def _cpu_ticks() -> list[int]:
     return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (/proc/stat: user, nice, system, irq, softirq,
+def busy_ticks() -> int:
+    """Clock ticks the whole machine has been busy (/proc/stat: user, nice, system, irq, softirq,
     steal; not idle or iowait)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = _cpu_ticks()
-    return (user + nice + system + irq + softirq + steal) / HZ
+    return user + nice + system + irq + softirq + steal
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (:func:`busy_ticks`)."""
+    return busy_ticks() / HZ
 
 
 def steal_seconds() -> float:

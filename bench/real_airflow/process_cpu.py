@@ -60,7 +60,7 @@ import signal
 import time
 from pathlib import Path
 
-from harness import HZ, _cpu_ticks    # the harness's /proc/stat reader (a script beside this one)
+from harness import HZ, busy_ticks    # the harness's /proc/stat reader (a script beside this one)
 PG_PORT = 5433
 #: when to give up on a backend's client (its connection may belong to a process not scanned yet)
 RESOLVE_FOR = 1.0
@@ -103,13 +103,6 @@ def read_cmd(pid: int) -> str:
     except OSError:
         return ""
     return data.replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def busy_ticks() -> int:
-    """The whole machine's busy CPU so far, in clock ticks (not idle or iowait; as the harness's
-    busy_seconds counts it)."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = _cpu_ticks()
-    return user + nice + system + irq + softirq + steal
 
 
 def self_ticks() -> int:
