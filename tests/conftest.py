@@ -9,20 +9,22 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "airflow-runs"
 
 
 def held_out_session(folder: str):
-    """A measuring session no fit has seen: its configurations (every DAG they recorded) and its
-    machine's speed against the profile's (session af210-wide-1), fitted on its diamonds' lone
-    tasks alone."""
+    """A measuring folder no fit has seen: its configurations (every DAG they recorded) and the
+    speed of each of its sessions' machines against the profile's (session af210-wide-1), as
+    ``{SPEED + session: speed}``, fitted on its diamonds' lone tasks alone. A folder can hold more
+    than one session (process-cpu: local-p8 was measured again in a second harness invocation), and
+    each configuration is predicted at its own session's speed."""
     from sim.calibration.joint import SPEED, joint_fit, load_configurations
 
     new = load_configurations([DATA / folder], DATA / "rest")
     dags = {c.name: list(c.dags) for c in new}
     for c in new:
         c.dags = ["diamond"]
-    speed = joint_fit(new, fit=(), reference="af210-wide-1", seeds=(0,), max_evaluations=12).fitted[
-        SPEED + new[0].session]
+    speeds = joint_fit(new, fit=(), reference="af210-wide-1", seeds=(0,), max_evaluations=12).fitted
+    assert set(speeds) == {SPEED + c.session for c in new}
     for c in new:
         c.dags = dags[c.name]
-    return new, speed
+    return new, speeds
 
 
 @pytest.fixture(scope="session")

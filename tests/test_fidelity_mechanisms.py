@@ -366,15 +366,15 @@ def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded(new_sessi
     the work is done beside it (Overheads.task_background_cpu). The held-out session, its machine's
     speed fitted on its diamonds' lone tasks (the new_session fixture): each chain's and fan-out's CPU per try in the
     model within 15 % of the real one."""
-    from sim.calibration.joint import SPEED, sections_for
+    from sim.calibration.joint import sections_for
     from sim.calibration.model import build_scenario, clone_dag
     from sim.model.schedules import At
 
-    new, speed = new_session
+    new, speeds = new_session
     errors = {}
     for c in new:
         real = _real_cpu_per_try(c.folder)
-        sec = sections_for(c, {SPEED + c.session: speed})
+        sec = sections_for(c, speeds)
         p = c.problem
         bodies = p.bodies(sec)
         for dag in ("chain", "fanout", "fanout0"):
@@ -392,7 +392,7 @@ def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded(new_sessi
                 before = float(tis["queued_at"].min()) - 1.0
                 model.append((early.scheduler_host.busy_core_seconds - rate * before) / len(tis))
             errors[(c.name, dag)] = float(np.mean(model)) / float(np.mean(real[dag])) - 1.0
-    print(speed, errors)
+    print(speeds, errors)
     assert all(abs(e) <= 0.15 for e in errors.values()), errors
 
 

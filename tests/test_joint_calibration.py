@@ -256,10 +256,10 @@ def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_se
     against 16.0 and 16.6 s in the sessions the fit saw. Only its machine's speed is fitted, and on
     the diamonds' lone tasks alone (the new_session fixture); the chains and fan-outs are predicted."""
     from sim.calibration.joint import JointFit
-    new, speed = new_session
-    assert 1.15 < speed < 1.6                  # faster than the reference machine, as its lone tasks were
+    new, speeds = new_session
+    assert all(1.15 < v < 1.6 for v in speeds.values())   # faster than the reference machine, as its lone tasks were
     mk = _held_out_makespans(new_session, seeds=(0,))
-    print(speed, mk.to_dict())
+    print(speeds, mk.to_dict())
     assert (mk.abs() <= 0.15).all(), mk.to_dict()
     # at the profile's own speed the same chains come out over 25 % long
     slow = JointFit({}, 0, 0, 0, (0,), new).quality().query("stage == 'makespan'").set_index(
@@ -268,10 +268,11 @@ def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_se
 
 
 def _held_out_makespans(session, seeds=(0, 1)) -> "pd.Series":
-    """A held-out session's makespan errors at its fitted speed, the mechanisms as shipped."""
+    """A held-out folder's makespan errors, each configuration at its session's fitted speed, the
+    mechanisms as shipped."""
     from sim.calibration.joint import JointFit
-    new, speed = session
-    fit = JointFit({SPEED + new[0].session: speed}, 0, 0, 0, seeds, new)
+    new, speeds = session
+    fit = JointFit(speeds, 0, 0, 0, seeds, new)
     return fit.quality().query("stage == 'makespan'").set_index(["configuration", "dag_id"])["error"]
 
 
@@ -288,23 +289,32 @@ def test_a_slower_session_the_fit_never_saw_has_its_chains_predicted_from_its_di
     new-session's 12.6-13.1 s at the same settings: each link waited one more idle loop, because a
     0.5 s task's queued -> end, slower here, ended after the loop's next pass more often. Only the
     speed is fitted, on the diamonds; the chains, and so that phase effect, are predicted."""
-    new, speed = process_cpu_session
-    assert 0.6 < speed < 1.0                   # slower than the reference machine, as its lone tasks were
+    new, speeds = process_cpu_session
+    assert all(0.6 < v < 1.0 for v in speeds.values())    # slower than the reference machine, as its lone tasks were
     mk = process_cpu_makespans
-    print(speed, mk.to_dict())
+    print(speeds, mk.to_dict())
     assert (mk.xs("chain", level="dag_id").abs() <= 0.10).all(), mk.to_dict()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the slower session's fan-outs come out 12-24 % short. "
-                                       "Its runs shared the 2 cores with the measuring: the harness's psql polling "
-                                       "(0.08 cores) and the CPU sampler (0.08-0.13), which the replay does not have. "
-                                       "A sixth session on a machine as slow (diamonds' speed 0.86 against 0.82), "
-                                       "measured by the harness alone, has every fan-out within 11.3 % (the test "
-                                       "above): what is missing here is the sampler's share of the cores")
-def test_a_slower_session_the_fit_never_saw_has_its_fan_outs_predicted_from_its_diamonds_speed(process_cpu_makespans):
+def test_a_slower_session_the_fit_never_saw_has_its_local_fan_outs_predicted_from_its_diamonds_speed(
+        process_cpu_makespans):
+    """process-cpu's LocalExecutor p8 was measured in a second harness invocation (its own session),
+    each configuration predicted at its own session's speed: its fan-outs within 15 %."""
+    mk = process_cpu_makespans.xs("local-p8", level="configuration")
+    fan = mk[mk.index.str.startswith("fanout")]
+    assert len(fan) == 2 and (fan.abs() <= 0.15).all(), fan.to_dict()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): on this slower machine Celery's fan-outs come "
+                                       "out 14-24 % short, the short part in queued -> start (a child's start-up "
+                                       "while the machine is busy); the held-out session, as slow, has Celery's "
+                                       "no-op fan-out and widefan 11 % short the same way, and its Local ones within 8 %")
+def test_a_slower_session_the_fit_never_saw_has_its_celery_fan_outs_predicted_from_its_diamonds_speed(
+        process_cpu_makespans):
     mk = process_cpu_makespans
-    fan = mk[mk.index.get_level_values("dag_id").str.startswith("fanout")]
-    assert (fan.abs() <= 0.15).all(), fan.to_dict()
+    fan = mk[mk.index.get_level_values("dag_id").str.startswith("fanout")
+             & mk.index.get_level_values("configuration").str.startswith("celery")]
+    assert len(fan) == 4 and (fan.abs() <= 0.15).all(), fan.to_dict()
 
 
 def test_settings_and_a_workload_the_fit_never_saw_are_predicted_from_the_diamonds_speed(
@@ -315,10 +325,10 @@ def test_settings_and_a_workload_the_fit_never_saw_are_predicted_from_the_diamon
     at Local p32 and Celery p16 c8). Only the speed is fitted, on the diamonds; every chain and
     fan-out makespan is predicted, within the 15 % the cross-validation asks of held-out
     configurations."""
-    new, speed = held_out_settings_session
-    assert 0.6 < speed < 1.0                   # slower than the reference machine, as its lone tasks were
+    new, speeds = held_out_settings_session
+    assert all(0.6 < v < 1.0 for v in speeds.values())    # slower than the reference machine, as its lone tasks were
     mk = _held_out_makespans(held_out_settings_session)
-    print(speed, mk.to_dict())
+    print(speeds, mk.to_dict())
     predicted = mk[mk.index.get_level_values("dag_id") != "diamond"]
     assert set(predicted.index.get_level_values("dag_id")) == {"chain", "fanout", "fanout0", "widefan"}
     assert (predicted.abs() <= 0.15).all(), predicted.to_dict()
