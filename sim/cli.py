@@ -170,12 +170,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="leave one configuration out at a time: fit on the others, predict it")
     j.add_argument("--speed-only", action="store_true",
                    help="fit only each session's cpu_speed against the base profile's machine, its "
-                        "mechanisms as they are (a few lone tasks recorded on your machine are enough)")
+                        "mechanisms as they are: the speed at which the model starts a lone task as fast as "
+                        "the recording did (a few lone tasks recorded on your machine are enough)")
     j.add_argument("--base", default="airflow-2.10", help="profile to start from (default airflow-2.10)")
     j.add_argument("--out", help="write the profile fitted on every configuration to this YAML file")
     j.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     j.add_argument("--seeds", type=int, default=2, help="simulations per configuration and evaluation (default 2)")
-    j.add_argument("--evaluations", type=int, default=240, help="optimiser budget per fit (default 240)")
+    j.add_argument("--evaluations", type=int, default=None,
+                   help="optimiser budget per fit (default 240; --speed-only has none: it simulates 10 speeds)")
     j.add_argument("--processes", type=int, default=1, help="cross-validation folds fitted at once (default 1)")
     j.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

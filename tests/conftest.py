@@ -11,19 +11,18 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "airflow-runs"
 def held_out_session(folder: str):
     """A measuring folder no fit has seen: its configurations (every DAG they recorded) and the
     speed of each of its sessions' machines against the profile's (session af210-wide-1), as
-    ``{SPEED + session: speed}``, fitted on its diamonds' lone tasks alone. A folder can hold more
+    ``{SPEED + session: speed}``, fitted on its diamonds' lone tasks alone (as `sim calibrate-all FOLDER --speed-only --dag diamond` fits it). A folder can hold more
     than one session (process-cpu: local-p8 was measured again in a second harness invocation), and
     each configuration is predicted at its own session's speed."""
-    from sim.calibration.joint import SPEED, joint_fit, load_configurations
+    from sim.calibration.joint import SPEED, load_configurations
+    from sim.calibration.speed import fit_speeds
 
+    # the speed as `sim calibrate-all FOLDER --speed-only --dag diamond` fits it (the diamonds alone
+    # replayed), then every DAG predicted at it
+    diamonds = load_configurations([DATA / folder], DATA / "rest", dags=["diamond"])
+    speeds = fit_speeds(diamonds, reference="af210-wide-1", seeds=(0, 1))[0].fitted
     new = load_configurations([DATA / folder], DATA / "rest")
-    dags = {c.name: list(c.dags) for c in new}
-    for c in new:
-        c.dags = ["diamond"]
-    speeds = joint_fit(new, fit=(), reference="af210-wide-1", seeds=(0,), max_evaluations=12).fitted
     assert set(speeds) == {SPEED + c.session for c in new}
-    for c in new:
-        c.dags = dags[c.name]
     return new, speeds
 
 

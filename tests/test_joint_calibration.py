@@ -296,25 +296,15 @@ def test_a_slower_session_the_fit_never_saw_has_its_chains_predicted_from_its_di
     assert (mk.xs("chain", level="dag_id").abs() <= 0.10).all(), mk.to_dict()
 
 
-def test_a_slower_session_the_fit_never_saw_has_its_local_fan_outs_predicted_from_its_diamonds_speed(
+def test_a_slower_session_the_fit_never_saw_has_its_fan_outs_predicted_from_its_diamonds_speed(
         process_cpu_makespans):
-    """process-cpu's LocalExecutor p8 was measured in a second harness invocation (its own session),
-    each configuration predicted at its own session's speed: its fan-outs within 15 %."""
-    mk = process_cpu_makespans.xs("local-p8", level="configuration")
-    fan = mk[mk.index.str.startswith("fanout")]
-    assert len(fan) == 2 and (fan.abs() <= 0.15).all(), fan.to_dict()
-
-
-@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): on this slower machine Celery's fan-outs come "
-                                       "out 14-24 % short, the short part in queued -> start (a child's start-up "
-                                       "while the machine is busy); the held-out session, as slow, has Celery's "
-                                       "no-op fan-out and widefan 11 % short the same way, and its Local ones within 8 %")
-def test_a_slower_session_the_fit_never_saw_has_its_celery_fan_outs_predicted_from_its_diamonds_speed(
-        process_cpu_makespans):
+    """process-cpu's fan-outs, Local's and Celery's, within 15 %, each configuration at its own
+    session's speed (local-p8 was measured again in a second harness invocation). With the speed
+    fitted on the diamonds' stage errors instead of their lone starts, Celery's came out 11-24 %
+    short: a dip of that bumpy objective, not the model."""
     mk = process_cpu_makespans
-    fan = mk[mk.index.get_level_values("dag_id").str.startswith("fanout")
-             & mk.index.get_level_values("configuration").str.startswith("celery")]
-    assert len(fan) == 4 and (fan.abs() <= 0.15).all(), fan.to_dict()
+    fan = mk[mk.index.get_level_values("dag_id").str.startswith("fanout")]
+    assert len(fan) == 6 and (fan.abs() <= 0.15).all(), fan.to_dict()
 
 
 def test_settings_and_a_workload_the_fit_never_saw_are_predicted_from_the_diamonds_speed(
@@ -367,19 +357,23 @@ def test_cli_speed_only_fits_a_machine_and_writes_a_profile_at_its_speed(tmp_pat
     session's cpu_speed against its machine, written as a profile that extends the base."""
     out = tmp_path / "mine.yaml"
     assert cli(["calibrate-all", str(DATA / "new-session"), "--speed-only", "--dag", "diamond", "--seeds", "1",
-                "--evaluations", "12", "--no-progress", "--out", str(out)]) == 0
+                "--no-progress", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "session new-session-2026-12-05T22:33Z: cpu_speed" in text
+    assert "(10 speeds simulated x 1 seeds)" in text and "a lone task's queued -> start: recorded 0.2" in text
     from sim.scenario import load_profile
     speed = load_profile(str(out))["overheads"]["cpu_speed"]
     assert 1.15 < speed < 1.6                    # faster than the profile's machine, as its lone tasks were
     assert load_profile(str(out))["overheads"]["task_run_cpu"] == load_profile("airflow-2.10")["overheads"]["task_run_cpu"]
     # several sessions cannot share one profile's speed; nothing to cross-validate without mechanisms
     two = [str(DATA / "new-session"), str(DATA / "local-p8")]
-    assert cli(["calibrate-all", *two, "--speed-only", "--dag", "diamond", "--seeds", "1", "--evaluations", "10",
+    assert cli(["calibrate-all", *two, "--speed-only", "--dag", "diamond", "--seeds", "1",
                 "--out", str(tmp_path / "two.yaml")]) == 2
     assert "2 sessions" in capsys.readouterr().err and not (tmp_path / "two.yaml").exists()
     assert cli(["calibrate-all", two[0], "--speed-only", "--cross-validate"]) == 2
+    # a scan has no optimiser budget: a budget given is refused, not silently ignored
+    assert cli(["calibrate-all", two[0], "--speed-only", "--evaluations", "12"]) == 2
+    assert "--evaluations" in capsys.readouterr().err
 
 
 def test_cli_calibrate_all_bad_folder_exits_2(tmp_path, capsys):

@@ -13,6 +13,8 @@ from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, cross_vali
                     held_out_summary, joint_fit, load_configurations, reference_session, write_joint_profile,
                     write_speed_profile)
 from .profile_file import quality_table
+from .speed import fit_speeds
+from .speed import grid as speed_grid
 
 
 def run_calibrate(args) -> int:
@@ -66,6 +68,10 @@ def _structures_dir(args) -> Path:
 def run_calibrate_all(args) -> int:
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
+    if args.speed_only and args.evaluations is not None:
+        raise SimError(f"--evaluations: --speed-only has no optimiser budget; it simulates a fixed "
+                       f"{len(speed_grid())} speeds per session")
+    args.evaluations = 240 if args.evaluations is None else args.evaluations
     if args.evaluations < 10:
         raise SimError("--evaluations must be at least 10")
     if args.processes < 1:
@@ -120,13 +126,15 @@ def _speed_only(args, configs, seeds, progress) -> int:
     if args.out and len(sessions) > 1:
         raise SimError(f"--out: the folders hold {len(sessions)} sessions ({', '.join(sessions)}), and a "
                        f"profile has one cpu_speed; give one session's folders")
-    fit = joint_fit(configs, fit=(), reference=BASE_MACHINE, seeds=seeds,
-                    max_evaluations=args.evaluations, progress=progress)
+    fit, why = fit_speeds(configs, reference=BASE_MACHINE, seeds=seeds, progress=progress)
     print(f"  {args.base}'s mechanisms as they are; fitted in {fit.wall_seconds:.0f} s ({fit.evaluations} "
-          f"evaluations x {len(seeds)} seeds), mean squared relative error {fit.objective:.4g}:")
+          f"speeds simulated x {len(seeds)} seeds) on the tasks that ran alone:")
     for session in sessions:
-        speed = fit.fitted[SPEED + session]
+        speed, w = fit.fitted[SPEED + session], why[session]
         print(f"    session {session}: cpu_speed {speed:.3g} (its cores against {args.base}'s machine)")
+        print(f"      a lone task's queued -> start: recorded {w['recorded']:.3f} s; the model's "
+              f"{w['latency']:.3f} + {w['cpu']:.3f} / cpu_speed s")
+    print(f"  mean squared relative error of the stages at that speed: {fit.objective:.4g}")
     print("  fit quality:")
     print(error_table(fit.quality(), "    "))
     if args.out:

@@ -1,0 +1,131 @@
+"""A machine's speed alone: ``sim calibrate-all --speed-only``.
+
+Every mechanism stays as the base profile has it; each measuring session gets one number, its
+``overheads.cpu_speed`` against the profile's machine. That one number is what a user needs to
+predict their own machine from the shipped profile, and what every held-out check of the shipped
+profile rests on.
+
+What fixes it: how long a task that ran alone took from queued to ``start_date`` on that machine
+(the fork, the interpreter's set-up and the DAG file's parse, with nothing competing: the
+machine's pace, as :func:`sim.calibration.joint.speed_start` reads it). In the model that wait is a
+latency plus CPU work done at the machine's speed, ``L + C / cpu_speed``: the fit simulates the
+recorded runs at a few speeds, fits ``L`` and ``C`` by least squares (R^2 above 0.99 on every
+committed session) and solves for the speed at which the model's median lone start equals the
+recorded one.
+
+Why not the stages' objective, as the joint fit does: in the speed alone it is bumpy. Where a
+task's end falls in the scheduler loop's cycle moves a short DAG's makespan by a whole idle loop
+(the phase effect), so an optimiser lands in one of its dips: on the committed held-out sessions
+the speeds it found moved by 8-41 % between pairs of seeds, and its predictions of the Celery
+fan-outs on the slower machines came out 11-24 % short. The lone start moves smoothly with the
+speed; its speeds move by 4-5 % between pairs of seeds, and every chain and fan-out of the three
+held-out sessions is predicted within 12.7 % at them. It is not the joint fit's scale (on the
+training sessions it gives 1.17, 1.22, 1.29 where the joint fit has 1, 1.13, 1.24): ``docs/howto.md``,
+*What the cross-validation says*, compares the two.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import SimError
+from .fit import progress_bar
+from .joint import SPEED, SPEED_RANGE, JointFit, _errors, _loss, sections_for
+from .model import simulated_observations
+
+#: At most this many task instances running, time-averaged over a try's run, is a lone try (1, less
+#: the rounding of that average).
+LONE = 1.0 + 1e-6
+#: The speeds simulated: 10, equal steps in log-speed from x1/2 to x2 of the profile's machine.
+POINTS = 10
+
+
+def grid() -> np.ndarray:
+    """The speeds simulated, from 1/SPEED_RANGE to SPEED_RANGE in equal log steps."""
+    r = math.log(SPEED_RANGE)
+    return np.exp(np.linspace(-r, r, POINTS))
+
+
+def lone_tasks(config) -> set:
+    """The tasks of ``config``'s recorded runs that ran alone (at most one task instance running
+    on the host, time-averaged over its run, in most of its runs)."""
+    o = config.problem.obs
+    return set(o.groupby("task_id")["running"].median().loc[lambda r: r <= LONE].index)
+
+
+def recorded_lone_start(config) -> float:
+    """The median queued -> start of ``config``'s recorded tries of :func:`lone_tasks` that ran
+    alone (NaN when there are none)."""
+    o = config.problem.obs
+    x = o.loc[(o["running"] <= LONE) & o["task_id"].isin(lone_tasks(config)), "queued_to_started"].dropna()
+    return float(x.median()) if len(x) else math.nan
+
+
+def simulated_lone_start(config, fitted: dict, seeds) -> float:
+    """The model's median queued -> start of the same tasks, at ``fitted``'s speed, averaged over
+    ``seeds``."""
+    p = config.problem
+    sections = sections_for(config, fitted)
+    bodies = p.bodies(sections)
+    ids = lone_tasks(config)
+    meds = []
+    for seed in seeds:
+        sim = simulated_observations(*p.replayed(sections, seed, bodies), p.roots)
+        meds.append(float(sim.loc[sim["task_id"].isin(ids), "queued_to_started"].median()))
+    return float(np.mean(meds))
+
+
+def solve(speeds, starts, recorded: float) -> tuple[float, float, float]:
+    """``(speed, L, C)``: the least-squares line ``start = L + C / speed`` through the simulated
+    points, solved for the recorded start; clipped to the speeds' range."""
+    x = 1.0 / np.asarray(speeds, float)
+    c, latency = np.polyfit(x, np.asarray(starts, float), 1)
+    lo, hi = float(np.min(speeds)), float(np.max(speeds))
+    if c <= 0:
+        raise SimError("the model's lone start does not shorten as the machine gets faster: no speed fits it")
+    speed = c / (recorded - latency) if recorded > latency else hi
+    return float(min(max(speed, lo), hi)), float(latency), float(c)
+
+
+def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False) -> tuple[JointFit, dict]:
+    """Each session's ``cpu_speed`` against ``reference`` (a session none of ``configs`` belongs
+    to: the base profile's machine), the mechanisms as the configurations' base profile has them.
+
+    Returns the :class:`JointFit` (``fitted`` holds ``cpu_speed@<session>`` for every session; its
+    objective is the stages' at the fitted speeds) and, per session, what fixed the speed:
+    ``{session: {"recorded": s, "latency": L, "cpu": C, "r2": how well L + C / speed fits}}``."""
+    t0 = time.perf_counter()
+    seeds = tuple(int(s) for s in seeds)
+    sessions = sorted({c.session for c in configs} - {reference})
+    speeds = grid()
+    bar = progress_bar(progress, len(sessions) * len(speeds), "speed")
+    fitted, why = {}, {}
+    for session in sessions:
+        mine = [c for c in configs if c.session == session]
+        recorded = [recorded_lone_start(c) for c in mine]
+        if all(math.isnan(r) for r in recorded):
+            names = ", ".join(str(c.folder) for c in mine)
+            raise SimError(f"{names}: no task ran alone in the recorded runs, and the speed is fitted on "
+                           f"tasks that did (record a chain or a diamond)")
+        used = [c for c, r in zip(mine, recorded) if not math.isnan(r)]
+        target = float(np.median([r for r in recorded if not math.isnan(r)]))
+        key = SPEED + session
+        starts = []
+        for s in speeds:
+            starts.append(float(np.median([simulated_lone_start(c, {key: float(s)}, seeds) for c in used])))
+            if bar is not None:
+                bar.update(1)
+        fitted[key], latency, cpu = solve(speeds, starts, target)
+        residual = np.asarray(starts) - (latency + cpu / speeds)
+        why[session] = {"recorded": target, "latency": latency, "cpu": cpu,
+                        "r2": float(1.0 - np.var(residual) / np.var(starts))}
+    if bar is not None:
+        bar.close()
+    objective = float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs]))
+    fit = JointFit(fitted, objective, len(sessions) * len(speeds), time.perf_counter() - t0, seeds, list(configs))
+    return fit, why
+
+
+__all__ = ["fit_speeds", "grid", "solve", "lone_tasks", "recorded_lone_start", "simulated_lone_start", "POINTS"]
