@@ -40,6 +40,13 @@ def held_out_settings_session():
 
 
 @pytest.fixture(scope="session")
+def held_out_2_session():
+    """data/airflow-runs/held-out-2 (measured after --speed-only fitted lone starts: Local p6, Celery
+    p10 c5)."""
+    return held_out_session("held-out-2")
+
+
+@pytest.fixture(scope="session")
 def process_cpu_session():
     """data/airflow-runs/process-cpu (a slower machine, with a CPU sampler beside the runs)."""
     return held_out_session("process-cpu")
