@@ -385,6 +385,11 @@ def test_cli_speed_only_fits_a_machine_and_writes_a_profile_at_its_speed(tmp_pat
                 "--out", str(tmp_path / "two.yaml")]) == 2
     assert "2 sessions" in capsys.readouterr().err and not (tmp_path / "two.yaml").exists()
     assert cli(["calibrate-all", two[0], "--speed-only", "--cross-validate"]) == 2
+    # configurations of one session whose lone tasks started far apart are pointed out
+    assert cli(["calibrate-all", str(DATA / "held-out-2"), "--speed-only", "--dag", "diamond", "--seeds", "1",
+                "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "celery-p10-c5 0.489 s, local-p6 0.370 s (32 % apart: one speed splits the difference" in text
     # a scan has no optimiser budget: a budget given is refused, not silently ignored
     assert cli(["calibrate-all", two[0], "--speed-only", "--evaluations", "12"]) == 2
     assert "--evaluations" in capsys.readouterr().err

@@ -134,6 +134,13 @@ def _speed_only(args, configs, seeds, progress) -> int:
         print(f"    session {session}: cpu_speed {speed:.3g} (its cores against {args.base}'s machine)")
         print(f"      a lone task's queued -> start: recorded {w['recorded']:.3f} s; the model's "
               f"{w['latency']:.3f} + {w['cpu']:.3f} / cpu_speed s")
+        own = w["configurations"]
+        if len(own) > 1:
+            spread = max(own.values()) / min(own.values()) - 1.0
+            print("      by configuration: " + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(own.items()))
+                  + (f" ({spread * 100:.0f} % apart: one speed splits the difference, and the configurations "
+                     f"that started slower will come out short; docs/background.md, The machine's speed)"
+                     if spread > 0.15 else ""))
     print(f"  mean squared relative error of the stages at that speed: {fit.objective:.4g}")
     print("  fit quality:")
     print(error_table(fit.quality(), "    "))

@@ -95,7 +95,8 @@ def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False)
 
     Returns the :class:`JointFit` (``fitted`` holds ``cpu_speed@<session>`` for every session; its
     objective is the stages' at the fitted speeds) and, per session, what fixed the speed:
-    ``{session: {"recorded": s, "latency": L, "cpu": C, "r2": how well L + C / speed fits}}``."""
+    ``{session: {"recorded": s, "latency": L, "cpu": C, "r2": how well L + C / speed fits,
+    "configurations": {name: its own recorded lone start}}}``."""
     t0 = time.perf_counter()
     seeds = tuple(int(s) for s in seeds)
     sessions = sorted({c.session for c in configs} - {reference})
@@ -120,7 +121,8 @@ def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False)
         fitted[key], latency, cpu = solve(speeds, starts, target)
         residual = np.asarray(starts) - (latency + cpu / speeds)
         why[session] = {"recorded": target, "latency": latency, "cpu": cpu,
-                        "r2": float(1.0 - np.var(residual) / np.var(starts))}
+                        "r2": float(1.0 - np.var(residual) / np.var(starts)),
+                        "configurations": {c.name: r for c, r in zip(mine, recorded) if not math.isnan(r)}}
     if bar is not None:
         bar.close()
     objective = float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs]))
