@@ -11,7 +11,7 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "airflow-runs"
 def held_out_session(folder: str):
     """A measuring folder no fit has seen: its configurations (every DAG they recorded) and the
     speed of each of its sessions' machines against the profile's (session af210-wide-1), as
-    ``{SPEED + session: speed}``, fitted on its diamonds' lone tasks alone (as `sim calibrate-all FOLDER --speed-only --dag diamond` fits it). A folder can hold more
+    ``{SPEED + session: speed}``, fitted on its diamonds' lone tasks alone. A folder can hold more
     than one session (process-cpu: local-p8 was measured again in a second harness invocation), and
     each configuration is predicted at its own session's speed."""
     from sim.calibration.joint import SPEED, load_configurations

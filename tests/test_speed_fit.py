@@ -35,6 +35,12 @@ def test_solve_recovers_the_speed_of_a_latency_plus_cpu_start():
     assert solve(g, 0.04 + 0.35 / g, 5.0)[0] == g[0]
     with pytest.raises(SimError, match="does not shorten"):
         solve(g, 0.4 - 0.0 * g + 0.01 * g, 0.3)
+    # speeds at which no lone task succeeded are left out; too few left is an error
+    gaps = 0.04 + 0.35 / g
+    gaps[[0, 4]] = np.nan
+    assert math.isclose(solve(g, gaps, 0.04 + 0.35 / 1.2)[0], 1.2, rel_tol=1e-9)
+    with pytest.raises(SimError, match="no lone task"):
+        solve(g, np.full(len(g), np.nan), 0.3)
 
 
 @pytest.fixture(scope="module")

@@ -80,9 +80,12 @@ def simulated_lone_start(config, fitted: dict, seeds) -> float:
 def solve(speeds, starts, recorded: float) -> tuple[float, float, float]:
     """``(speed, L, C)``: the least-squares line ``start = L + C / speed`` through the simulated
     points, solved for the recorded start; clipped to the speeds' range."""
-    x = 1.0 / np.asarray(speeds, float)
-    c, latency = np.polyfit(x, np.asarray(starts, float), 1)
+    speeds, starts = np.asarray(speeds, float), np.asarray(starts, float)
     lo, hi = float(np.min(speeds)), float(np.max(speeds))
+    ok = np.isfinite(starts)                     # (a speed at which no lone task succeeded: none)
+    if ok.sum() < 3:
+        raise SimError("the model started no lone task at most of the speeds tried: no speed fits")
+    c, latency = np.polyfit(1.0 / speeds[ok], starts[ok], 1)
     if c <= 0:
         raise SimError("the model's lone start does not shorten as the machine gets faster: no speed fits it")
     speed = c / (recorded - latency) if recorded > latency else hi
@@ -119,9 +122,10 @@ def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False)
             if bar is not None:
                 bar.update(1)
         fitted[key], latency, cpu = solve(speeds, starts, target)
-        residual = np.asarray(starts) - (latency + cpu / speeds)
+        ok = np.isfinite(starts)
+        residual = np.asarray(starts)[ok] - (latency + cpu / speeds[ok])
         why[session] = {"recorded": target, "latency": latency, "cpu": cpu,
-                        "r2": float(1.0 - np.var(residual) / np.var(starts)),
+                        "r2": float(1.0 - np.var(residual) / np.var(np.asarray(starts)[ok])),
                         "configurations": {c.name: r for c, r in zip(mine, recorded) if not math.isnan(r)}}
     if bar is not None:
         bar.close()
