@@ -376,6 +376,7 @@ def test_cli_speed_only_fits_a_machine_and_writes_a_profile_at_its_speed(tmp_pat
     assert "session new-session-2026-12-05T22:33Z: cpu_speed" in text
     assert "(10 speeds simulated x 1 seeds)" in text and "a lone task's queued -> start: recorded 0.2" in text
     from sim.scenario import load_profile
+    assert "is the recorded 0.291 s" in out.read_text()          # what fixed it, in the file
     speed = load_profile(str(out))["overheads"]["cpu_speed"]
     assert 1.15 < speed < 1.6                    # faster than the profile's machine, as its lone tasks were
     assert load_profile(str(out))["overheads"]["task_run_cpu"] == load_profile("airflow-2.10")["overheads"]["task_run_cpu"]

@@ -145,6 +145,9 @@ def _speed_only(args, configs, seeds, progress) -> int:
     print("  fit quality:")
     print(error_table(fit.quality(), "    "))
     if args.out:
-        path = write_speed_profile(fit.fitted[SPEED + sessions[0]], args.out, args.base, sessions[0])
+        w = why[sessions[0]]
+        path = write_speed_profile(fit.fitted[SPEED + sessions[0]], args.out, args.base, sessions[0],
+                                   f"The speed at which a lone task's queued -> start, {w['latency']:.3f} + "
+                                   f"{w['cpu']:.3f} / cpu_speed s in the model, is the recorded {w['recorded']:.3f} s.")
         print(f"  profile written to {path}")
     return 0

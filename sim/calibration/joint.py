@@ -478,11 +478,12 @@ def write_joint_profile(fit: JointFit, path, base: str) -> Path:
     return write_safely(path, "\n".join(lines) + "\n")
 
 
-def write_speed_profile(speed: float, path, base: str, session: str) -> Path:
+def write_speed_profile(speed: float, path, base: str, session: str, why: str = "") -> Path:
     """A profile file: the base profile at one session's fitted machine speed (never written over
-    a file sim did not write)."""
+    a file sim did not write); ``why``, a comment line saying what fixed it."""
     lines = [f"{MARKER}-all --speed-only` on {datetime.date.today().isoformat()}: the machine of session",
              f"# {session} against {base}'s, every mechanism as {base} has it.",
+             *([f"# {why}"] if why else []),
              f"extends: {base}", "overheads:",
              f"  cpu_speed: {speed:.4g}".ljust(38) + " # fitted on the session's recorded runs"]
     return write_safely(path, "\n".join(lines) + "\n")
