@@ -28,8 +28,9 @@ def test_solve_recovers_the_speed_of_a_latency_plus_cpu_start():
     g = grid()
     for true in (0.61, 0.86, 1.0, 1.37, 1.9):
         starts = 0.04 + 0.35 / g
-        speed, latency, cpu = solve(g, starts, 0.04 + 0.35 / true)
+        speed, latency, cpu, r2 = solve(g, starts, 0.04 + 0.35 / true)
         assert math.isclose(speed, true, rel_tol=1e-9) and math.isclose(latency, 0.04) and math.isclose(cpu, 0.35)
+        assert math.isclose(r2, 1.0)
     # a start quicker than the model's latency, or slower than at the slowest speed: the range's ends
     assert solve(g, 0.04 + 0.35 / g, 0.03)[0] == g[-1]
     assert solve(g, 0.04 + 0.35 / g, 5.0)[0] == g[0]

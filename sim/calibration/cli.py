@@ -13,8 +13,7 @@ from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, cross_vali
                     held_out_summary, joint_fit, load_configurations, reference_session, write_joint_profile,
                     write_speed_profile)
 from .profile_file import quality_table
-from .speed import fit_speeds
-from .speed import grid as speed_grid
+from .speed import POINTS, fit_speeds
 
 
 def run_calibrate(args) -> int:
@@ -70,7 +69,7 @@ def run_calibrate_all(args) -> int:
         raise SimError("--seeds must be at least 1")
     if args.speed_only and args.evaluations is not None:
         raise SimError(f"--evaluations: --speed-only has no optimiser budget; it simulates a fixed "
-                       f"{len(speed_grid())} speeds per session")
+                       f"{POINTS} speeds per session")
     args.evaluations = 240 if args.evaluations is None else args.evaluations
     if args.evaluations < 10:
         raise SimError("--evaluations must be at least 10")

@@ -77,19 +77,22 @@ def simulated_lone_start(config, fitted: dict, seeds) -> float:
     return float(np.mean(meds))
 
 
-def solve(speeds, starts, recorded: float) -> tuple[float, float, float]:
-    """``(speed, L, C)``: the least-squares line ``start = L + C / speed`` through the simulated
-    points, solved for the recorded start; clipped to the speeds' range."""
+def solve(speeds, starts, recorded: float) -> tuple[float, float, float, float]:
+    """``(speed, L, C, R^2)``: the least-squares line ``start = L + C / speed`` through the
+    simulated points (how well it fits them), solved for the recorded start; clipped to the
+    speeds' range."""
     speeds, starts = np.asarray(speeds, float), np.asarray(starts, float)
     lo, hi = float(np.min(speeds)), float(np.max(speeds))
     ok = np.isfinite(starts)                     # (a speed at which no lone task succeeded: none)
     if ok.sum() < 3:
         raise SimError("the model started no lone task at most of the speeds tried: no speed fits")
-    c, latency = np.polyfit(1.0 / speeds[ok], starts[ok], 1)
+    x, y = 1.0 / speeds[ok], starts[ok]
+    c, latency = np.polyfit(x, y, 1)
     if c <= 0:
         raise SimError("the model's lone start does not shorten as the machine gets faster: no speed fits it")
     speed = c / (recorded - latency) if recorded > latency else hi
-    return float(min(max(speed, lo), hi)), float(latency), float(c)
+    r2 = 1.0 - np.var(y - (latency + c * x)) / np.var(y)
+    return float(min(max(speed, lo), hi)), float(latency), float(c), float(r2)
 
 
 def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False) -> tuple[JointFit, dict]:
@@ -121,11 +124,8 @@ def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False)
             starts.append(float(np.median([simulated_lone_start(c, {key: float(s)}, seeds) for c in used])))
             if bar is not None:
                 bar.update(1)
-        fitted[key], latency, cpu = solve(speeds, starts, target)
-        ok = np.isfinite(starts)
-        residual = np.asarray(starts)[ok] - (latency + cpu / speeds[ok])
-        why[session] = {"recorded": target, "latency": latency, "cpu": cpu,
-                        "r2": float(1.0 - np.var(residual) / np.var(np.asarray(starts)[ok])),
+        fitted[key], latency, cpu, r2 = solve(speeds, starts, target)
+        why[session] = {"recorded": target, "latency": latency, "cpu": cpu, "r2": r2,
                         "configurations": {c.name: r for c, r in zip(mine, recorded) if not math.isnan(r)}}
     if bar is not None:
         bar.close()
