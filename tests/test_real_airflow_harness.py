@@ -230,3 +230,17 @@ def test_export_takes_only_the_runs_of_this_invocation(harness, tmp_path, monkey
     for s in selects:
         assert "run_id in ('local_p8__chain__0__1', 'local_p8__chain__101__2')" in s and " like " not in s
     assert (tmp_path / "task_instances.csv").exists() and (tmp_path / "dag_runs.csv").exists()
+
+
+def test_examine_cost_writes_a_dag_file_that_compiles_and_inverts_the_loops_cpu(monkeypatch):
+    """examine_cost.py (the loop's cost per waiting task instance): its DAG file is valid Python
+    with the waiting tasks that never run, and cores -> CPU per loop inverts a loop of ``cpu``
+    seconds of CPU and DB_WAIT of round trips after a 1 s sleep."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench" / "real_airflow"))
+    ex = _module("examine_cost")
+    text = ex.DAG_FILE.format(sizes=ex.SIZES, hold=ex.HOLD)
+    compile(text, "examine_dags.py", "exec")
+    assert 'trigger_rule="all_failed"' in text and "sleep 40" in text
+    for cpu in (0.0167, 0.54):
+        cores = cpu / (1.0 + cpu + ex.DB_WAIT)
+        assert abs(ex.cpu_per_loop(cores) - cpu) < 1e-12
