@@ -47,6 +47,13 @@ def held_out_2_session():
 
 
 @pytest.fixture(scope="session")
+def examine_cost_session():
+    """data/airflow-runs/examine-cost (diamonds measured beside examine_cost.py's runs, for the
+    machine's speed)."""
+    return held_out_session("examine-cost")
+
+
+@pytest.fixture(scope="session")
 def process_cpu_session():
     """data/airflow-runs/process-cpu (a slower machine, with a CPU sampler beside the runs)."""
     return held_out_session("process-cpu")

@@ -139,7 +139,9 @@ def test_sets_and_bodies_parse():
 # --------------------------------------------------------------------------- calibration
 @pytest.fixture(scope="module")
 def quick_local():
-    return fit("local", seeds=(0,), max_evaluations=120)
+    # sim calibrate's default budget: at 120 evaluations the chain stopped at +12.3 % once the
+    # loop's examination was measured (its links sit at the edge of the loop's cycle), at 240 +8.2 %
+    return fit("local", seeds=(0,), max_evaluations=240)
 
 
 @pytest.fixture(scope="module")

@@ -188,7 +188,9 @@ def test_chain_makespan_follows_durations_without_phase_lock():
     about 10 x 50 ms, not by whole loops. (From 0.5 to 0.55 s the makespan rises about 2 s,
     11-13 %: there a link goes from one idle sleep to two, as the task ends before or after the
     sleep that followed its queueing; real 0.5 s chains spanned 13.2-19.5 s over the
-    configurations, data/airflow-runs.)"""
+    configurations, data/airflow-runs, with run-to-run sd from 0.05 to 1.3 s.) Every duration's sd
+    must be 5x the locked model's at least: 0.27-0.64 s with the loop's examination as measured,
+    0.33 s and up before."""
     means, spreads = [], []
     for ms in range(500, 801, 50):
         dr = simulate(chain(ms / 1000), parallelism=16, runs=8).dag_runs
@@ -196,7 +198,7 @@ def test_chain_makespan_follows_durations_without_phase_lock():
         means.append(mk.mean())
         spreads.append(mk.std())
     steps = np.diff(means)
-    assert min(spreads) > 0.3, spreads
+    assert min(spreads) > 0.15, spreads
     assert np.abs(steps[1:]).max() < 0.1 * np.mean(means), (means, steps)
     assert 13.2 < means[0] < 19.5
 
@@ -286,17 +288,15 @@ def test_airflow3_supervisor_holds_a_share_of_tries_one_heartbeat_interval_as_me
     assert (none >= 5.0).sum() == 0 and (af2 >= 5.0).sum() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the model hands a lone Celery task to its child "
-                                       "in 0.019 s, real Airflow 2.10 in 0.007-0.009 s")
 def test_celery_hands_a_lone_task_to_a_child_as_fast_as_measured():
     """From queued_dttm to the worker's `Executing command in Celery` line (the rest of the critical
     section, the commit, the heartbeat's apply_async, the broker, the prefork dispatch): 7-9 ms
     median for the chains' lone tasks in four Celery configurations of two sessions
     (celery_handoff.csv, bench/real_airflow/celery_handoff.py). The model stamps QUEUED where
     Airflow does, after the examination and the critical section's pool lock and SELECT; then the
-    UPDATE and the per-TI CPU (about 7 ms), the fitted publish (7 ms) and hop (6 ms): about
-    0.019 s with the profile refitted with the hand-off scored (calibrate-all's queued ->
-    executing stage). It was 0.054 s while QUEUED was stamped at the loop's start."""
+    UPDATE and the per-TI CPU, the fitted publish (5.6 ms) and hop (3.1 ms). It was 0.054 s while
+    QUEUED was stamped at the loop's start, and 0.019 s (an xfail) until the loop's examination
+    was measured (bench/real_airflow/examine_cost.py) and the profile refitted beside it."""
     real = []
     for cfg in ("new-session/celery-p16-c8", "af210-wide/celery-p16-c1", "af210-wide/celery-p16-c4x2"):
         h = pd.read_csv(REAL / cfg / "celery_handoff.csv")
@@ -414,3 +414,82 @@ def test_work_done_beside_a_try_slows_loaded_hosts_not_a_lone_try():
     loaded = makespans(fanout(), 0.3) / makespans(fanout(), 0.0)
     assert abs(lone - 1.0) < 0.03, lone
     assert loaded > 1.1, loaded
+
+
+def examine_dag(n: int) -> dict:
+    """bench/real_airflow/examine_cost.py's DAG: ``hold`` sleeps 40 s; n downstream tasks that run
+    only if it fails, so while it sleeps the loop examines n waiting task instances and nothing else."""
+    tasks = {"hold": {"duration": "40s"}}
+    tasks.update({f"w{i:04d}": {"duration": "0s", "trigger_rule": "all_failed"} for i in range(n)})
+    dag = {"dag_id": f"examine_{n}", "tasks": tasks, "max_active_tasks": 64}
+    if n:
+        dag["dependencies"] = "hold >> [" + ", ".join(t for t in tasks if t != "hold") + "]"
+    return dag
+
+
+def examine_cost_real() -> pd.DataFrame:
+    d = pd.concat([pd.read_csv(REAL / "examine-cost" / f"examine_cost_{ex}.csv", dtype={"n": str})
+                   for ex in ("local", "celery")])
+    return d
+
+
+@pytest.mark.parametrize("n", [0, 200, 800])
+def test_a_loop_costs_the_cpu_real_airflow_spent_examining_waiting_task_instances(n, examine_cost_session):
+    """8. Every loop examines each running DAG run and checks the dependencies of each of its task
+    instances not yet scheduled, whether anything changed or not. Measured on real Airflow 2.10
+    (examine_cost.py: the scheduler process's own CPU while ``hold`` sleeps): 28 ms a loop with
+    one run and none waiting, 0.57 ms more per waiting task instance (the profile's
+    scheduler_per_run and scheduler_per_ti_examined were taken from these runs, so this checks
+    that the loop charges them as measured, at that session's machine speed; its idle loop, 16.7 ms,
+    is scheduler_loop_base). Before, one fitted 3.5 ms per task instance priced examining it like
+    queueing it: 6x the real cost, 2.8 s a loop for this DAG at n = 800."""
+    _, speeds = examine_cost_session
+    real = examine_cost_real()
+    measured = float(real.loc[real["n"] == str(n), "cpu_per_loop_s"].median())
+    doc = {"name": "examine", "seed": 0, "horizon": "600s", "profile": "airflow-2.10",
+           "airflow": {"parallelism": 8},
+           "overheads": {**MACHINE, "cpu_speed": next(iter(speeds.values()))}, "executor": {"kind": "local"},
+           "dags": [{**examine_dag(n), "schedule": {"at": ["0s"]}}]}
+    r = Simulation(scenario_from_dict(doc)).run()
+    s = r.summary["scheduler"]
+    per_loop = s["cpu_seconds"] / s["loops"]
+    assert abs(per_loop / measured - 1) < 0.15, (n, per_loop, measured)
+
+
+def test_a_chains_fast_links_are_queued_one_sleep_and_two_loops_after_their_upstream():
+    """A chain's link is fast when its upstream ends before the second loop after its own
+    queueing: that loop queues it (the loop that queued the upstream goes on at once, the next
+    sleeps 1 s). The spacing of the two queueings is then the sleep plus what two loops cost:
+    1.09-1.15 s (median 1.11) in every measured Airflow 2.10 configuration, Local and Celery
+    (data/airflow-runs, the 0.5 s chains; 0.07 of it no more than the loops' CPU and DB round
+    trips). Not fitted on: the loop's figures are measured (examine_cost.py) and the joint fit
+    scores makespans and stage means, not this spacing. Before they were measured the model's
+    spacing was 1.15-1.19 s: a loop examining a chain cost 2.5 times what it does."""
+    real = []
+    for folder in ("local-p8", "celery-p8-c4", "af210-wide/local-p4", "af210-wide/local-p32",
+                   "af210-wide/celery-p16-c4x2", "af210-wide/celery-p16-c1"):
+        t = pd.read_csv(REAL / folder / "task_instances.csv")
+        t = t[t["dag_id"] == "chain"]
+        epoch = pd.Timestamp(0, tz="UTC")
+        t = t.assign(**{c: (pd.to_datetime(t[c], format="ISO8601") - epoch).dt.total_seconds()
+                        for c in ("queued_dttm", "end_date")})
+        real.append(fast_spacing(t, "queued_dttm", "end_date"))
+    real = np.concatenate(real)
+    model = np.concatenate([fast_spacing(simulate(chain(0.5), parallelism=p, executor=ex, concurrency=4,
+                                                  runs=16, overheads={"cpu_speed": 1.24}).task_instances,
+                                         "queued_at", "ended_at")
+                            for p, ex in ((8, "local"), (8, "celery"))])
+    assert len(real) > 30 and len(model) > 30
+    assert abs(np.median(model) - np.median(real)) < 0.03, (np.median(model), np.median(real))
+
+
+def fast_spacing(t: pd.DataFrame, queued: str, ended: str) -> np.ndarray:
+    """For each chain link queued within 0.25 s of its upstream's end: seconds between the two
+    queueings."""
+    out = []
+    for _, g in t.groupby("run_id", observed=True):
+        g = g.sort_values(queued)
+        q, e = g[queued].to_numpy(float), g[ended].to_numpy(float)
+        link = q[1:] - e[:-1]
+        out += list((q[1:] - q[:-1])[link < 0.25])
+    return np.array(out)

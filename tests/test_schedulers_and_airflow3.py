@@ -7,7 +7,7 @@ from sim.errors import ScenarioError
 from sim.model.durations import Constant
 from sim.scenario import load_scenario, scenario_from_dict
 
-BUSY_LOOP = {"scheduler_loop_base": 0.2, "scheduler_per_ti": 0.002}
+BUSY_LOOP = {"scheduler_loop_base": 0.2, "scheduler_per_ti": 0.002, "scheduler_per_ti_examined": 0.002}
 
 
 def burst(n_dags=20, width=100):
@@ -44,7 +44,8 @@ def test_two_schedulers_finish_a_scheduler_bound_workload_sooner(executor):
 
 
 def test_with_a_tiny_database_pool_a_second_scheduler_does_not_help():
-    tiny = {"scheduler_loop_base": 0.02, "scheduler_per_ti": 0.0005, "db_query_time": 0.05, "db_connections": 1}
+    tiny = {"scheduler_loop_base": 0.02, "scheduler_per_ti": 0.0005, "scheduler_per_ti_examined": 0.0005,
+            "db_query_time": 0.05, "db_connections": 1}
     one, _ = finish(1, tiny)
     two, r2 = finish(2, tiny)
     assert two >= 0.95 * one

@@ -69,10 +69,17 @@ class AirflowConfig:
 class Overheads:
     """Simulated time that Airflow's components spend, in seconds (0 everywhere = ``ideal``)."""
 
-    #: CPU time of one scheduler loop that did nothing, and per task instance it touched
-    #: (examined in a DAG run, queued in the critical section, or an executor event processed).
+    #: CPU time of one scheduler loop that did nothing, and per task instance it queued in the
+    #: critical section or whose executor event it processed.
     scheduler_loop_base: float = 0.0
     scheduler_per_ti: float = 0.0
+    #: CPU time per running DAG run the loop examines, and per not-yet-scheduled task instance of
+    #: those runs, every loop, whether anything changed or not (_schedule_dag_run: the run's DAG,
+    #: task_instance_scheduling_decisions loading its task instances and checking the
+    #: dependencies of those not yet scheduled). Measured on real Airflow by
+    #: bench/real_airflow/examine_cost.py (docs/background.md, "What a loop costs").
+    scheduler_per_run: float = 0.0
+    scheduler_per_ti_examined: float = 0.0
     #: Metadata DB: service time of one query, and connections served at once.
     db_query_time: float = 0.0
     db_connections: int = 15
@@ -134,7 +141,8 @@ class Overheads:
     cpu_speed: float = 1.0
 
     #: The fields that are CPU work on a host, scaled by cpu_speed.
-    CPU_WORK = ("scheduler_loop_base", "scheduler_per_ti", "process_start_fork", "process_start_interpreter",
+    CPU_WORK = ("scheduler_loop_base", "scheduler_per_ti", "scheduler_per_run", "scheduler_per_ti_examined",
+                "process_start_fork", "process_start_interpreter",
                 "dag_file_parse_time", "task_run_cpu", "task_exit_cpu", "task_background_cpu")
 
     def at_cpu_speed(self) -> "Overheads":

@@ -506,7 +506,8 @@ class Scheduler:
         # A loop that changed nothing can be repeated identically; one that did (runs created,
         # started, examined with news) costs differently from the idle loops after it.
         proc.quiet = not changed
-        return self.ov.scheduler_per_ti * touched, queries
+        ov = self.ov
+        return ov.scheduler_per_run * n + ov.scheduler_per_ti_examined * touched, queries
 
     @staticmethod
     def _open_slots(proc) -> int:

@@ -8,7 +8,12 @@ PARAMETERS = {
     "overheads.scheduler_loop_base": (0.001, 1.0, ("local", "celery"),
                                       "CPU of one scheduler loop's fixed part, after the executor heartbeat"),
     "overheads.scheduler_per_ti": (1e-5, 0.01, ("local", "celery"),
-                                   "scheduler CPU per task instance examined, queued or reported"),
+                                   "scheduler CPU per task instance queued or reported"),
+    "overheads.scheduler_per_run": (1e-5, 0.1, ("local", "celery"),
+                                    "scheduler CPU per running DAG run examined, every loop"),
+    "overheads.scheduler_per_ti_examined": (1e-5, 0.01, ("local", "celery"),
+                                            "scheduler CPU per not-yet-scheduled task instance of a DAG run "
+                                            "examined, every loop"),
     "overheads.db_query_time": (1e-4, 0.01, ("local", "celery"), "one metadata-DB query"),
     "overheads.process_start_fork": (0.005, 3.0, ("local", "celery"),
                                      "task process start: fork, `airflow tasks run` set-up, up to start_date "

@@ -515,6 +515,11 @@ class OverheadsSection(Strict):
 
     scheduler_loop_base: Duration = Overheads.scheduler_loop_base
     scheduler_per_ti: Duration = Overheads.scheduler_per_ti
+    """Scheduler CPU per task instance queued in the critical section or executor event processed."""
+    scheduler_per_run: Duration = Overheads.scheduler_per_run
+    """Scheduler CPU per running DAG run a loop examines, every loop."""
+    scheduler_per_ti_examined: Duration = Overheads.scheduler_per_ti_examined
+    """Scheduler CPU per not-yet-scheduled task instance of each DAG run a loop examines."""
     db_query_time: Duration = Overheads.db_query_time
     db_connections: _at_most(PROCESSES) = Overheads.db_connections
     process_start_fork: Duration = Overheads.process_start_fork
