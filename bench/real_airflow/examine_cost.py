@@ -12,11 +12,12 @@ window of that sleep, for N = 0, 200 and 800, gives the CPU per loop and its gro
     python bench/real_airflow/examine_cost.py --workdir /work/ra [--executor celery] OUT_FOLDER [--reps 3]
 
 Needs ``harness.py setup`` (Airflow 2.10) first. Writes ``OUT_FOLDER/examine_cost.csv`` (one row
-per run: N, the window, the scheduler's CPU seconds in it, the machine's busy cores; N "idle" is
-a window before any DAG run, nothing running) and prints the CPU per loop for each N. An idle loop sleeps ``scheduler_idle_sleep_time`` (1 s) and lasts
-``w`` seconds besides, so it runs ``c = cpu / (1 + w)`` cores; with ``w = cpu + d`` (``d``: its DB
-waits, a few ms) the CPU per loop is ``cpu = c (1 + d) / (1 - c)``. The examine DAG file is
-removed from the DAGs folder at the end, so later harness runs do not parse it.
+per run: N, the window, the scheduler's CPU seconds in it, the machine's busy cores; N "idle" is a
+window before any DAG run, nothing running) and prints the CPU per loop for each N. An idle loop
+sleeps ``scheduler_idle_sleep_time`` (1 s) and lasts ``w`` seconds besides, so it runs
+``c = cpu / (1 + w)`` cores; with ``w = cpu + d`` (``d``: its DB waits, a few ms) the CPU per loop
+is ``cpu = c (1 + d) / (1 - c)``. The examine DAG file is removed from the DAGs folder at the end,
+so later harness runs do not parse it.
 """
 from __future__ import annotations
 
@@ -67,6 +68,16 @@ def _hold_running(rid: str, timeout: float = 120.0) -> bool:
     return False
 
 
+def _window(pid: int) -> dict:
+    """The scheduler's own CPU and the machine's busy cores over WINDOW seconds from now."""
+    c0, t0, b0 = H.process_cpu(pid)[0], time.time(), H.busy_seconds()
+    time.sleep(WINDOW)
+    c1, t1, b1 = H.process_cpu(pid)[0], time.time(), H.busy_seconds()
+    cores = (c1 - c0) / (t1 - t0)
+    return {"window_s": round(t1 - t0, 3), "scheduler_cpu_s": round(c1 - c0, 4), "scheduler_cores": round(cores, 4),
+            "busy_cores": round((b1 - b0) / (t1 - t0), 4), "cpu_per_loop_s": round(cpu_per_loop(cores), 5)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", default="~/.cache/sim-real-airflow")
@@ -84,8 +95,7 @@ def main(argv=None) -> int:
            "parallelism": 8}
     env = H.env_for(w, cfg)
     procs = H.Processes(w)
-    sampler = H.Sampler()
-    sampler.start()
+    probe_before, steal0 = H.cpu_probe(), H.steal_seconds()
     rows = []
     out.mkdir(parents=True)
     try:
@@ -101,13 +111,7 @@ def main(argv=None) -> int:
         H._wait_for_dags([f"examine_{n}" for n in SIZES])
         pid = scheduler_pid(time.time() + 60)
         time.sleep(10)
-        c0, t0, b0 = H.process_cpu(pid)[0], time.time(), H.busy_seconds()
-        time.sleep(WINDOW)
-        c1, t1, b1 = H.process_cpu(pid)[0], time.time(), H.busy_seconds()
-        cores = (c1 - c0) / (t1 - t0)
-        rows.append({"n": "idle", "rep": 0, "run_id": "", "state": "", "window_s": round(t1 - t0, 3),
-                     "scheduler_cpu_s": round(c1 - c0, 4), "scheduler_cores": round(cores, 4),
-                     "busy_cores": round((b1 - b0) / (t1 - t0), 4), "cpu_per_loop_s": round(cpu_per_loop(cores), 5)})
+        rows.append({"n": "idle", "rep": 0, "run_id": "", "state": "", **_window(pid)})
         print(rows[-1], flush=True)
         for rep in range(args.reps):
             for n in SIZES:
@@ -116,26 +120,19 @@ def main(argv=None) -> int:
                 if not _hold_running(rid):
                     sys.exit(f"{rid}: hold did not start within 120 s (see {out / 'scheduler.log'})")
                 time.sleep(SETTLE)
-                c0, t0, b0 = H.process_cpu(pid)[0], time.time(), H.busy_seconds()
-                time.sleep(WINDOW)
-                c1, t1, b1 = H.process_cpu(pid)[0], time.time(), H.busy_seconds()
-                state = H._wait_run(rid)
-                cores = (c1 - c0) / (t1 - t0)
-                rows.append({"n": n, "rep": rep, "run_id": rid, "state": state, "window_s": round(t1 - t0, 3),
-                             "scheduler_cpu_s": round(c1 - c0, 4), "scheduler_cores": round(cores, 4),
-                             "busy_cores": round((b1 - b0) / (t1 - t0), 4),
-                             "cpu_per_loop_s": round(cpu_per_loop(cores), 5)})
+                sample = _window(pid)
+                rows.append({"n": n, "rep": rep, "run_id": rid, "state": H._wait_run(rid), **sample})
                 print(rows[-1], flush=True)
                 time.sleep(3)
     finally:
         procs.stop_all()
-        sampler.done.set()
         dag_file.unlink(missing_ok=True)
     with open(out / "examine_cost.csv", "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()
         wr.writerows(rows)
-    (out / "machine.yaml").write_text(H.machine_yaml("examine-cost", H.cpu_probe(), H.cpu_probe(), 0.0))
+    (out / "machine.yaml").write_text(H.machine_yaml("examine-cost", probe_before, H.cpu_probe(),
+                                                     H.steal_seconds() - steal0))
     print(f"idle (no DAG run): {rows[0]['cpu_per_loop_s'] * 1000:.1f} ms CPU per loop")
     base = statistics.median(r["cpu_per_loop_s"] for r in rows if r["n"] == 0)
     for n in SIZES:
