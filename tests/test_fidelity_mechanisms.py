@@ -203,14 +203,30 @@ def test_chain_makespan_follows_durations_without_phase_lock():
     assert 13.2 < means[0] < 19.5
 
 
-def chain_links(t: pd.DataFrame, queued: str, ended: str) -> np.ndarray:
-    """Seconds from each chain task's end to its successor's queueing, per DAG run."""
-    out = []
+def chain_link_times(t: pd.DataFrame, queued: str, ended: str) -> tuple[np.ndarray, np.ndarray]:
+    """For each chain link, per DAG run: seconds from the upstream task's end to its successor's
+    queueing, and between the two queueings."""
+    links, spacings = [], []
     for _, g in t.groupby("run_id", observed=True):
         g = g.sort_values(queued)
-        q, e = g[queued].to_numpy(), g[ended].to_numpy()
-        out += list(q[1:] - e[:-1])
-    return np.array(out, dtype=float)
+        q, e = g[queued].to_numpy(float), g[ended].to_numpy(float)
+        links += list(q[1:] - e[:-1])
+        spacings += list(q[1:] - q[:-1])
+    return np.array(links, dtype=float), np.array(spacings, dtype=float)
+
+
+def chain_links(t: pd.DataFrame, queued: str, ended: str) -> np.ndarray:
+    """Seconds from each chain task's end to its successor's queueing, per DAG run."""
+    return chain_link_times(t, queued, ended)[0]
+
+
+def real_chains(folder: str) -> pd.DataFrame:
+    """A recorded configuration's chain task instances, queued_dttm and end_date in seconds."""
+    t = pd.read_csv(REAL / folder / "task_instances.csv")
+    t = t[t["dag_id"] == "chain"]
+    epoch = pd.Timestamp(0, tz="UTC")
+    return t.assign(**{c: (pd.to_datetime(t[c], format="ISO8601") - epoch).dt.total_seconds()
+                       for c in ("queued_dttm", "end_date")})
 
 
 def test_chain_links_fall_within_what_real_airflow_showed():
@@ -223,12 +239,7 @@ def test_chain_links_fall_within_what_real_airflow_showed():
     shares, medians = [], []
     for folder in ("local-p8", "af210-wide/local-p4", "af210-wide/local-p16", "af210-wide/local-p32",
                    "af210-wide/local-p2"):
-        t = pd.read_csv(REAL / folder / "task_instances.csv")
-        t = t[t["dag_id"] == "chain"]
-        epoch = pd.Timestamp(0, tz="UTC")
-        t = t.assign(**{c: (pd.to_datetime(t[c], format="ISO8601") - epoch).dt.total_seconds()
-                        for c in ("queued_dttm", "end_date")})
-        links = chain_links(t, "queued_dttm", "end_date")
+        links = chain_links(real_chains(folder), "queued_dttm", "end_date")
         shares.append((links < 0.2).mean())
         medians.append(np.median(links))
     for parallelism in (2, 4, 8, 16, 32):
@@ -244,20 +255,12 @@ def test_airflow3_chain_links_are_one_idle_cycle_apart_as_measured():
     are one idle sleep plus a busy and an idle loop apart: median 1.10-1.14 s in the 3.3.2 runs.
     The airflow-3 profile's scheduler_loop_base is measured from this (0.03 s); the fit had made it
     0.134 s, and the spacing 1.32 s."""
-    epoch = pd.Timestamp(0, tz="UTC")
     for cfg, parallelism, executor in (("af3-local-p8", 8, "local"), ("af3-local-p16", 16, "local"),
                                        ("af3-celery-p8-c4", 8, "celery")):
-        t = pd.read_csv(REAL / "af3" / cfg / "task_instances.csv")
-        t = t[t["dag_id"] == "chain"]
-        real = []
-        for _, g in t.groupby("run_id"):
-            q = (pd.to_datetime(g["queued_dttm"], format="ISO8601") - epoch).dt.total_seconds()
-            real += list(np.diff(np.sort(q.to_numpy())))
-        model = []
+        real = chain_link_times(real_chains(f"af3/{cfg}"), "queued_dttm", "end_date")[1]
         tis = simulate(chain(0.5), parallelism=parallelism, executor=executor, concurrency=4, runs=6,
                        profile="airflow-3").task_instances
-        for _, g in tis.groupby("run_id", observed=True):
-            model += list(np.diff(np.sort(g["queued_at"].to_numpy())))
+        model = chain_link_times(tis, "queued_at", "ended_at")[1]
         assert 1.09 < np.median(real) < 1.15
         assert np.median(model) == pytest.approx(np.median(real), abs=0.04), (cfg, np.median(model))
 
@@ -363,9 +366,9 @@ def _real_cpu_per_try(folder: Path) -> dict:
                                        "new-session's machine did (1.43 with the refitted profile), the model's "
                                        "core-seconds per try are 10-24 % below /proc/stat's (Celery's chain -24 %; "
                                        "9-17 % at 1.38 before the loop's examination was measured); at 1.32, where "
-                                       "the fit of the diamonds' stage errors put it, within 15 %. The profile starts a lone try on "
-                                       "less CPU than the machine burns around it: its background CPU runs after the "
-                                       "exit, while the measured one is 40 % beside the start")
+                                       "the fit of the diamonds' stage errors put it, within 15 %. The profile starts "
+                                       "a lone try on less CPU than the machine burns around it: its background CPU "
+                                       "runs after the exit, while the measured one is 40 % beside the start")
 def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded(new_session):
     """7. Real Airflow 2.10 used 0.70-0.87 core-seconds of the 2-core machine per try, in lone chains
     and loaded fan-outs alike (data/airflow-runs/new-session, /proc/stat), while a lone try's path
@@ -429,9 +432,8 @@ def examine_dag(n: int) -> dict:
 
 
 def examine_cost_real() -> pd.DataFrame:
-    d = pd.concat([pd.read_csv(REAL / "examine-cost" / f"examine_cost_{ex}.csv", dtype={"n": str})
-                   for ex in ("local", "celery")])
-    return d
+    return pd.concat([pd.read_csv(REAL / "examine-cost" / f"examine_cost_{ex}.csv", dtype={"n": str})
+                      for ex in ("local", "celery")])
 
 
 @pytest.mark.parametrize("n", [0, 200, 800])
@@ -466,16 +468,9 @@ def test_a_chains_fast_links_are_queued_one_sleep_and_two_loops_after_their_upst
     trips). Not fitted on: the loop's figures are measured (examine_cost.py) and the joint fit
     scores makespans and stage means, not this spacing. Before they were measured the model's
     spacing was 1.15-1.19 s: a loop examining a chain cost 2.5 times what it does."""
-    real = []
-    for folder in ("local-p8", "celery-p8-c4", "af210-wide/local-p4", "af210-wide/local-p32",
-                   "af210-wide/celery-p16-c4x2", "af210-wide/celery-p16-c1"):
-        t = pd.read_csv(REAL / folder / "task_instances.csv")
-        t = t[t["dag_id"] == "chain"]
-        epoch = pd.Timestamp(0, tz="UTC")
-        t = t.assign(**{c: (pd.to_datetime(t[c], format="ISO8601") - epoch).dt.total_seconds()
-                        for c in ("queued_dttm", "end_date")})
-        real.append(fast_spacing(t, "queued_dttm", "end_date"))
-    real = np.concatenate(real)
+    real = np.concatenate([fast_spacing(real_chains(folder), "queued_dttm", "end_date")
+                           for folder in ("local-p8", "celery-p8-c4", "af210-wide/local-p4", "af210-wide/local-p32",
+                                          "af210-wide/celery-p16-c4x2", "af210-wide/celery-p16-c1")])
     model = np.concatenate([fast_spacing(simulate(chain(0.5), parallelism=p, executor=ex, concurrency=4,
                                                   runs=16, overheads={"cpu_speed": 1.24}).task_instances,
                                          "queued_at", "ended_at")
@@ -487,10 +482,5 @@ def test_a_chains_fast_links_are_queued_one_sleep_and_two_loops_after_their_upst
 def fast_spacing(t: pd.DataFrame, queued: str, ended: str) -> np.ndarray:
     """For each chain link queued within 0.25 s of its upstream's end: seconds between the two
     queueings."""
-    out = []
-    for _, g in t.groupby("run_id", observed=True):
-        g = g.sort_values(queued)
-        q, e = g[queued].to_numpy(float), g[ended].to_numpy(float)
-        link = q[1:] - e[:-1]
-        out += list((q[1:] - q[:-1])[link < 0.25])
-    return np.array(out)
+    links, spacings = chain_link_times(t, queued, ended)
+    return spacings[links < 0.25]

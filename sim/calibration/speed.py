@@ -19,9 +19,9 @@ task's end falls in the scheduler loop's cycle moves a short DAG's makespan by a
 the speeds it found moved by 8-41 % between pairs of seeds, and its predictions of the Celery
 fan-outs on the slower machines came out 11-24 % short. The lone start moves smoothly with the
 speed; its speeds move by 4-5 % between pairs of seeds, and every chain and fan-out of the three
-held-out sessions is predicted within 12.6 % at them (12.3 % with the refitted profile). It is not the joint fit's scale (on the
-training sessions it gives 1.20, 1.25, 1.33 where the joint fit has 1, 1.24, 1.25): ``docs/howto.md``,
-*What the cross-validation says*, compares the two.
+held-out sessions is predicted within 12.6 % at them (12.3 % with the refitted profile). It is not
+the joint fit's scale (on the training sessions it gives 1.20, 1.25, 1.33 where the joint fit has
+1, 1.24, 1.25): ``docs/howto.md``, *What the cross-validation says*, compares the two.
 """
 from __future__ import annotations
 
