@@ -16,7 +16,7 @@ from __future__ import annotations
 from heapq import heappop, heappush
 
 from ..model.state_core import Concurrency  # noqa: F401  (the limits' counters live in the state core)
-from ..model.states import TaskInstanceState as S
+from ..model.states import SCHEDULED
 
 
 class ScheduledTIs:
@@ -82,7 +82,7 @@ class ScheduledTIs:
             ti = entry[2]
             if member.get(ti) != entry[1]:
                 continue                              # superseded by a newer entry
-            if ti.state is not S.SCHEDULED:
+            if ti.state is not SCHEDULED:
                 del member[ti]
                 continue
             if ti.task in starved_tasks or (ti.run, ti.task) in starved_run_tasks:

@@ -18,8 +18,8 @@ import math
 
 from ..engine import later
 from ..model.state_core import failure_outcome
-from ..model.states import TaskInstanceState as S
-from ..model.stimuli import Stimulus
+from ..model.states import QUEUED, RUNNING, SCHEDULED
+from ..model.stimuli import STUCK_IN_QUEUED, ZOMBIE, Stimulus
 
 
 class LostTasks:
@@ -54,16 +54,16 @@ class LostTasks:
 
     def _zombie(self, ti, try_number: int, why: str) -> None:
         self.zombies_pending -= 1
-        if ti.state is not S.RUNNING or ti.try_number != try_number:
+        if ti.state is not RUNNING or ti.try_number != try_number:
             return
         # As in Airflow 2.10, the try fails but the executor keeps counting the slot until it
         # hears about the key (apache/airflow#43448).
-        self.fail_try(ti, Stimulus.ZOMBIE,
+        self.fail_try(ti, ZOMBIE,
                        f"zombie: no heartbeat for {self.cfg.task_instance_heartbeat_timeout:g} s ({why})")
 
     def fail_try(self, ti, stimulus: Stimulus, cause: str) -> None:
         now = self.env.now
-        if ti.state is S.RUNNING:
+        if ti.state is RUNNING:
             self.terminate(ti, ti.try_number)
         ti.ended_at = now
         self.core.end_try(ti, failure_outcome(ti), now, stimulus, cause)
@@ -82,11 +82,11 @@ class LostTasks:
             # only its current try (the executor may still hold an older try's key, #43448).
             stuck = {ti: None for ti, t in ex.running if t == ti.try_number}
             stuck.update(dict.fromkeys(ex.queued_tasks))
-            for ti in [ti for ti in stuck if ti.state is S.QUEUED and ti.queued_at <= limit]:
+            for ti in [ti for ti in stuck if ti.state is QUEUED and ti.queued_at <= limit]:
                 ex.revoke(ti, ti.try_number)
                 self._stuck_requeues[ti] = n = self._stuck_requeues.get(ti, 0) + 1
                 if n <= cfg.num_stuck_in_queued_retries:
-                    self.core.transition(ti, S.SCHEDULED, now, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over "
+                    self.core.transition(ti, SCHEDULED, now, STUCK_IN_QUEUED, f"stuck in queued for over "
                                         f"{cfg.task_queued_timeout:g} s: re-queued ({n} of "
                                         f"{cfg.num_stuck_in_queued_retries})")
                     # scheduled_at stays: the wait counts as scheduled -> queued. The abandoned
@@ -98,7 +98,7 @@ class LostTasks:
                     self.requeue(ti)
                 else:
                     self._stuck_requeues.pop(ti, None)
-                    self.fail_try(ti, Stimulus.STUCK_IN_QUEUED, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
+                    self.fail_try(ti, STUCK_IN_QUEUED, f"stuck in queued for over {cfg.task_queued_timeout:g} s "
                                        f"after {cfg.num_stuck_in_queued_retries} re-queues")
                 self.ring()
         later(self.env, cfg.task_queued_timeout_check_interval, self._check_stuck_in_queued)

@@ -30,8 +30,10 @@ from ..model.rng import stream
 from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_sensor, draw_tries
 from ..model.schedules import Cron, Interval
 from ..model.state_core import failure_outcome
-from ..model.states import DagRunState as DR, TaskInstanceState as S
-from ..model.stimuli import Stimulus
+from ..model.states import (DEFERRED, DR_RUNNING, FAILED, NONE, QUEUED, REMOVED, SCHEDULED, SKIPPED, SUCCESS,
+                            UP_FOR_RESCHEDULE, UP_FOR_RETRY, UPSTREAM_FAILED)
+from ..model.stimuli import (CRITICAL_SECTION, DEPENDENCIES_MET, EXECUTOR_KILLED, MAPPED_EXPANSION, MINI_SCHEDULER,
+                             RESCHEDULE_POKE, RETRY_DELAY_PASSED, TRIGGER_FIRED, TRIGGER_RULE, Stimulus)
 from ..model.trigger_rules import READY
 from . import idle_loops
 from .critical_section import ScheduledTIs, executable_task_instances
@@ -314,10 +316,10 @@ class Scheduler:
         j = ti.ti_index
         limit = self.cfg.max_map_length
         if n > limit or n == 0:
-            state = S.UPSTREAM_FAILED if n > limit else S.SKIPPED
+            state = UPSTREAM_FAILED if n > limit else SKIPPED
             why = f"expand: {n} elements exceed max_map_length {limit}" if n > limit else "expand: zero elements"
             ti.ended_at = now
-            core.end_try(ti, state, now, Stimulus.MAPPED_EXPANSION, why)
+            core.end_try(ti, state, now, MAPPED_EXPANSION, why)
             return []
         ti.map_index = 0
         ti.sort_key = ti.sort_key[:3] + (0,) + ti.sort_key[4:]
@@ -354,7 +356,7 @@ class Scheduler:
             for mapped in self._expand(ti, now):
                 self._schedule(mapped, now, stimulus, cause)
             return
-        self.core.transition(ti, S.SCHEDULED, now, stimulus, cause)
+        self.core.transition(ti, SCHEDULED, now, stimulus, cause)
         ti.try_number += 1
         ti.scheduled_at = now
         ti.executor = self.executor_aliases[ti.task.executor] if ti.task.executor else self.default_executor
@@ -375,27 +377,27 @@ class Scheduler:
                 for ti in due:
                     ti.reset_try_times()
                     ti.ready_at = ti.next_retry_at
-                    if ti.state is S.UP_FOR_RESCHEDULE:   # a sensor's next poke: the same try
+                    if ti.state is UP_FOR_RESCHEDULE:   # a sensor's next poke: the same try
                         ti.try_number -= 1
-                        self._schedule(ti, now, Stimulus.RESCHEDULE_POKE, "sensor rescheduled: poke interval passed")
+                        self._schedule(ti, now, RESCHEDULE_POKE, "sensor rescheduled: poke interval passed")
                     else:
                         if ti in run.sensor_state:        # a new try starts its sensor afresh
                             run.sensor_state[ti].first_poke = math.nan
                         if ti in run.defer_state:         # and a deferrable task from execute()
                             run.defer_state[ti].resumed = False
-                        self._schedule(ti, now, Stimulus.RETRY_DELAY_PASSED, "retry delay passed")
+                        self._schedule(ti, now, RETRY_DELAY_PASSED, "retry delay passed")
         core = self.core
         while run.pending:
             pending, run.pending = run.pending, []
             for ti in pending:
-                if ti.state is not S.NONE:
+                if ti.state is not NONE:
                     continue                 # the mini-scheduler got there first
                 if ti.decision is READY:
-                    self._schedule(ti, now, Stimulus.DEPENDENCIES_MET, "dependencies met")
+                    self._schedule(ti, now, DEPENDENCIES_MET, "dependencies met")
                 else:
                     ti.scheduled_at = math.nan
                     ti.ended_at = now
-                    core.end_try(ti, ti.decision, now, Stimulus.TRIGGER_RULE, f"trigger rule {ti.task.trigger_rule}")
+                    core.end_try(ti, ti.decision, now, TRIGGER_RULE, f"trigger rule {ti.task.trigger_rule}")
         if run.n_unfinished == 0:
             self._finish_run(run, now)
             self._dirty.pop(run, None)
@@ -405,9 +407,9 @@ class Scheduler:
     def _try_ended(self, ti, outcome) -> None:
         """A try's end is in the DB: retry it when due, hand a deferral to the triggerer, or
         count a final state into the run."""
-        if outcome is S.UP_FOR_RETRY or outcome is S.UP_FOR_RESCHEDULE:
+        if outcome is UP_FOR_RETRY or outcome is UP_FOR_RESCHEDULE:
             self.retry_at(ti)
-        elif outcome is S.DEFERRED:
+        elif outcome is DEFERRED:
             self.deferred(ti)
         else:
             self.ti_finished(ti, outcome, ti.ended_at)
@@ -428,13 +430,13 @@ class Scheduler:
         """Airflow 2's mini-scheduler, run by a task that just succeeded: schedule the direct
         downstream task instances of its run whose dependencies are now met."""
         run = ti.run
-        if run.state is not DR.RUNNING:
+        if run.state is not DR_RUNNING:
             return
         now = self.env.now
         for j in run.plan.downstream[ti.ti_index]:
             d = run.tis[j]
-            if d.state is S.NONE and d.decision is READY:
-                self._schedule(d, now, Stimulus.MINI_SCHEDULER, "mini-scheduler")
+            if d.state is NONE and d.decision is READY:
+                self._schedule(d, now, MINI_SCHEDULER, "mini-scheduler")
         self.ring()
 
     @staticmethod
@@ -461,7 +463,7 @@ class Scheduler:
         ti.reset_try_times()
         ti.ready_at = ti.scheduled_at = now
         ti.decision = None
-        self.core.transition(ti, S.SCHEDULED, now, Stimulus.TRIGGER_FIRED, "trigger fired: resume on a worker")
+        self.core.transition(ti, SCHEDULED, now, TRIGGER_FIRED, "trigger fired: resume on a worker")
         if ti in self._unsynced:
             self._unsynced[ti] = True
         else:
@@ -491,7 +493,7 @@ class Scheduler:
             if self._dirty:
                 for run in list(self._dirty):
                     changed |= self._examine_run(run, now)
-                    if run.state is not DR.RUNNING:
+                    if run.state is not DR_RUNNING:
                         dq.remove(run)
         else:
             popleft, append = dq.popleft, dq.append
@@ -500,7 +502,7 @@ class Scheduler:
                 touched += run.n_schedulable
                 if run.pending or run.retrying or not run.n_unfinished:   # else nothing can change
                     changed |= self._examine_run(run, now)
-                    if run.state is not DR.RUNNING:
+                    if run.state is not DR_RUNNING:
                         continue
                 append(run)
         # A loop that changed nothing can be repeated identically; one that did (runs created,
@@ -538,7 +540,7 @@ class Scheduler:
             if accepted:
                 transition = self.core.transition
                 for ti in accepted:
-                    transition(ti, S.QUEUED, now, Stimulus.CRITICAL_SECTION, "critical section")
+                    transition(ti, QUEUED, now, CRITICAL_SECTION, "critical section")
                     ti.queued_at = now
                     executors[ti.executor].queue_workload(ti)
                 queued = len(accepted)
@@ -563,20 +565,20 @@ class Scheduler:
         for ex in proc.executors.values():
             for ti, try_number, state in ex.get_event_buffer():
                 n += 1
-                if state is S.QUEUED:
+                if state is QUEUED:
                     continue                     # Celery's task id: external_executor_id, no state change
                 if unsynced and ti in unsynced:
                     # the first half of a deferred task has exited; resume it if its trigger fired
                     if unsynced.pop(ti):
                         self._scheduled.add(ti)
                     continue
-                if ti.try_number == try_number and ti.state is S.QUEUED:
+                if ti.try_number == try_number and ti.state is QUEUED:
                     # The executor says the task ended but it never even started: Airflow 2
                     # treats it as "killed externally" and fails the try. (A running try is left
                     # to zombie detection in 2.x; Airflow 3 fails it here too, PR #64052.)
                     ti.ended_at = now
                     said = state.value if state is not None else "success"
-                    self.core.end_try(ti, failure_outcome(ti), now, Stimulus.EXECUTOR_KILLED,
+                    self.core.end_try(ti, failure_outcome(ti), now, EXECUTOR_KILLED,
                                       f"executor reported {said}: killed externally")
         base = self._rest_of_loop(proc)
         if n:
@@ -831,13 +833,13 @@ class Scheduler:
         out = []
         for run in self._examine:
             for ti in [*run.tis, *(m for ms in run.mapped.values() for m in ms[1:])]:
-                if ti.state in (S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED):
+                if ti.state in (SUCCESS, FAILED, SKIPPED, UPSTREAM_FAILED, REMOVED):
                     continue
-                if ti.state is S.SCHEDULED:
+                if ti.state is SCHEDULED:
                     why = self.starving.get(ti, "not reached by the critical section")
-                elif ti.state is S.NONE:
+                elif ti.state is NONE:
                     why = "waiting for upstream tasks"
-                elif ti.state is S.DEFERRED:
+                elif ti.state is DEFERRED:
                     why = "deferred: waiting for its trigger's event in the triggerer"
                 else:
                     why = f"{ti.state.value} in {ti.executor}"

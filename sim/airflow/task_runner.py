@@ -29,8 +29,8 @@ import math
 from ..engine import later, later_on_last
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
-from ..model.states import TaskInstanceState as S
-from ..model.stimuli import Said, Stimulus
+from ..model.states import DEFERRED, FAILED, QUEUED, RUNNING, SKIPPED, SUCCESS, UP_FOR_RESCHEDULE
+from ..model.stimuli import TASK_OUTCOME, TASK_STARTED, Said
 
 
 def _one() -> float:
@@ -123,7 +123,7 @@ class TaskRunner:
         proc.worker_boot = self.api is not None and startup is None
         proc.one_shot = startup is not None        # a pod: its own start-up, one task
         self.live[proc] = None
-        if ti.state is S.QUEUED and ti.try_number == proc.try_number:
+        if ti.state is QUEUED and ti.try_number == proc.try_number:
             if ti.launched_at != ti.launched_at:     # not already handed to a pod by its executor
                 ti.launched_at = self.env.now
             ti.worker = worker
@@ -151,7 +151,7 @@ class TaskRunner:
             return
         env = self.env
         ti = proc.ti
-        if ti.state is not S.QUEUED or ti.try_number != proc.try_number:
+        if ti.state is not QUEUED or ti.try_number != proc.try_number:
             # Airflow's dependency check in `tasks run`: this try is no longer queued (a duplicate
             # delivery, or the scheduler already gave up on it), so the process exits at once.
             self._exit(proc, None)
@@ -169,7 +169,7 @@ class TaskRunner:
                 said = Said("task process started on ", proc.worker)   # message stays in parts
             else:
                 said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
-        self.core.transition(ti, S.RUNNING, started, Stimulus.TASK_STARTED, said)
+        self.core.transition(ti, RUNNING, started, TASK_STARTED, said)
         task = ti.task
         duration = ti.durations[ti.try_number - 1]
         if task.deferrable is not None and ti.run.defer_state[ti].resumed:
@@ -213,7 +213,7 @@ class TaskRunner:
     def _ended(self, proc) -> None:
         if not proc.alive:
             return
-        if proc.ti.state is not S.RUNNING or proc.ti.try_number != proc.try_number:
+        if proc.ti.state is not RUNNING or proc.ti.try_number != proc.try_number:
             return           # the try was ended from outside; terminate() already ended us
         env = self.env
         ti = proc.ti
@@ -221,22 +221,22 @@ class TaskRunner:
         task = ti.task
         sensor = task.sensor
         if task.deferrable is not None and not ti.run.defer_state[ti].resumed:
-            outcome = S.DEFERRED          # TaskDeferred: write the trigger row, free the slots
+            outcome = DEFERRED          # TaskDeferred: write the trigger row, free the slots
         elif ti.failure_draws is not None and ti.fails_this_try():
             outcome = failure_outcome(ti)
         elif sensor is None:
-            outcome = S.SUCCESS
+            outcome = SUCCESS
         else:
             state = ti.run.sensor_state[ti]
             wait, first = state.holds_after, state.first_poke
             elapsed = env.now - first
             if elapsed >= wait - 1e-9 and wait <= sensor.timeout:
-                outcome = S.SUCCESS
+                outcome = SUCCESS
             elif elapsed >= sensor.timeout - 1e-9:
                 # AirflowSensorTimeout: skipped with soft_fail, else failed (no retry)
-                outcome = S.SKIPPED if sensor.soft_fail else S.FAILED
+                outcome = SKIPPED if sensor.soft_fail else FAILED
             else:
-                outcome = S.UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
+                outcome = UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
         write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
         proc.outcome = outcome
         if write > 0.0:
@@ -249,9 +249,9 @@ class TaskRunner:
             return
         outcome = proc.outcome
         ti = proc.ti
-        if ti.state is not S.RUNNING or ti.try_number != proc.try_number:
+        if ti.state is not RUNNING or ti.try_number != proc.try_number:
             return           # ended from outside while writing; terminate() ends the process
-        self.core.end_try(ti, outcome, self.env.now, Stimulus.TASK_OUTCOME, "task process wrote its outcome")
+        self.core.end_try(ti, outcome, self.env.now, TASK_OUTCOME, "task process wrote its outcome")
         self.core.changed()
         self._teardown(proc)
 
@@ -280,7 +280,7 @@ class TaskRunner:
     def _handle_task_exit(self, proc) -> None:
         if not proc.alive:
             return
-        if proc.outcome is S.SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
+        if proc.outcome is SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
             cost = self.db.book(self.mini_queries)
             if cost > 0.0:
                 later_on_last(self.env, cost, proc, self._to_mini)

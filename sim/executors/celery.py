@@ -20,8 +20,8 @@ from ..infra.celery_worker import CeleryWorker
 from ..infra.host import Host
 from ..infra.result_backend import ResultBackend
 from ..model.rng import stream
-from ..model.states import TaskInstanceState as S
-from ..model.stimuli import EventKind as E
+from ..model.states import FAILED, QUEUED, SUCCESS
+from ..model.stimuli import PUBLISH_TIMED_OUT, RESULT_SEEN
 from .base import BaseExecutor, Machine
 
 
@@ -197,7 +197,7 @@ class CeleryExecutor(BaseExecutor):
             failed = []
             for ti in tis:
                 tries = self._publish_tries.get(ti, 0) + 1
-                self.sim.state.event(now, E.PUBLISH_TIMED_OUT, "publish timed out (broker down)", ti, ti.try_number, "scheduler")
+                self.sim.state.event(now, PUBLISH_TIMED_OUT, "publish timed out (broker down)", ti, ti.try_number, "scheduler")
                 if tries <= self.cfg.task_publish_max_retries:
                     self.running.pop((ti, ti.try_number), None)
                     self._publish_tries[ti] = tries
@@ -223,7 +223,7 @@ class CeleryExecutor(BaseExecutor):
             msgs.append(Message(self._next_task_id, ti, ti.try_number, ti.task.queue, now + cost))
             # CeleryExecutor._process_tasks: event_buffer[key] = (QUEUED, the Celery task id), which
             # this loop's _process_executor_events stores as the try's external_executor_id.
-            events.append((ti, ti.try_number, S.QUEUED))
+            events.append((ti, ti.try_number, QUEUED))
         if cost > 0.0:
             later(env, cost, lambda _e: [self.broker.publish(m) for m in msgs])
         else:
@@ -236,7 +236,7 @@ class CeleryExecutor(BaseExecutor):
         for ti, try_number in keys:
             if self.running.pop((ti, try_number), ...) is not ...:
                 self.sim.state.slot_freed(ti, try_number, now)
-                self.event_buffer.append((ti, try_number, S.FAILED))
+                self.event_buffer.append((ti, try_number, FAILED))
 
     def revoke(self, ti, try_number: int) -> None:
         """``cleanup_stuck_queued_tasks``: revoke the Celery task (a worker receiving it discards
@@ -254,8 +254,8 @@ class CeleryExecutor(BaseExecutor):
             if key not in self.running or self._task_ids.get(key) != task_id:
                 continue                         # sync() only asks about each key's latest task id
             del self._task_ids[key]
-            state = S.FAILED if celery_state == "FAILURE" else S.SUCCESS
-            self.sim.state.event(now, E.RESULT_SEEN, f"scheduler saw {celery_state} in the result backend",
+            state = FAILED if celery_state == "FAILURE" else SUCCESS
+            self.sim.state.event(now, RESULT_SEEN, f"scheduler saw {celery_state} in the result backend",
                                  proc.ti, proc.try_number, "scheduler")
             self.change_state(proc.ti, proc.try_number, state)
         return cost

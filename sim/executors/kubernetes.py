@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..engine import later
-from ..model.states import TaskInstanceState as S
-from ..model.stimuli import EventKind as E
+from ..model.states import FAILED, QUEUED, RUNNING, SUCCESS, UP_FOR_RETRY
+from ..model.stimuli import POD_BOUND, POD_CREATED, POD_LOST
 from .base import BaseExecutor, Machine
 
 IMAGE = "apache/airflow"
@@ -148,7 +148,7 @@ class Pod:
         self.image_at = max(self.bound_at, ready)
         self.initialized_at = self.image_at + ex.cfg.init_container_time
         self.container_at = self.initialized_at + ex.cfg.container_start_time
-        ex.sim.state.event(self.bound_at, E.POD_BOUND, "pod bound to a node", self.ti, self.try_number, node.name)
+        ex.sim.state.event(self.bound_at, POD_BOUND, "pod bound to a node", self.ti, self.try_number, node.name)
         later(env, self.container_at - env.now, self._container_started)
 
     def _container_started(self, _e) -> None:
@@ -162,15 +162,15 @@ class Pod:
     def _exited(self, proc, outcome) -> None:
         ex = self.ex
         self.ended_at = ex.env.now
-        self.phase = "Failed" if outcome in (S.FAILED, S.UP_FOR_RETRY) else "Succeeded"
+        self.phase = "Failed" if outcome in (FAILED, UP_FOR_RETRY) else "Succeeded"
         ex.cluster.release(self)
-        ex.pod_finished(self, S.FAILED if self.phase == "Failed" else S.SUCCESS)
+        ex.pod_finished(self, FAILED if self.phase == "Failed" else SUCCESS)
 
     def node_lost(self, why: str) -> None:
         """The node went away (spot interruption): the pod fails with it."""
         ex = self.ex
         now = ex.env.now
-        started = (self.proc is not None and self.proc.alive and self.ti.state is S.RUNNING
+        started = (self.proc is not None and self.proc.alive and self.ti.state is RUNNING
                    and self.ti.try_number == self.try_number)
         if self.proc is not None:
             self.proc.alive = False
@@ -178,10 +178,10 @@ class Pod:
         self.ended_at = now
         self.phase = "Failed"
         ex.cluster.release(self)
-        ex.sim.state.event(now, E.POD_LOST, f"pod lost: {why}", self.ti, self.try_number, self.name)
+        ex.sim.state.event(now, POD_LOST, f"pod lost: {why}", self.ti, self.try_number, self.name)
         if started:
             ex.sim.state.heartbeats_stopped(self.ti, now, why)
-        ex.pod_finished(self, S.FAILED, launch_failed=not started)
+        ex.pod_finished(self, FAILED, launch_failed=not started)
 
 
 class KubernetesExecutor(BaseExecutor):
@@ -220,7 +220,7 @@ class KubernetesExecutor(BaseExecutor):
             results, self._results = self._results, []
             for pod, state in results:
                 key = (pod.ti, pod.try_number)
-                if cfg.delete_worker_pods and (state is S.SUCCESS or cfg.delete_worker_pods_on_failure):
+                if cfg.delete_worker_pods and (state is SUCCESS or cfg.delete_worker_pods_on_failure):
                     cost += cfg.api_create_time
                     self.pods_deleted += 1
                 else:
@@ -230,7 +230,7 @@ class KubernetesExecutor(BaseExecutor):
                     self.change_state(pod.ti, pod.try_number, state)
         # 2. create at most worker_pods_creation_batch_size pods
         # revoked entries leave the queue without taking a place in the batch
-        while self.task_queue and (self.task_queue[0][0].state is not S.QUEUED
+        while self.task_queue and (self.task_queue[0][0].state is not QUEUED
                                    or self.task_queue[0][0].try_number != self.task_queue[0][1]):
             self.task_queue.popleft()
         n = min(cfg.worker_pods_creation_batch_size, len(self.task_queue))
@@ -249,7 +249,7 @@ class KubernetesExecutor(BaseExecutor):
             cost += n * latency
         for i in range(n):
             ti, try_number, failures = self.task_queue.popleft()
-            if ti.state is not S.QUEUED or ti.try_number != try_number:
+            if ti.state is not QUEUED or ti.try_number != try_number:
                 continue                     # revoked meanwhile (task_queued_timeout)
             self._n += 1
             task = ti.task
@@ -259,7 +259,7 @@ class KubernetesExecutor(BaseExecutor):
             ti.launched_at = env.now + done[i]
             ti.worker = pod.name
             self._pods[(ti, try_number)] = pod
-            self.sim.state.event(env.now + done[i], E.POD_CREATED, "pod created", ti, try_number, pod.name)
+            self.sim.state.event(env.now + done[i], POD_CREATED, "pod created", ti, try_number, pod.name)
             later(env, done[i], lambda _e, p=pod: p.created())
         return cost
 
@@ -283,7 +283,7 @@ class KubernetesExecutor(BaseExecutor):
         cfg = self.cfg
         key = (pod.ti, pod.try_number)
         if launch_failed and pod.launch_failures < cfg.pod_launch_failure_retries and key in self.running \
-                and pod.ti.state is S.QUEUED:
+                and pod.ti.state is QUEUED:
             self._pods.pop(key, None)
             self.task_queue.append((pod.ti, pod.try_number, pod.launch_failures + 1))
             self.sim.state.changed()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..engine import later
-from ..model.stimuli import EventKind as E
+from ..model.stimuli import PUBLISHED, REDELIVERED, RETURNED_TO_QUEUE
 
 
 class Message:
@@ -89,7 +89,7 @@ class Broker:
     def publish(self, msg: Message) -> None:
         self.queue(msg.queue).append(msg)
         self.published += 1
-        self.core.event(self.env.now, E.PUBLISHED, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
+        self.core.event(self.env.now, PUBLISHED, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
         self.dispatch(msg.queue)
 
     def subscribe(self, worker) -> None:
@@ -162,7 +162,7 @@ class Broker:
         """A message goes back to the head of its queue (a warm shutdown returns what it reserved)."""
         new = msg.copy(self.env.now)
         self.ack(msg)                         # the old delivery is settled
-        self.core.event(self.env.now, E.RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
+        self.core.event(self.env.now, RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
                         f"broker queue {msg.queue}")
         self.queue(new.queue).appendleft(new)
         self.redeliveries += 1
@@ -194,7 +194,7 @@ class Broker:
             if msg is not None and not msg.acked:
                 # kombu restores an unacknowledged message once its visibility timeout passes,
                 # whether its worker died or is still running it (duplicate delivery).
-                self.core.event(now, E.REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
+                self.core.event(now, REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
                                 f"broker queue {msg.queue}")
                 self.requeue(msg)
         self._arm_visibility()

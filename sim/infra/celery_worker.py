@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import deque
 
 from ..engine import later
-from ..model.states import TaskInstanceState as S
-from ..model.stimuli import EventKind as E
+from ..model.states import FAILED, RUNNING, UP_FOR_RETRY
+from ..model.stimuli import CHILD_STARTED, DELIVERED, RESULT_WRITTEN, REVOKED_DISCARDED, WORKER_GONE
 
 STARTING, ONLINE, DRAINING, GONE = "starting", "online", "draining", "gone"
 
@@ -72,11 +72,11 @@ class CeleryWorker:
             # A revoked task is discarded when it arrives (Celery keeps the revoked ids).
             self.broker.ack(msg)
             self._release(msg)
-            self.core.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
+            self.core.event(self.env.now, REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
             for q in self.queues:
                 self.broker.dispatch(q)
             return
-        self.core.event(self.env.now, E.DELIVERED, "delivered", msg.ti, msg.try_number, self.name)
+        self.core.event(self.env.now, DELIVERED, "delivered", msg.ti, msg.try_number, self.name)
         self.reserved.append(msg)
         self._start_next()
 
@@ -89,7 +89,7 @@ class CeleryWorker:
                 # Celery discards a revoked request when its turn comes.
                 self.broker.ack(msg)
                 self._release(msg)
-                self.core.event(self.env.now, E.REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
+                self.core.event(self.env.now, REVOKED_DISCARDED, "revoked message discarded", msg.ti, msg.try_number, self.name)
                 early_acks = True
                 continue
             if not self.broker.acks_late:
@@ -98,7 +98,7 @@ class CeleryWorker:
                 early_acks = True
             proc = runner.start(msg.ti, self.host, self.name, self._on_exit, try_number=msg.try_number)
             self.procs[proc] = msg
-            self.core.event(self.env.now, E.CHILD_STARTED, "child process started", msg.ti, msg.try_number, self.name)
+            self.core.event(self.env.now, CHILD_STARTED, "child process started", msg.ti, msg.try_number, self.name)
         if early_acks:                        # room under the prefetch limit again
             for q in self.queues:
                 self.broker.dispatch(q)
@@ -109,13 +109,13 @@ class CeleryWorker:
             return
         # The Celery task ends: its state goes to the result backend, then (acks_late) the ack.
         write = self.backend.write_time()
-        celery_state = "FAILURE" if state in (S.FAILED, S.UP_FOR_RETRY) else "SUCCESS"
+        celery_state = "FAILURE" if state in (FAILED, UP_FOR_RETRY) else "SUCCESS"
 
         def stored(_e=None):
             if self.state is GONE and not proc.alive:
                 return
             self.backend.store((proc, celery_state, msg.task_id))
-            self.core.event(self.env.now, E.RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
+            self.core.event(self.env.now, RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
                             proc.try_number, "result backend")
             self.core.changed()            # the next sync() will see it
             if self.broker.acks_late:
@@ -141,11 +141,11 @@ class CeleryWorker:
         for proc, msg in list(self.procs.items()):
             proc.alive = False
             ti = proc.ti
-            if ti.state is S.RUNNING and ti.try_number == proc.try_number:
+            if ti.state is RUNNING and ti.try_number == proc.try_number:
                 self.core.heartbeats_stopped(ti, now, f"{self.name} {why}")
         self.procs.clear()
         self.reserved.clear()
-        self.core.event(now, E.WORKER_GONE, f"worker {why}", None, 0, self.name)
+        self.core.event(now, WORKER_GONE, f"worker {why}", None, 0, self.name)
         self._gone()
         self.broker.worker_lost(list(self.held))
         self.held.clear()

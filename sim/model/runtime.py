@@ -13,7 +13,7 @@ from hashlib import sha1
 
 from .dag import DAG, MAX_TASK_RETRY_DELAY, Task
 from .schedules import EPOCH, Cron, Interval
-from .states import DagRunState, TaskInstanceState as S
+from .states import FAILED, NONE, SKIPPED, SUCCESS, UPSTREAM_FAILED, DagRunState, TaskInstanceState as S
 from .trigger_rules import READY, decide
 
 
@@ -62,7 +62,7 @@ class TaskInstance:
         self.task = task
         self.map_index = -1
         self.try_number = 0
-        self.state = S.NONE
+        self.state = NONE
         self.executor = None
         self.worker = None
         self.host = None
@@ -166,15 +166,15 @@ class DagRun:
         tis = self.tis
         for j in plan.downstream[ti.ti_index]:
             d = tis[j]
-            if state is S.SUCCESS:
+            if state is SUCCESS:
                 d.up_success += 1
-            elif state is S.SKIPPED:
+            elif state is SKIPPED:
                 d.up_skipped += 1
-            elif state is S.UPSTREAM_FAILED:
+            elif state is UPSTREAM_FAILED:
                 d.up_upstream_failed += 1
             else:
                 d.up_failed += 1
-            if d.decision is None and d.state is S.NONE:
+            if d.decision is None and d.state is NONE:
                 n_up = self.n_up[j] if self.n_up is not None else plan.n_upstream[j]
                 verdict = decide(plan.rules[j], n_up, d.up_success, d.up_failed, d.up_skipped,
                                  d.up_upstream_failed)
@@ -187,7 +187,7 @@ class DagRun:
         """Airflow: a run fails if any leaf failed or upstream_failed, else succeeds."""
         for i in self.plan.leaves:
             for ti in self.mapped.get(i, (self.tis[i],)):
-                if ti.state in (S.FAILED, S.UPSTREAM_FAILED):
+                if ti.state in (FAILED, UPSTREAM_FAILED):
                     return DagRunState.FAILED
         return DagRunState.SUCCESS
 

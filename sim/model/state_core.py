@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .runtime import retry_delay
-from .states import (DAGRUN_TRANSITIONS, OCCUPYING, TI_TRANSITIONS, DagRunState as DR, IllegalTransition,
-                     TaskInstanceState as S)
+from .states import (DAGRUN_TRANSITIONS, DR_RUNNING, FAILED, NONE, OCCUPYING, TI_TRANSITIONS, UP_FOR_RESCHEDULE,
+                     UP_FOR_RETRY, DagRunState as DR, IllegalTransition, TaskInstanceState as S)
 
 #: States a task instance waits in before the scheduler may schedule it (the examination's cost).
-SCHEDULABLE = frozenset({S.NONE, S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE})
+SCHEDULABLE = frozenset({NONE, UP_FOR_RETRY, UP_FOR_RESCHEDULE})
 STATES = list(S)
 STATE_CODE = {s: i for i, s in enumerate(STATES)}
 #: The handler of every allowed edge, precomputed for the hot path: (old, new) -> (change in
@@ -43,7 +43,7 @@ _EDGES = {
 def failure_outcome(ti) -> S:
     """A try that failed (or was failed from outside): retried while it has retries left
     (Airflow's ``TaskInstance.is_eligible_to_retry``), else failed for good."""
-    return S.UP_FOR_RETRY if ti.try_number <= ti.task.retries else S.FAILED
+    return UP_FOR_RETRY if ti.try_number <= ti.task.retries else FAILED
 
 
 class Concurrency:
@@ -169,9 +169,9 @@ class StateCore:
         """A try ends in ``outcome`` (its ``ended_at`` set by the caller): the state change, the
         try's row, and when it is retried or rescheduled (``next_retry_at``)."""
         self.transition(ti, outcome, now, stimulus, message)
-        if outcome is S.UP_FOR_RETRY:
+        if outcome is UP_FOR_RETRY:
             ti.next_retry_at = ti.ended_at + retry_delay(ti)
-        elif outcome is S.UP_FOR_RESCHEDULE:
+        elif outcome is UP_FOR_RESCHEDULE:
             ti.next_retry_at = ti.ended_at + ti.task.sensor.poke_interval
         self._try_ended(ti, outcome)
 
@@ -187,8 +187,8 @@ class StateCore:
 
     # -- DAG runs ---------------------------------------------------------------------------------
     def start_run(self, run, now: float) -> None:
-        _check_run(run, DR.RUNNING)
-        run.state = DR.RUNNING
+        _check_run(run, DR_RUNNING)
+        run.state = DR_RUNNING
         run.started_at = now
 
     def run_tis_created(self, n: int) -> None:

@@ -61,6 +61,25 @@ class EventKind(str, Enum):
         return self.value
 
 
+# The members as module constants, for the hot paths: on Python 3.11 ``Stimulus.X`` goes through
+# EnumType's ``__getattr__`` hook on every access (see sim/model/states.py). The same objects.
+DEPENDENCIES_MET, TRIGGER_RULE = Stimulus.DEPENDENCIES_MET, Stimulus.TRIGGER_RULE
+RETRY_DELAY_PASSED, RESCHEDULE_POKE = Stimulus.RETRY_DELAY_PASSED, Stimulus.RESCHEDULE_POKE
+MAPPED_EXPANSION, CRITICAL_SECTION = Stimulus.MAPPED_EXPANSION, Stimulus.CRITICAL_SECTION
+EXECUTOR_KILLED, ZOMBIE = Stimulus.EXECUTOR_KILLED, Stimulus.ZOMBIE
+STUCK_IN_QUEUED, MINI_SCHEDULER = Stimulus.STUCK_IN_QUEUED, Stimulus.MINI_SCHEDULER
+TASK_STARTED, TASK_OUTCOME = Stimulus.TASK_STARTED, Stimulus.TASK_OUTCOME
+TRIGGER_FIRED = Stimulus.TRIGGER_FIRED
+PUBLISHED, PUBLISH_TIMED_OUT = EventKind.PUBLISHED, EventKind.PUBLISH_TIMED_OUT
+RETURNED_TO_QUEUE, REDELIVERED = EventKind.RETURNED_TO_QUEUE, EventKind.REDELIVERED
+DELIVERED, REVOKED_DISCARDED = EventKind.DELIVERED, EventKind.REVOKED_DISCARDED
+CHILD_STARTED, RESULT_WRITTEN = EventKind.CHILD_STARTED, EventKind.RESULT_WRITTEN
+RESULT_SEEN, WORKER_GONE = EventKind.RESULT_SEEN, EventKind.WORKER_GONE
+POD_CREATED, POD_BOUND = EventKind.POD_CREATED, EventKind.POD_BOUND
+POD_LOST, SPOT_NOTICE = EventKind.POD_LOST, EventKind.SPOT_NOTICE
+TRIGGER_CLAIMED, TRIGGER_EVENT = EventKind.TRIGGER_CLAIMED, EventKind.TRIGGER_EVENT
+
+
 class Said:
     """A message made of a fixed wording and a name (``task process started on <pod>``), kept in
     its two parts: a run of a million pods has a million such messages, each used once, and the

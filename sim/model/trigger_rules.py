@@ -14,7 +14,7 @@ and rules treat the two differently (``one_done`` runs on a ``failed`` upstream,
 """
 from __future__ import annotations
 
-from .states import TaskInstanceState as S
+from .states import SKIPPED, UPSTREAM_FAILED
 
 READY = "ready"
 
@@ -25,47 +25,47 @@ def decide(rule: str, n: int, success: int, failed: int, skipped: int, upstream_
     any_failed = failed + upstream_failed
     if rule == "all_success":
         if any_failed:
-            return S.UPSTREAM_FAILED
+            return UPSTREAM_FAILED
         if skipped:
-            return S.SKIPPED
+            return SKIPPED
         return READY if success == n else None
     if rule == "all_done":
         return READY if upstream_done else None
     if rule == "all_failed":
         if success or skipped:
-            return S.SKIPPED
+            return SKIPPED
         return READY if any_failed == n else None
     if rule == "all_skipped":
         if success or any_failed:
-            return S.SKIPPED
+            return SKIPPED
         return READY if skipped == n else None
     if rule == "one_success":
         if success:
             return READY
         if upstream_done:
-            return S.SKIPPED if skipped == done else S.UPSTREAM_FAILED
+            return SKIPPED if skipped == done else UPSTREAM_FAILED
         return None
     if rule == "one_failed":
         if any_failed:
             return READY
-        return S.SKIPPED if upstream_done else None
+        return SKIPPED if upstream_done else None
     if rule == "one_done":
         if success or failed:                # upstream_failed is not "done" for this rule
             return READY
-        return S.SKIPPED if upstream_done else None
+        return SKIPPED if upstream_done else None
     if rule == "none_failed":
         if any_failed:
-            return S.UPSTREAM_FAILED
+            return UPSTREAM_FAILED
         return READY if success + skipped == n else None
     if rule == "none_failed_min_one_success":
         if any_failed:
-            return S.UPSTREAM_FAILED
+            return UPSTREAM_FAILED
         if skipped == n:
-            return S.SKIPPED
+            return SKIPPED
         return READY if success + skipped == n else None
     if rule == "none_skipped":
         if skipped:
-            return S.SKIPPED
+            return SKIPPED
         return READY if upstream_done else None
     if rule == "always":
         return READY
