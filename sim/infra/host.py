@@ -11,7 +11,9 @@ submitted: its arrival (now + ``after``) plus its ``seconds``. Its owner's conti
 pushed once, at submission, at that end plus the wait after it (``tail``): the host schedules
 nothing of its own, and work nobody waits for (:meth:`Host.burn`) nothing at all. The
 bookkeeping is lazy: a heap of the free jobs by end (their arrivals and ends on the wall clock),
-from which each submission retires those done before it checks that the new job fits.
+from which each submission retires those done before it checks that the new job fits. A job
+object exists only where a continuation is pushed: work a caller went on past at once
+(engine.go_on) or that nobody waits for is an entry of that heap alone.
 
 *classic*: a job arriving when it would not fit switches to processor sharing proper: the free
 jobs' pushed continuations are disarmed, the running ones move into a *virtual work clock* ``V``
@@ -35,7 +37,7 @@ from heapq import heappop, heappush
 from simpy import Event
 from simpy.events import NORMAL
 
-from ..engine import Wake, go_on, later, later_on
+from ..engine import Wake, go_on, later_on
 
 _NOBODY = ()       # the callbacks of a superseded timer
 
@@ -93,7 +95,8 @@ class Host:
         self._busy = 0.0
         self._free = cores is not None  # (an unlimited host is in neither mode)
         self._room = cores - 1.0 if cores is not None else 0.0   # free jobs beside a new one
-        self._fheap: list = []      # free: (wall end, seq, job) of the jobs not yet retired
+        #: free: [wall end, seq, arrival, seconds, job or None] of the jobs not yet retired
+        self._fheap: list = []
         self._tev = 0.0             # free: the latest arrival or end known to be past
         self._arrive_cb = (self._arrive,)
         self._steps = ((self._step_cpu,), (self._step_tail,))
@@ -104,7 +107,7 @@ class Host:
         if not self._free:
             return self._n
         now = self.env.now
-        return sum(1 for f, _, job in self._fheap if job.a <= now < f)
+        return sum(1 for f, _, a, _, _ in self._fheap if a <= now < f)
 
     @property
     def busy_core_seconds(self) -> float:
@@ -115,16 +118,16 @@ class Host:
             return self._busy
         now = self.env.now
         t = self._tev
-        for f, _, job in heap:             # the last arrival or end that has happened
+        for f, _, a, _, _ in heap:         # the last arrival or end that has happened
             if f <= now:
                 if f > t:
                     t = f
-            elif t < job.a <= now:
-                t = job.a
+            elif t < a <= now:
+                t = a
         busy = self._busy
-        for f, _, job in heap:
+        for f, _, a, s, _ in heap:
             if f > t:
-                busy -= job.s if job.a >= t else f - t
+                busy -= s if a >= t else f - t
         return busy
 
     def work(self, seconds: float, after: float = 0.0) -> Event:
@@ -150,12 +153,11 @@ class Host:
                 self._busy += seconds
             return loop.wait((seconds if seconds > 0.0 else 0.0) + after + (tail or 0.0))
         if self._free:
-            job = self._admit(seconds, after)
-            if job is not None:
-                if go_on(self.env, job.f if tail is None else job.f + tail):
+            entry = self._admit(seconds, after)
+            if entry is not None:
+                if go_on(self.env, entry[0] if tail is None else entry[0] + tail):
                     return False
-                job.done, job.tail = loop.resume, tail
-                self._push(job)
+                self._push(self._job_of(entry, loop.resume, None, tail))
                 return True
         self.run(seconds, loop.resume, None, after, tail)
         return True
@@ -165,20 +167,20 @@ class Host:
         caller that does): on a host with free cores, when nothing else is due before the
         work's end, the clock moves there and ``then(arg)`` is called now (engine.go_on)."""
         if self._free and seconds > 0.0:
-            job = self._admit(seconds, after)
-            if job is not None:
-                if go_on(self.env, job.f if tail is None else job.f + tail):
+            entry = self._admit(seconds, after)
+            if entry is not None:
+                if go_on(self.env, entry[0] if tail is None else entry[0] + tail):
                     then(arg)
                     return
-                job.done, job.arg, job.tail = then, arg, tail
-                self._push(job)
+                self._push(self._job_of(entry, then, arg, tail))
                 return
         self.run(seconds, then, arg, after, tail)
 
     def _admit(self, seconds: float, after: float, job=None):
         """Free mode: retire the jobs done, then admit a job of ``seconds`` of work arriving
-        ``after`` from now if it fits beside them (returned: a new one, nobody waiting for it
-        yet, or ``job``, given its place), else None (the host must leave free mode for it)."""
+        ``after`` from now if it fits beside them: its heap entry is returned (with ``job``,
+        given its place, or with no job: :meth:`_job_of` makes one when a continuation is
+        pushed), else None (the host must leave free mode for it)."""
         env = self.env
         now = env._now
         heap = self._fheap
@@ -192,16 +194,22 @@ class Host:
         f = a + seconds
         if len(heap) <= self._room or self._fits(a, f):
             self._seq = seq = self._seq + 1
-            if job is None:
-                job = _Job(seconds, None, None, None, seq, a, f)
-            else:
+            if job is not None:
                 job.seq, job.a, job.f = seq, a, f
-            heappush(heap, (f, seq, job))
+            entry = [f, seq, a, seconds, job]
+            heappush(heap, entry)
             self._busy += seconds
             if not after > 0.0:
                 self._tev = now
-            return job
+            return entry
         return None
+
+    @staticmethod
+    def _job_of(entry: list, done, arg, tail) -> _Job:
+        """The job of a free entry that has none yet, for a continuation to be pushed."""
+        f, seq, a, s, _ = entry
+        entry[4] = job = _Job(s, done, arg, tail, seq, a, f)
+        return job
 
     def _push(self, job) -> None:
         """Free mode: push ``job``'s continuation at its end (known when it came) plus its tail."""
@@ -224,11 +232,10 @@ class Host:
         all; on an unlimited host (or for no work) the same steps, timers and order as a wait,
         then the work, then a wait."""
         if self._free and seconds > 0.0:
-            job = self._admit(seconds, after)
-            if job is not None:
+            entry = self._admit(seconds, after)
+            if entry is not None:
                 if then is not None:
-                    job.done, job.arg, job.tail = then, arg, tail
-                    self._push(job)
+                    self._push(self._job_of(entry, then, arg, tail))
                 return
         elif self.cores is None or seconds <= 0.0:
             job = _Job(seconds, then, arg, tail, 0)
@@ -293,9 +300,9 @@ class Host:
         running than cores? (Those still in their wait count from their arrival only.)"""
         room = self._room
         marks = []
-        for fj, _, job in self._fheap:
-            if fj > a and job.a < f:                    # runs during [a, f)
-                marks.append((job.a if job.a > a else a, 1))
+        for fj, _, aj, _, _ in self._fheap:
+            if fj > a and aj < f:                       # runs during [a, f)
+                marks.append((aj if aj > a else a, 1))
                 marks.append((fj, -1))
         if len(marks) <= 2.0 * room:
             return True
@@ -321,10 +328,12 @@ class Host:
         heap = self._heap
         v = self._v
         n = 0
-        for f, seq, job in sorted(self._fheap, key=lambda e: (e[0], e[1])):
+        for f, seq, a, s, job in sorted(self._fheap, key=lambda e: (e[0], e[1])):
             if f <= now:                 # done (its end not retired yet): kept
                 continue
-            if job.done is not None:
+            if job is None:              # nobody waits for it
+                job = _Job(s, None, None, None, seq, a, f)
+            elif job.done is not None:
                 job.callbacks = _NOBODY  # the loop pops it and calls nobody; a fresh timer:
                 job = _Job(job.s, job.done, job.arg, job.tail, seq, job.a, f)
             if job.a <= now:
@@ -452,7 +461,7 @@ class Host:
             job.a = now
             job.f = f = now + rest
             busy += rest
-            heappush(fheap, (f, seq, job))
+            heappush(fheap, [f, seq, now, rest, job])
             if job.done is not None:
                 self._push(job)
         self._busy = busy
