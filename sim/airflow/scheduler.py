@@ -526,6 +526,8 @@ class Scheduler:
         queued). The queries: ``before`` for the pool rows' lock and the SELECT (when slots are
         open; 0 when the caller booked them), and the UPDATE to QUEUED only when it queued any
         (``_executable_task_instances_to_queued`` returns before it when nothing is executable)."""
+        if not before and not self._scheduled:
+            return 0.0, 0, 0                     # (the caller booked the lock and the SELECT)
         cfg = self.cfg
         executors = proc.executors
         open_slots = self._open_slots(proc)
@@ -563,6 +565,8 @@ class Scheduler:
         n = 0
         unsynced = self._unsynced
         for ex in proc.executors.values():
+            if not ex.event_buffer:
+                continue
             for ti, try_number, state in ex.get_event_buffer():
                 n += 1
                 if state is QUEUED:
@@ -760,8 +764,12 @@ class Scheduler:
         timed = timers is not None and sleep > 0.0
         several = len(self.procs) > 1
         # An idle loop that saw everything and changed nothing would repeat identically.
-        repeatable = not (proc.rung or not proc.quiet
-                          or any(ex.has_pending_work() for ex in proc.executors.values()))
+        repeatable = not proc.rung and proc.quiet
+        if repeatable:
+            for ex in proc.executors.values():
+                if ex.has_pending_work():
+                    repeatable = False
+                    break
         if repeatable and self._deadlocked():
             self.deadlocked = True
             self._finish()
