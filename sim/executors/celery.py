@@ -24,6 +24,9 @@ from ..model.states import FAILED, QUEUED, SUCCESS
 from ..model.stimuli import PUBLISH_TIMED_OUT, RESULT_SEEN
 from .base import BaseExecutor, Machine
 
+#: the scheduler's event per Celery state read from the result backend (made once, not per task)
+_SEEN = {state: f"scheduler saw {state} in the result backend" for state in ("SUCCESS", "FAILURE")}
+
 
 @dataclass
 class WorkerPool:
@@ -255,7 +258,6 @@ class CeleryExecutor(BaseExecutor):
                 continue                         # sync() only asks about each key's latest task id
             del self._task_ids[key]
             state = FAILED if celery_state == "FAILURE" else SUCCESS
-            self.sim.state.event(now, RESULT_SEEN, f"scheduler saw {celery_state} in the result backend",
-                                 proc.ti, proc.try_number, "scheduler")
+            self.sim.state.event(now, RESULT_SEEN, _SEEN[celery_state], proc.ti, proc.try_number, "scheduler")
             self.change_state(proc.ti, proc.try_number, state)
         return cost

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..engine import later
+from ..engine import later, later_on
 from ..model.stimuli import PUBLISHED, REDELIVERED, RETURNED_TO_QUEUE
 
 
 class Message:
     """One Celery task message. ``task_id`` is the Celery task id (Airflow's
-    external_executor_id): a redelivered message keeps it, a new publish gets a new one."""
+    external_executor_id): a redelivered message keeps it, a new publish gets a new one. It is
+    its own timer on its way to a worker (engine.later_on): no closure and timer per delivery."""
 
     __slots__ = ("task_id", "ti", "try_number", "queue", "published_at", "worker", "delivered_at",
-                 "acked", "redelivered", "deadline")
+                 "acked", "redelivered", "deadline", "callbacks")
+    _ok = True          # as a timer: SimPy's loop reads it
 
     def __init__(self, task_id: int, ti, try_number: int, queue: str, published_at: float,
                  redelivered: bool = False):
@@ -66,6 +68,7 @@ class Broker:
         self.published = 0
         self.redeliveries = 0
         self.revoked: set = set()                # Celery task ids revoked by the executor
+        self._who: dict[str, str] = {}           # queue -> "broker queue <name>", made once
 
     # -- outages --------------------------------------------------------------------------------
     def down_until(self, t: float) -> float | None:
@@ -86,10 +89,17 @@ class Broker:
         q = self.queues.get(name)
         return len(q) if q else 0
 
+    def who(self, queue: str) -> str:
+        """The name events give a queue (one string per queue, not one per message)."""
+        name = self._who.get(queue)
+        if name is None:
+            name = self._who[queue] = f"broker queue {queue}"
+        return name
+
     def publish(self, msg: Message) -> None:
         self.queue(msg.queue).append(msg)
         self.published += 1
-        self.core.event(self.env.now, PUBLISHED, "published", msg.ti, msg.try_number, f"broker queue {msg.queue}")
+        self.core.event(self.env.now, PUBLISHED, "published", msg.ti, msg.try_number, self.who(msg.queue))
         self.dispatch(msg.queue)
 
     def subscribe(self, worker) -> None:
@@ -130,7 +140,7 @@ class Broker:
             msg.worker = w
             msg.delivered_at = now
             if self.delivery_time > 0.0:
-                later(self.env, self.delivery_time, lambda _e, w=w, m=msg: w.receive(m))
+                later_on(self.env, self.delivery_time, msg, w.delivering)
             else:
                 w.receive(msg)
             if self.flavour == "redis":         # every unacked delivery has a visibility deadline
@@ -163,7 +173,7 @@ class Broker:
         new = msg.copy(self.env.now)
         self.ack(msg)                         # the old delivery is settled
         self.core.event(self.env.now, RETURNED_TO_QUEUE, "returned to the queue", msg.ti, msg.try_number,
-                        f"broker queue {msg.queue}")
+                        self.who(msg.queue))
         self.queue(new.queue).appendleft(new)
         self.redeliveries += 1
         self.dispatch(new.queue)
@@ -195,6 +205,6 @@ class Broker:
                 # kombu restores an unacknowledged message once its visibility timeout passes,
                 # whether its worker died or is still running it (duplicate delivery).
                 self.core.event(now, REDELIVERED, "visibility timeout: redelivered", msg.ti, msg.try_number,
-                                f"broker queue {msg.queue}")
+                                self.who(msg.queue))
                 self.requeue(msg)
         self._arm_visibility()

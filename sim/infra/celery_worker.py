@@ -14,6 +14,8 @@ from ..model.states import FAILED, RUNNING, UP_FOR_RETRY
 from ..model.stimuli import CHILD_STARTED, DELIVERED, RESULT_WRITTEN, REVOKED_DISCARDED, WORKER_GONE
 
 STARTING, ONLINE, DRAINING, GONE = "starting", "online", "draining", "gone"
+#: the result event's message per Celery state (made once, not per task)
+_WRITTEN = {state: f"result {state} written" for state in ("SUCCESS", "FAILURE")}
 
 
 class CeleryWorker:
@@ -43,6 +45,7 @@ class CeleryWorker:
         self.reserved: deque = deque()      # delivered, waiting for a free child
         self.held: list = []                # messages counted against the prefetch limit
         self.procs: dict = {}               # process -> message
+        self.delivering = (self.receive,)   # a message's callbacks on its way here (broker.dispatch)
         self.busy_seconds = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -115,7 +118,7 @@ class CeleryWorker:
             if self.state is GONE and not proc.alive:
                 return
             self.backend.store((proc, celery_state, msg.task_id))
-            self.core.event(self.env.now, RESULT_WRITTEN, f"result {celery_state} written", proc.ti,
+            self.core.event(self.env.now, RESULT_WRITTEN, _WRITTEN[celery_state], proc.ti,
                             proc.try_number, "result backend")
             self.core.changed()            # the next sync() will see it
             if self.broker.acks_late:
