@@ -196,6 +196,7 @@ class KubernetesExecutor(BaseExecutor):
         self._pods: dict = {}                 # (ti, try) -> its live pod
         self._rows = PodRows()                # one row per pod once it ended (the pods table)
         self._n = 0
+        self._pod_prefix: dict = {}   # task -> its pods' name up to the number (made once)
         self.cold_pulls = 0
         self.pods_deleted = 0
         self.pods_kept = 0
@@ -253,7 +254,10 @@ class KubernetesExecutor(BaseExecutor):
                 continue                     # revoked meanwhile (task_queued_timeout)
             self._n += 1
             task = ti.task
-            pod = Pod(self, f"{ti.run.plan.dag_id}-{task.task_id}-{self._n}".lower().replace("_", "-"),
+            prefix = self._pod_prefix.get(task)
+            if prefix is None:
+                prefix = self._pod_prefix[task] = f"{ti.run.plan.dag_id}-{task.task_id}-".lower().replace("_", "-")
+            pod = Pod(self, prefix + str(self._n),
                       ti, try_number, cfg.default_cpu if task.cpu is None else task.cpu,
                       cfg.default_memory if task.memory is None else task.memory, failures)
             ti.launched_at = env.now + done[i]
