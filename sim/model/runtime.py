@@ -13,7 +13,8 @@ from hashlib import sha1
 
 from .dag import DAG, MAX_TASK_RETRY_DELAY, Task
 from .schedules import EPOCH, Cron, Interval
-from .states import FAILED, NONE, SKIPPED, SUCCESS, UPSTREAM_FAILED, DagRunState, TaskInstanceState as S
+from .states import (DR_FAILED, DR_QUEUED, DR_SUCCESS, FAILED, NONE, SKIPPED, SUCCESS, UPSTREAM_FAILED, DagRunState,
+                     TaskInstanceState as S)
 from .trigger_rules import READY, decide
 
 
@@ -113,7 +114,7 @@ class DagRun:
         self.created_at = created_at
         self.started_at = math.nan
         self.ended_at = math.nan
-        self.state = DagRunState.QUEUED
+        self.state = DR_QUEUED
         self.tis: list[TaskInstance] = []
         self.n_unfinished = plan.n
         self.n_schedulable = plan.n       # TIs in None/up_for_retry/up_for_reschedule
@@ -188,8 +189,8 @@ class DagRun:
         for i in self.plan.leaves:
             for ti in self.mapped.get(i, (self.tis[i],)):
                 if ti.state in (FAILED, UPSTREAM_FAILED):
-                    return DagRunState.FAILED
-        return DagRunState.SUCCESS
+                    return DR_FAILED
+        return DR_SUCCESS
 
 
 #: Tries drawn when a task instance is created; a task with more retries draws the rest lazily.
