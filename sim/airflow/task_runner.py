@@ -326,7 +326,13 @@ class TaskRunner:
             self._beating = False
 
     def any_alive(self) -> bool:
-        """Is some task process still running? (Processes killed with their worker are dropped.)"""
+        """Is some task process still running? (Processes killed with their worker are dropped.)
+        The oldest process answers at once when it is alive (an idle scheduler loop asks, so no
+        scan per loop); the dead are dropped once they come first."""
+        for proc in self.live:
+            if proc.alive:
+                return True
+            break
         for proc in [p for p in self.live if not p.alive]:
             del self.live[proc]
         return bool(self.live)
