@@ -263,15 +263,6 @@ class Recorder:
         rank[used] = np.arange(len(used), dtype=np.int32)
         return _categorical(rank[raw], self.strings.texts(used))
 
-    def _run_ids(self, dag, run, run_ids) -> pd.Categorical:
-        if not len(dag):
-            return pd.Categorical([])
-        key = dag.astype(np.int64) * (int(run.max()) + 1) + run
-        uniq, inverse = np.unique(key, return_inverse=True)
-        width = int(run.max()) + 1
-        cats = [run_ids[(int(k) // width, int(k) % width)] for k in uniq]
-        return _categorical(inverse.reshape(-1), cats)   # run ids repeat across DAGs
-
     def finish(self) -> None:
         """No more news: the lookup table of the interned strings goes (the frames need only
         their texts, ``strings.values``). A run of a million pods has a million entries in it."""
@@ -304,7 +295,7 @@ class Recorder:
         task = col("ti_task") + offsets[dag] if len(dag) else np.zeros(0, dtype=np.int64)
         data = {
             "dag_id": pd.Categorical.from_codes(dag, categories=[p.dag_id for p in plans]),
-            "run_id": self._run_ids(dag, run, run_ids),
+            "run_id": run_id_categorical(dag, run, run_ids),
             "task_id": _categorical(task, flat_tasks),
             "map_index": col("ti_map", np.int64),
             "try_number": col("ti_try", np.int64),
@@ -401,13 +392,49 @@ def _np(a: array, copy: bool = False) -> np.ndarray:
     return v.copy() if copy else v
 
 
+def run_id_categorical(dag: np.ndarray, run: np.ndarray, run_ids: dict) -> pd.Categorical:
+    """The run id of each row's (DAG index, run index), as a categorical ("" for a run not in
+    ``run_ids``)."""
+    if not len(dag):
+        return pd.Categorical([])
+    width = int(run.max()) + 1
+    key = dag.astype(np.int64) * width + run
+    uniq, inverse = np.unique(key, return_inverse=True)
+    cats = [run_ids.get((int(k) // width, int(k) % width), "") for k in uniq]
+    return _categorical(inverse.reshape(-1), cats)   # run ids repeat across DAGs
+
+
+def coded_categorical(codes, values: list) -> pd.Categorical:
+    """A categorical of ``values[codes]``, its categories the values used, in order of code
+    (``values`` holds no repeats)."""
+    uniq, inverse = np.unique(np.asarray(codes, dtype=np.int64), return_inverse=True)
+    return _categorical(inverse.reshape(-1), [values[int(u)] for u in uniq])
+
+
 def _categorical(codes: np.ndarray, values: list) -> pd.Categorical:
     """Categorical of ``values[codes]`` where ``values`` may repeat (task ids across DAGs): each
     distinct value is a category, in order of first appearance in ``values``."""
     index = pd.Index(values)
     if index.is_unique:                  # the usual case: the codes are the categorical's own
-        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index))
+        cat = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index))
+        drop_lookup(cat.categories, index)
+        return cat
     cats: dict = {}
     remap = np.asarray([cats.setdefault(v, len(cats)) for v in values], dtype=np.int64)
     remap = remap.astype(np.min_scalar_type(-len(cats)))     # codes as small as pandas keeps them
-    return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=list(cats))
+    cat = pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=list(cats))
+    drop_lookup(cat.categories, index)
+    return cat
+
+
+def drop_lookup(*indexes: pd.Index) -> None:
+    """Drop the hash table pandas keeps on each index (``Index._cache``) once it has checked that
+    the categories are unique or looked names up, for lookups nobody makes later. With a category
+    per pod (Kubernetes: the tries' worker, the events' ``who``, ``task process started on <pod>``)
+    that is about 60 MiB a million task instances, 6 % of a 1 M run's peak (issue #13). pandas
+    makes it again if a lookup needs it; if a pandas release keeps it elsewhere, this does
+    nothing."""
+    for index in indexes:
+        cache = getattr(index, "_cache", None)
+        if isinstance(cache, dict):
+            cache.pop("_engine", None)

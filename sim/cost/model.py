@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..records import drop_lookup
+
 
 @lru_cache(maxsize=1)
 def load_catalogue() -> dict:
@@ -50,6 +52,7 @@ def _isin(column, names: list) -> np.ndarray:
         return column.isin(set(names)).to_numpy()
     cats = column.cat.categories
     pos = cats.get_indexer(names)
+    drop_lookup(cats)                                # a hash table of every pod name, not needed again
     member = np.zeros(len(cats) + 1, dtype=bool)     # the last slot: code -1, no worker
     member[pos[pos >= 0]] = True
     return member[column.cat.codes.to_numpy()]

@@ -22,6 +22,7 @@ import pandas as pd
 from ..engine import later
 from ..model.states import FAILED, QUEUED, RUNNING, SUCCESS, UP_FOR_RETRY
 from ..model.stimuli import POD_BOUND, POD_CREATED, POD_LOST
+from ..records import coded_categorical, run_id_categorical
 from .base import BaseExecutor, Machine
 
 IMAGE = "apache/airflow"
@@ -83,6 +84,11 @@ class PodRows:
         values = self.values
         return [values[c] for c in codes]
 
+    def categorical(self, codes) -> pd.Categorical:
+        """The values of a coded column of names (task_id, node, phase), as a categorical: a
+        million pods hold a code each, as the task instances' columns do."""
+        return coded_categorical(codes, self.values)
+
     def frame(self, release: bool = False) -> pd.DataFrame:
         """The pods table. With ``release`` (a run's results are built once, at its end) the rows
         are handed over: the frame uses the time arrays' memory as it is and the rows are emptied,
@@ -90,9 +96,10 @@ class PodRows:
         if not len(self):
             return pd.DataFrame(columns=POD_COLUMNS)
         col = self.column
+        cat = self.categorical
         cols = {"pod": self.pod, "dag": np.array(self.dag, dtype=np.int64), "run": np.array(self.run, dtype=np.int64),
-                "task_id": col(self.task_id), "try_number": np.array(self.try_number, dtype=np.int64),
-                "node": col(self.node), "phase": col(self.phase), "cold_pull": np.array(self.cold_pull, dtype=bool)}
+                "task_id": cat(self.task_id), "try_number": np.array(self.try_number, dtype=np.int64),
+                "node": cat(self.node), "phase": cat(self.phase), "cold_pull": np.array(self.cold_pull, dtype=bool)}
         for name in _POD_TIMES:
             t = self.times[name]
             cols[name] = np.frombuffer(t, dtype=np.float64) if release else np.array(t, dtype=np.float64)
@@ -346,8 +353,9 @@ class KubernetesExecutor(BaseExecutor):
         """One row per pod: where it ran and the time spent in each start-up stage (with
         ``release``, the rows are handed over: see :meth:`PodRows.frame`)."""
         df = self._rows.frame(release)
-        df.insert(1, "dag_id", [plans[d].dag_id for d in df["dag"]])
-        df.insert(2, "run_id", [run_ids.get((d, r), "") for d, r in zip(df["dag"], df["run"])])
+        dag, run = df["dag"].to_numpy(np.int64), df["run"].to_numpy(np.int64)
+        df.insert(1, "dag_id", pd.Categorical.from_codes(dag, categories=[p.dag_id for p in plans]))
+        df.insert(2, "run_id", run_id_categorical(dag, run, run_ids))
         df = df.drop(columns=["dag", "run"])
         df["scheduling_s"] = df["bound_at"] - df["created_at"]
         df["image_pull_s"] = df["image_ready_at"] - df["bound_at"]
