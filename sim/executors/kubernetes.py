@@ -19,7 +19,7 @@ from collections import deque
 import numpy as np
 import pandas as pd
 
-from ..engine import later
+from ..engine import later, later_on
 from ..model.states import FAILED, QUEUED, RUNNING, SUCCESS, UP_FOR_RETRY
 from ..model.stimuli import POD_BOUND, POD_CREATED, POD_LOST
 from ..records import coded_categorical, run_id_categorical
@@ -41,7 +41,8 @@ class PodRows:
     apart and the column's dtype is what the values make it)."""
 
     __slots__ = ("pod", "dag", "run", "task_id", "try_number", "node", "phase", "cold_pull", "times",
-                 "cpu", "memory", "values", "_codes")
+                 "cpu", "memory", "values", "_codes", "t_created", "t_bound", "t_image", "t_initialized",
+                 "t_container", "t_ended")
 
     def __init__(self):
         self.pod = []
@@ -49,6 +50,9 @@ class PodRows:
         self.task_id, self.node, self.phase, self.cpu, self.memory = (array("i") for _ in range(5))
         self.cold_pull = array("b")
         self.times = {name: array("d") for name in _POD_TIMES}
+        # the same arrays by attribute, for append (in _POD_TIMES' order)
+        (self.t_created, self.t_bound, self.t_image, self.t_initialized, self.t_container,
+         self.t_ended) = self.times.values()
         self.values: list = []
         self._codes: dict = {}
 
@@ -73,9 +77,18 @@ class PodRows:
         self.node.append(code(pod.node.name if pod.node else ""))
         self.phase.append(code(pod.phase))
         self.cold_pull.append(bool(pod.pulled))
-        for name, t in zip(_POD_TIMES, (pod.created_at, pod.bound_at, pod.image_at, pod.initialized_at,
-                                        pod.container_at, pod.ended_at)):
-            self.times[name].append(_NAN if t is None else t)
+        t = pod.created_at
+        self.t_created.append(_NAN if t is None else t)
+        t = pod.bound_at
+        self.t_bound.append(_NAN if t is None else t)
+        t = pod.image_at
+        self.t_image.append(_NAN if t is None else t)
+        t = pod.initialized_at
+        self.t_initialized.append(_NAN if t is None else t)
+        t = pod.container_at
+        self.t_container.append(_NAN if t is None else t)
+        t = pod.ended_at
+        self.t_ended.append(_NAN if t is None else t)
         self.cpu.append(code(pod.cpu))
         self.memory.append(code(pod.memory))
 
@@ -119,10 +132,26 @@ class PodRows:
         return used
 
 
+def _created(pod) -> None:
+    pod.created()
+
+
+def _container_started(pod) -> None:
+    pod._container_started(None)
+
+
+_CREATED, _CONTAINER_STARTED = (_created,), (_container_started,)   # a pod's timer callbacks (only read)
+
+
 class Pod:
+    """One pod, and its own timer for the two steps of its start-up the executor and the kubelet
+    wait for (created by the API server, then its container started): one is pending at a time,
+    and neither needs a Wake and a closure per pod (sim.engine.later_on)."""
+
     __slots__ = ("ex", "name", "ti", "try_number", "cpu", "memory", "node", "proc", "cancelled",
                  "created_at", "bound_at", "image_at", "pulled", "initialized_at", "container_at",
-                 "ended_at", "phase", "launch_failures", "row")
+                 "ended_at", "phase", "launch_failures", "row", "callbacks")
+    _ok = True
 
     def __init__(self, ex, name, ti, try_number, cpu, memory, launch_failures=0):
         self.ex = ex
@@ -156,7 +185,7 @@ class Pod:
         self.initialized_at = self.image_at + ex.cfg.init_container_time
         self.container_at = self.initialized_at + ex.cfg.container_start_time
         ex.sim.state.event(self.bound_at, POD_BOUND, "pod bound to a node", self.ti, self.try_number, node.name)
-        later(env, self.container_at - env.now, self._container_started)
+        later_on(env, self.container_at - env.now, self, _CONTAINER_STARTED)
 
     def _container_started(self, _e) -> None:
         if self.cancelled or self.node is None or self.node.gone_at is not None:
@@ -271,7 +300,7 @@ class KubernetesExecutor(BaseExecutor):
             ti.worker = pod.name
             self._pods[(ti, try_number)] = pod
             self.sim.state.event(env.now + done[i], POD_CREATED, "pod created", ti, try_number, pod.name)
-            later(env, done[i], lambda _e, p=pod: p.created())
+            later_on(env, done[i], pod, _CREATED)
         return cost
 
     def _record(self, pod: Pod) -> None:
@@ -279,8 +308,10 @@ class KubernetesExecutor(BaseExecutor):
         ti = pod.ti
         self.cold_pulls += pod.pulled
         end = pod.ended_at
-        if end is not None:
+        container = pod.container_at
+        if end is not None and (container is None or container > end):
             # a pod lost or deleted before its container started never reached its planned stages
+            # (the stages are in order: with its container started by its end, all of them were)
             for stage in ("bound_at", "image_at", "initialized_at", "container_at"):
                 t = getattr(pod, stage)
                 if t is not None and t > end:
