@@ -892,6 +892,28 @@ def test_requested_pods_occupy_parallelism():
     assert (p["scheduling_s"] > 30).sum() >= 4
 
 
+def test_the_pods_tables_names_are_categoricals_that_agree_with_the_task_instances():
+    """The pods table keeps its repeated names (DAG, run, task, node, phase) as categoricals, as
+    task_instances does (a million pods: a code a row, not a pointer and a list), and each pod's
+    names are those of the try it ran."""
+    r, _ = simulate(k8s_scenario([dag("a", {"every": "20s"}, {"t1": {"duration": {"constant": 5}},
+                                                             "t2": {"duration": {"constant": 3}}}, "t1 >> t2"),
+                                  dag("b", {"every": "30s"}, {"t1": {"duration": {"constant": 4}}})],
+                                 horizon=300.0))
+    pods, tis = r.pods, r.task_instances
+    assert len(pods) == len(tis) > 20
+    for col in ("dag_id", "run_id", "task_id", "node", "phase"):
+        assert isinstance(pods[col].dtype, pd.CategoricalDtype), col
+        used = set(pods[col].astype(str))
+        assert set(pods[col].cat.categories) == used, f"{col}: a category no pod uses"
+    by_pod = tis.set_index(tis["worker"].astype(str))
+    for pod in pods.itertuples():
+        ti = by_pod.loc[pod.pod]
+        assert (str(pod.dag_id), str(pod.run_id), str(pod.task_id), pod.try_number) == \
+            (str(ti["dag_id"]), str(ti["run_id"]), str(ti["task_id"]), ti["try_number"])
+    assert set(pods["phase"].astype(str)) == {"Succeeded"}
+
+
 # =========================================================================== 8. sim run
 def test_sim_run_k8s_short_tasks_writes_pods_and_nodes(tmp_path, capsys):
     """`sim run scenarios/k8s-short-tasks.yaml --out tmp` exits 0 and writes pods.csv (one row
