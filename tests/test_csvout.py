@@ -38,6 +38,11 @@ def _table(n=1000, seed=3):
         "i": rng.integers(-10**12, 10**12, n),
         "i32": rng.integers(0, 100, n).astype(np.int32),
         "u8": rng.integers(0, 255, n).astype(np.uint8),
+        # integers that repeat are written through a table of their texts: a range wider than
+        # int8 holds, negatives, and values past the table's 2**62
+        "i8": rng.integers(-100, 101, n).astype(np.int8),
+        "neg": rng.integers(-5, 3, n),
+        "u64": rng.integers(0, 100, n).astype(np.uint64) + np.uint64(2**63),
         "f": floats,
         "f32": floats.astype(np.float32),
         "b": rng.random(n) < 0.5,
