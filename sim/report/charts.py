@@ -81,9 +81,11 @@ def _step(starts, ends):
     return np.concatenate([[0.0], times[order]]), np.concatenate([[0], np.cumsum(deltas[order])])
 
 
-#: Columns of a step line that :func:`_thin` keeps at most four points in: several per pixel of
-#: the charts' plotting area (about 850 pixels wide at 9 inches and 110 dpi).
-THIN_COLUMNS = 4000
+#: Columns of a step line that :func:`_thin` keeps at most four points in: more than one per pixel
+#: of the charts' plotting area (about 850 pixels wide at 9 inches and 110 dpi), so every pixel
+#: column still spans its columns' lowest and highest counts. (4,000 drew the same extents, 2.5 % of
+#: the pixels a shade apart, in 0.64 s where 1,000 take 0.17 s at 200,000 task instances.)
+THIN_COLUMNS = 1000
 
 
 def _thin(times, counts, columns: int = THIN_COLUMNS):
