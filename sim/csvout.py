@@ -5,7 +5,8 @@ The results' convention (``index=False``, ``lineterminator="\\n"``, floats with 
 column by column, a block of rows at a time:
 
 * a categorical column's texts are made once per category, and each row picks its text by code;
-* integers are ``str`` (made once per value where values repeat), booleans ``True``/``False``, floats ``'%.6f'`` (NaN: empty);
+* integers are ``str`` (made once per value where values repeat), booleans ``True``/``False``,
+  floats ``'%.6f'`` (NaN: empty);
 * a text column's values are quoted only where the csv module would quote them (a ``,``, ``"``,
   ``\\r`` or ``\\n`` inside), through the csv module itself.
 
