@@ -171,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--speed-only", action="store_true",
                    help="fit only each session's cpu_speed against the base profile's machine, its "
                         "mechanisms as they are: the speed at which the model starts a lone task as fast as "
-                        "the recording did (a few lone tasks recorded on your machine are enough)")
+                        "the recording did (with Airflow 3, whose start_date precedes the start-up: finishes "
+                        "it as fast); a few lone tasks recorded on your machine are enough")
     j.add_argument("--base", default="airflow-2.10", help="profile to start from (default airflow-2.10)")
     j.add_argument("--out", help="write the profile fitted on every configuration to this YAML file")
     j.add_argument("--seed", type=int, default=0, help="first seed (default 0)")

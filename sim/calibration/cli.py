@@ -13,7 +13,7 @@ from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, cross_vali
                     held_out_summary, joint_fit, load_configurations, reference_session, write_joint_profile,
                     write_speed_profile)
 from .profile_file import quality_table
-from .speed import POINTS, fit_speeds
+from .speed import MEASURES, POINTS, fit_speeds
 
 
 def run_calibrate(args) -> int:
@@ -131,7 +131,7 @@ def _speed_only(args, configs, seeds, progress) -> int:
     for session in sessions:
         speed, w = fit.fitted[SPEED + session], why[session]
         print(f"    session {session}: cpu_speed {speed:.3g} (its cores against {args.base}'s machine)")
-        print(f"      a lone task's queued -> start: recorded {w['recorded']:.3f} s; the model's "
+        print(f"      a lone task's {MEASURES[w['measure']]}: recorded {w['recorded']:.3f} s; the model's "
               f"{w['latency']:.3f} + {w['cpu']:.3f} / cpu_speed s")
         own = w["configurations"]
         if len(own) > 1:
@@ -146,7 +146,7 @@ def _speed_only(args, configs, seeds, progress) -> int:
     if args.out:
         w = why[sessions[0]]
         path = write_speed_profile(fit.fitted[SPEED + sessions[0]], args.out, args.base, sessions[0],
-                                   f"The speed at which a lone task's queued -> start, {w['latency']:.3f} + "
+                                   f"The speed at which a lone task's {MEASURES[w['measure']]}, {w['latency']:.3f} + "
                                    f"{w['cpu']:.3f} / cpu_speed s in the model, is the recorded {w['recorded']:.3f} s.")
         print(f"  profile written to {path}")
     return 0

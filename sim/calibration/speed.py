@@ -13,6 +13,13 @@ recorded runs at a few speeds, fits ``L`` and ``C`` by least squares (R^2 above 
 committed session) and solves for the speed at which the model's median lone start equals the
 recorded one.
 
+Airflow 3 writes ``start_date`` when the supervisor has forked the task process, before its
+set-up and parse: its lone start is a few milliseconds of waiting whatever the machine (the
+``airflow-3`` profile's model: 0.017 + 0.002 / cpu_speed s), and tells nothing of the speed. When
+the lone start holds less than :data:`MIN_CPU` of CPU work, the fit uses the lone task's queued ->
+end instead (its set-up, parse, run and exit: the same tasks, the body included in both the
+recording and the model).
+
 Why not the stages' objective, as the joint fit does: in the speed alone it is bumpy. Where a
 task's end falls in the scheduler loop's cycle moves a short DAG's makespan by a whole idle loop
 (the phase effect), so an optimiser lands in one of its dips: on the committed held-out sessions
@@ -40,6 +47,11 @@ from .model import simulated_observations
 LONE = 1.0 + 1e-6
 #: The speeds simulated: 10, equal steps in log-speed from x1/2 to x2 of the profile's machine.
 POINTS = 10
+#: What a lone task's time is measured by, in turn: queued -> start, else queued -> end.
+MEASURES = {"queued_to_started": "queued -> start", "queued_to_ended": "queued -> end"}
+#: The least CPU work (seconds at the profile's machine's speed) a measure must hold to tell a
+#: machine's speed: timestamps and the DB's latency vary by milliseconds from try to try.
+MIN_CPU = 0.05
 
 
 def grid() -> np.ndarray:
@@ -55,17 +67,23 @@ def lone_tasks(config) -> set:
     return set(o.groupby("task_id")["running"].median().loc[lambda r: r <= LONE].index)
 
 
-def recorded_lone_start(config) -> float:
-    """The median queued -> start of ``config``'s recorded tries of :func:`lone_tasks` that ran
-    alone (NaN when there are none)."""
+def _measure(obs, measure: str):
+    if measure == "queued_to_ended":
+        return obs["queued_to_started"] + obs["duration"]
+    return obs[measure]
+
+
+def recorded_lone_start(config, measure: str = "queued_to_started") -> float:
+    """The median queued -> start (or another of :data:`MEASURES`) of ``config``'s recorded tries
+    of :func:`lone_tasks` that ran alone (NaN when there are none)."""
     o = config.problem.obs
-    x = o.loc[(o["running"] <= LONE) & o["task_id"].isin(lone_tasks(config)), "queued_to_started"].dropna()
+    x = _measure(o, measure)[(o["running"] <= LONE) & o["task_id"].isin(lone_tasks(config))].dropna()
     return float(x.median()) if len(x) else math.nan
 
 
-def simulated_lone_start(config, fitted: dict, seeds) -> float:
-    """The model's median queued -> start of the same tasks, at ``fitted``'s speed, averaged over
-    ``seeds``."""
+def simulated_lone_start(config, fitted: dict, seeds, measure: str = "queued_to_started") -> float:
+    """The model's median queued -> start (or another of :data:`MEASURES`) of the same tasks, at
+    ``fitted``'s speed, averaged over ``seeds``."""
     p = config.problem
     sections = sections_for(config, fitted)
     bodies = p.bodies(sections)
@@ -73,7 +91,7 @@ def simulated_lone_start(config, fitted: dict, seeds) -> float:
     meds = []
     for seed in seeds:
         sim = simulated_observations(*p.replayed(sections, seed, bodies), p.roots)
-        meds.append(float(sim.loc[sim["task_id"].isin(ids), "queued_to_started"].median()))
+        meds.append(float(_measure(sim, measure)[sim["task_id"].isin(ids)].median()))
     return float(np.mean(meds))
 
 
@@ -102,36 +120,55 @@ def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False)
     Returns the :class:`JointFit` (``fitted`` holds ``cpu_speed@<session>`` for every session; its
     objective is the stages' at the fitted speeds) and, per session, what fixed the speed:
     ``{session: {"recorded": s, "latency": L, "cpu": C, "r2": how well L + C / speed fits,
-    "configurations": {name: its own recorded lone start}}}``."""
+    "measure": which of MEASURES, "configurations": {name: its own recorded lone start}}}``."""
     t0 = time.perf_counter()
     seeds = tuple(int(s) for s in seeds)
     sessions = sorted({c.session for c in configs} - {reference})
     speeds = grid()
     bar = progress_bar(progress, len(sessions) * len(speeds), "speed")
     fitted, why = {}, {}
+    evaluations = 0
     for session in sessions:
         mine = [c for c in configs if c.session == session]
-        recorded = [recorded_lone_start(c) for c in mine]
-        if all(math.isnan(r) for r in recorded):
+        if all(math.isnan(recorded_lone_start(c)) for c in mine):
             names = ", ".join(str(c.folder) for c in mine)
             raise SimError(f"{names}: no task ran alone in the recorded runs, and the speed is fitted on "
                            f"tasks that did (record a chain or a diamond)")
-        used = [c for c, r in zip(mine, recorded) if not math.isnan(r)]
-        target = float(np.median([r for r in recorded if not math.isnan(r)]))
         key = SPEED + session
-        starts = []
-        for s in speeds:
-            starts.append(float(np.median([simulated_lone_start(c, {key: float(s)}, seeds) for c in used])))
-            if bar is not None:
-                bar.update(1)
-        fitted[key], latency, cpu, r2 = solve(speeds, starts, target)
-        why[session] = {"recorded": target, "latency": latency, "cpu": cpu, "r2": r2,
+        for i, measure in enumerate(MEASURES):
+            if i and bar is not None:
+                bar.total += len(speeds)              # the next measure's speeds too
+                bar.refresh()
+            evaluations += len(speeds)
+            recorded = [recorded_lone_start(c, measure) for c in mine]
+            used = [c for c, r in zip(mine, recorded) if not math.isnan(r)]
+            target = float(np.median([r for r in recorded if not math.isnan(r)]))
+            starts = []
+            for s in speeds:
+                starts.append(float(np.median([simulated_lone_start(c, {key: float(s)}, seeds, measure)
+                                               for c in used])))
+                if bar is not None:
+                    bar.update(1)
+            try:
+                fitted[key], latency, cpu, r2 = solve(speeds, starts, target)
+            except SimError:
+                if i == len(MEASURES) - 1:
+                    raise
+                continue                               # (a start with no CPU in it: noise either way)
+            if cpu >= MIN_CPU:
+                break
+        else:
+            raise SimError(f"the base profile's lone tasks hold {cpu:.3f} s of CPU work from queued to "
+                           f"{'end' if measure == 'queued_to_ended' else 'start'} (under {MIN_CPU} s): nothing "
+                           f"recorded alone tells this machine's speed")
+        why[session] = {"recorded": target, "latency": latency, "cpu": cpu, "r2": r2, "measure": measure,
                         "configurations": {c.name: r for c, r in zip(mine, recorded) if not math.isnan(r)}}
     if bar is not None:
         bar.close()
     objective = float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs]))
-    fit = JointFit(fitted, objective, len(sessions) * len(speeds), time.perf_counter() - t0, seeds, list(configs))
+    fit = JointFit(fitted, objective, evaluations, time.perf_counter() - t0, seeds, list(configs))
     return fit, why
 
 
-__all__ = ["fit_speeds", "grid", "solve", "lone_tasks", "recorded_lone_start", "simulated_lone_start", "POINTS"]
+__all__ = ["fit_speeds", "grid", "solve", "lone_tasks", "recorded_lone_start", "simulated_lone_start", "POINTS",
+           "MEASURES", "MIN_CPU"]
