@@ -417,12 +417,11 @@ def _categorical(codes: np.ndarray, values: list) -> pd.Categorical:
     index = pd.Index(values)
     if index.is_unique:                  # the usual case: the codes are the categorical's own
         cat = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(index))
-        drop_lookup(cat.categories, index)
-        return cat
-    cats: dict = {}
-    remap = np.asarray([cats.setdefault(v, len(cats)) for v in values], dtype=np.int64)
-    remap = remap.astype(np.min_scalar_type(-len(cats)))     # codes as small as pandas keeps them
-    cat = pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=list(cats))
+    else:
+        cats: dict = {}
+        remap = np.asarray([cats.setdefault(v, len(cats)) for v in values], dtype=np.int64)
+        remap = remap.astype(np.min_scalar_type(-len(cats)))     # codes as small as pandas keeps them
+        cat = pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=list(cats))
     drop_lookup(cat.categories, index)
     return cat
 
