@@ -5,6 +5,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -139,6 +140,55 @@ def test_celery_handoff_pairs_each_try_with_the_first_execution_after_its_queuei
     assert table.loc[1, "queued_to_executing"] == pytest.approx(0.008)
     assert table.loc[1, "executing_to_started"] == pytest.approx(0.292)
     assert table.loc[2, "queued_to_executing"] == pytest.approx(0.010)     # not try 1's execution
+
+
+def test_task_exit_path_reads_each_steps_first_line_in_the_tries_own_log(tmp_path):
+    tp = _module("task_exit_path")
+    (tmp_path / "task_instances.csv").write_text(
+        "dag_id,run_id,task_id,try_number,end_date,updated_at\n"
+        "c,r1,c0,1,2026-12-07T01:52:08.837+00:00,2026-12-07T01:52:08.849+00:00\n"
+        "c,r1,c9,1,2026-12-07T01:52:20.000+00:00,2026-12-07T01:52:20.010+00:00\n"
+        "c,r1,c5,1,2026-12-07T01:52:30.000+00:00,2026-12-07T01:52:30.010+00:00\n")
+    logs = tmp_path / "logs"
+    for task, lines in {"c0": ["01:52:08.871] {local_task_job_runner.py:266} INFO - Task exited with return code 0",
+                               "01:52:08.896] {taskinstance.py:3901} INFO - 1 downstream tasks scheduled from "
+                               "follow-on schedule check",
+                               "01:52:09.500] {x.py:1} INFO - Task exited with return code 0"],
+                        "c9": ["01:52:20.030] {local_task_job_runner.py:266} INFO - Task exited with return code 0"]}.items():
+        d = logs / "dag_id=c" / "run_id=r1" / f"task_id={task}"
+        d.mkdir(parents=True)
+        (d / "attempt=1.log").write_text("".join(f"[2026-12-07T{x.replace(']', '+0000]', 1)}\n" for x in lines))
+    t = tp.exit_path_table(tmp_path, logs).set_index("task_id")
+    assert list(t.index) == ["c0", "c9"]                     # c5 has no log: left out
+    assert t.loc["c0", "end_to_committed"] == pytest.approx(0.012)
+    assert t.loc["c0", "end_to_exited"] == pytest.approx(0.034)   # the first such line
+    assert t.loc["c0", "end_to_mini_done"] == pytest.approx(0.059)
+    assert t.loc["c9", "end_to_exited"] == pytest.approx(0.030) and np.isnan(t.loc["c9", "end_to_mini_done"])
+
+
+def test_task_start_path_pairs_the_parse_lines_with_the_latest_hand_off(tmp_path):
+    sp = _module("task_start_path")
+    (tmp_path / "task_instances.csv").write_text(
+        "dag_id,run_id,task_id,try_number,queued_dttm,start_date\n"
+        "c,r1,c0,1,2026-12-07T01:52:07.780+00:00,2026-12-07T01:52:08.130+00:00\n"
+        "c,r1,c1,1,2026-12-07T01:52:09.000+00:00,2026-12-07T01:52:09.300+00:00\n")
+    hand = "] {local_executor.py:93} INFO - QueuedLocalWorker running ['airflow', 'tasks', 'run', 'c', '{}', 'r1', '--local']"
+    local = tmp_path / "scheduler.log"
+    local.write_text("".join(f"[2026-12-07T{t}+0000{x}\n" for t, x in [
+        ("01:52:07.783", hand.replace("{}", "c0")),
+        ("01:52:07.810", "] {dagbag.py:588} INFO - Filling up the DagBag from /dags/bench_dags.py"),
+        ("01:52:08.041", "] {task_command.py:467} INFO - Running <TaskInstance: c.c0 r1 [queued]> on host vm")]))
+    celery = tmp_path / "worker0.log"                      # Celery's log format, for the other try
+    celery.write_text("[2026-12-07 01:52:09,010: INFO/ForkPoolWorker-1] [6f0c] Executing command in Celery: "
+                      "['airflow', 'tasks', 'run', 'c', 'c1', 'r1', '--local']\n"
+                      "[2026-12-07 01:52:09,050: INFO/ForkPoolWorker-1] Filling up the DagBag from /dags/b.py\n"
+                      "[2026-12-07 01:52:09,230: INFO/ForkPoolWorker-1] Running <TaskInstance: c.c1 r1 [queued]> on host vm\n")
+    t = sp.start_path_table(tmp_path, [local, celery]).set_index("task_id")
+    assert t.loc["c0", "queued_to_handed"] == pytest.approx(0.003)
+    assert t.loc["c0", "handed_to_parsing"] == pytest.approx(0.027)
+    assert t.loc["c0", "parsing"] == pytest.approx(0.231)
+    assert t.loc["c0", "parsed_to_started"] == pytest.approx(0.089)
+    assert t.loc["c1", "queued_to_handed"] == pytest.approx(0.010) and t.loc["c1", "parsing"] == pytest.approx(0.18)
 
 
 def test_machine_yaml_names_the_session_calibration_reads(harness, tmp_path):

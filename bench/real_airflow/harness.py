@@ -440,6 +440,13 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         # Celery: from queueing to the worker's child executing the task (2.10's worker log lines)
         from celery_handoff import main as celery_handoff
         celery_handoff([str(out), *map(str, workers)])
+    if V["venv"] == "venv210":
+        # each try's way out: outcome committed, return code seen, the mini-scheduler's commit (task logs)
+        from task_exit_path import main as task_exit_path
+        task_exit_path([str(out), str(w / V["home"] / "logs")])
+        # and its way in: the hand-off, the fork, the DAG file's parse (the worker's or scheduler's log)
+        from task_start_path import main as task_start_path
+        task_start_path([str(out), *map(str, workers or [out / "scheduler.log"])])
     # The processes' logs (MBs; what the results need is derived above) go to the work folder
     kept = w / "logs" / f"{out.parent.name}-{out.name}"
     kept.mkdir(parents=True, exist_ok=True)
