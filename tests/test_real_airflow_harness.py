@@ -191,6 +191,31 @@ def test_task_start_path_pairs_the_parse_lines_with_the_latest_hand_off(tmp_path
     assert t.loc["c1", "queued_to_handed"] == pytest.approx(0.010) and t.loc["c1", "parsing"] == pytest.approx(0.18)
 
 
+def test_the_committed_exit_path_medians_are_what_the_profile_says():
+    """airflow-2.10's task_exit_latency and mini_scheduler_cpu are read off exit-path's task logs:
+    recompute them from the committed task_exit_path.csv files (the profile's comments give how)."""
+    import pandas as pd
+    from sim.scenario import load_profile
+    d = pd.concat([pd.read_csv(f) for f in sorted((ROOT / "data/airflow-runs/exit-path").glob("*/task_exit_path.csv"))])
+    chain = d[d["dag_id"] == "chain"]
+    assert len(chain) == 160
+    ov = load_profile("airflow-2.10")["overheads"]
+    four = 4 * 0.00171                                       # 4 queries at db_query_time when measured
+    assert ov["task_exit_latency"] == pytest.approx(chain["end_to_exited"].median() - four, abs=2e-4)
+    mini = (chain["end_to_mini_done"] - chain["end_to_exited"]).median()
+    assert ov["mini_scheduler_cpu"] == pytest.approx((mini - four) * 1.226, abs=2e-4)
+    # Celery's preloaded imports: hand-off line to start_date, LocalExecutor worker against Celery child
+    way_in = {}
+    for executor in ("local", "celery"):
+        d = pd.concat([pd.read_csv(f) for f in sorted((ROOT / "data/airflow-runs/exit-path").glob(
+            f"{executor}-*/task_start_path.csv"))])
+        c = d[d["dag_id"] == "chain"]
+        assert len(c) == 80
+        way_in[executor] = (c["handed_to_parsing"] + c["parsing"] + c["parsed_to_started"]).median()
+    celery = load_profile("airflow-2.10")["celery"]
+    assert celery["worker_preload_cpu"] == pytest.approx((way_in["local"] - way_in["celery"]) * 1.226, abs=5e-4)
+
+
 def test_machine_yaml_names_the_session_calibration_reads(harness, tmp_path):
     """Each configuration's machine.yaml carries its session (calibrate-all fits one cpu_speed per
     session) and a CPU probe, a positive time that grows with the work asked."""

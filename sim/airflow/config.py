@@ -87,8 +87,14 @@ class Overheads:
     process_start_fork: float = 0.0
     process_start_interpreter: float = 0.0
     dag_file_parse_time: float = 0.0
-    #: Mini-scheduler: queries a finishing task runs to schedule its downstream tasks.
+    #: Mini-scheduler: queries a finishing task runs to schedule its downstream tasks, and its CPU
+    #: work (task_instance_scheduling_decisions over the DAG). It holds the DAG run's row lock
+    #: meanwhile, and the scheduler's examination skips a locked run (skip_locked).
     mini_scheduler_queries: int = 0
+    mini_scheduler_cpu: float = 0.0
+    #: Round trips of the task's outcome write (_run_raw_task: the log row, the task instance's
+    #: merge, its update, the commit).
+    task_outcome_queries: int = 1
     #: Triggerer: the pause at the end of each pass of its loop (hard-coded time.sleep(1)).
     triggerer_loop_sleep: float = 0.0
     #: DAG processor: other files in the DAGs folder, parsed every cycle but never run; and the
@@ -143,7 +149,7 @@ class Overheads:
     #: The fields that are CPU work on a host, scaled by cpu_speed.
     CPU_WORK = ("scheduler_loop_base", "scheduler_per_ti", "scheduler_per_run", "scheduler_per_ti_examined",
                 "process_start_fork", "process_start_interpreter",
-                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu", "task_background_cpu")
+                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu", "task_background_cpu", "mini_scheduler_cpu")
 
     def at_cpu_speed(self) -> "Overheads":
         """These overheads with the CPU work divided by ``cpu_speed`` (itself when it is 1)."""
@@ -179,13 +185,24 @@ class CeleryConfig:
     visibility_timeout: float = 86400.0    # 24 h in the current provider (PR #54480)
     #: Simulated timings (seconds; 0 here, the profile's celery: section sets them): one apply_async to the broker; broker -> worker delivery;
     #: starting the process pool that sends in parallel; a result write to a Redis backend; the
-    #: bulk state fetch of sync() (one round trip plus a cost per running task).
+    #: bulk state fetch of sync() (one round trip plus a cost per running task); the database
+    #: result backend's new connection per fetch (result_backend_connect_time, below).
     publish_time: float = 0.0
     delivery_time: float = 0.0
     send_pool_startup: float = 0.0
     redis_write_time: float = 0.0
     fetch_base: float = 0.0
     fetch_per_task: float = 0.0
+    #: The database result backend opens a new connection for every fetch made by the scheduler:
+    #: celery's SessionManager pools connections only in a process that has forked since it was
+    #: made (a worker's child), and gives the scheduler's a NullPool engine
+    #: (celery/backends/database/session.py, get_engine).
+    result_backend_connect_time: float = 0.0
+    #: CPU a task process's start-up skips in a Celery worker's child: the worker imported the
+    #: expensive modules once before forking (the provider's on_celery_import_modules: jinja2.ext,
+    #: the LocalTaskJob runner, macros, the bash and python operators, numpy, kubernetes.client);
+    #: a LocalExecutor's workers do not. Not with execute_tasks_new_python_interpreter.
+    worker_preload_cpu: float = 0.0
     #: A new worker's start-up (pod scheduled, image present, Celery and Airflow imported).
     worker_startup_time: float = 0.0
     worker_host_cores: float | None = None

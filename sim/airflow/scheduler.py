@@ -492,6 +492,8 @@ class Scheduler:
             touched = self.core.schedulable_total
             if self._dirty:
                 for run in list(self._dirty):
+                    if run.locked:
+                        continue         # a mini-scheduler holds its row (skip_locked): next loop
                     changed |= self._examine_run(run, now)
                     if run.state is not DR_RUNNING:
                         dq.remove(run)
@@ -500,7 +502,7 @@ class Scheduler:
             for _ in range(n):
                 run = popleft()
                 touched += run.n_schedulable
-                if run.pending or run.retrying or not run.n_unfinished:   # else nothing can change
+                if (run.pending or run.retrying or not run.n_unfinished) and not run.locked:   # else nothing can change
                     changed |= self._examine_run(run, now)
                     if run.state is not DR_RUNNING:
                         continue

@@ -53,7 +53,7 @@ class Process:
         self.worker = worker
         self.on_exit = on_exit
         self.alive = True
-        self.worker_boot = False        # Airflow 3: the runner's start-up is inside the run
+        self.worker_boot = 0.0          # Airflow 3: the runner's start-up CPU, inside the run
         self.one_shot = False           # its worker runs nothing else (a pod)
         self.callbacks = None           # its pending step, when it waits as its own timer
         self.cpu = 0.0                  # the next step's CPU seconds ...
@@ -62,11 +62,12 @@ class Process:
 
 
 class TaskRunner:
-    __slots__ = ("sim", "env", "db", "core", "startup", "mini_scheduler", "mini_schedule", "mini_queries", "live", "running",
+    __slots__ = ("sim", "env", "db", "core", "startup", "fresh_interpreter", "mini_scheduler", "mini_schedule", "mini_queries", "mini_cpu",
+                 "outcome_queries", "live", "running",
                  "job_heartbeat", "run_cpu", "exit_cpu", "background_cpu", "api", "start_latency", "run_latency",
                  "exit_latency", "_factor", "_started_on",
                  "heartbeat_interval", "_beating", "heartbeats", "late_exit_share", "_late_exit",
-                 "_to_ended", "_to_written", "_to_exit_cpu", "_to_mini")
+                 "_to_ended", "_to_written", "_to_handle", "_to_mini")
 
     def __init__(self, sim):
         self.sim = sim
@@ -74,9 +75,12 @@ class TaskRunner:
         self.db = sim.db
         self.core = sim.state
         ov, cfg = sim.overheads, sim.airflow
-        self.startup = ov.process_start_interpreter if cfg.execute_tasks_new_python_interpreter else ov.process_start_fork
+        self.fresh_interpreter = cfg.execute_tasks_new_python_interpreter
+        self.startup = ov.process_start_interpreter if self.fresh_interpreter else ov.process_start_fork
         self.mini_scheduler = cfg.schedule_after_task_execution
         self.mini_queries = ov.mini_scheduler_queries
+        self.mini_cpu = ov.mini_scheduler_cpu
+        self.outcome_queries = ov.task_outcome_queries
         #: schedule_after_task_execution's work on the DB: the scheduler's, wired by the simulation
         self.mini_schedule = None
         #: Airflow's own CPU work in the task process, inside the run and after it (calibrated).
@@ -110,17 +114,20 @@ class TaskRunner:
         # a process's steps as the callbacks it waits with (engine.later_on), made once
         self._to_ended = (self._ended,)
         self._to_written = (self._written,)
-        self._to_exit_cpu = (self._exit_cpu,)
+        self._to_handle = (self._handle_task_exit,)
         self._to_mini = (self._mini_schedule,)
 
     def start(self, ti, host, worker: str, on_exit, try_number: int | None = None,
-              startup: float | None = None) -> Process:
+              startup: float | None = None, preloaded: float = 0.0) -> Process:
         """Launch ``ti`` (the try ``try_number``, default its current one) as a process on
         ``host``. When it exits, ``on_exit(proc, state)`` is called with the outcome it wrote
         (``None`` if it found nothing to run, or was terminated); a retry may already be
-        scheduled by then, so the process keeps its own try number."""
+        scheduled by then, so the process keeps its own try number. ``preloaded``: start-up CPU
+        the forked process skips because its parent imported those modules already (a Celery
+        worker's, CeleryConfig.worker_preload_cpu); not with a fresh interpreter."""
         proc = Process(ti, host, worker, on_exit, try_number)
-        proc.worker_boot = self.api is not None and startup is None
+        own = self.startup if self.fresh_interpreter or preloaded <= 0.0 else max(0.0, self.startup - preloaded)
+        proc.worker_boot = own if self.api is not None and startup is None else 0.0
         proc.one_shot = startup is not None        # a pod: its own start-up, one task
         self.live[proc] = None
         if ti.state is QUEUED and ti.try_number == proc.try_number:
@@ -128,7 +135,7 @@ class TaskRunner:
                 ti.launched_at = self.env.now
             ti.worker = worker
             ti.host = host.name
-        boot = self.startup if startup is None else startup
+        boot = own if startup is None else startup
         # Airflow 3's supervisor marks the try running (start_date) as soon as it has forked the
         # task process, before that process parses the DAG file (sdk/execution_time/
         # supervisor.py, ActivitySubprocess._on_child_started, 3.3.2): parsing is inside the run.
@@ -184,8 +191,7 @@ class TaskRunner:
                 polls = math.ceil(max(0.0, state.holds_after) / sensor.poke_interval)
                 duration = min(polls * sensor.poke_interval, sensor.timeout) + duration
         f = self._factor()
-        run_cpu = self.run_cpu if self.api is None else self.run_cpu + ti.run.plan.parse_time + (
-            self.startup if proc.worker_boot else 0.0)
+        run_cpu = self.run_cpu if self.api is None else self.run_cpu + ti.run.plan.parse_time + proc.worker_boot
         run_cpu *= f
         run_wait = self.run_latency * f
         if run_wait > 0.0 and task.cpu_bound:
@@ -237,7 +243,8 @@ class TaskRunner:
                 outcome = SKIPPED if sensor.soft_fail else FAILED
             else:
                 outcome = UP_FOR_RESCHEDULE        # reschedule mode: free the slots until the next poke
-        write = self.db.book(1) if self.api is None else self._api_write()   # the task writes its outcome
+        # the task writes its outcome: the log row, the task instance's merge and update, the commit
+        write = self.db.book(self.outcome_queries) if self.api is None else self._api_write()
         proc.outcome = outcome
         if write > 0.0:
             later_on_last(env, write, proc, self._to_written)
@@ -256,44 +263,64 @@ class TaskRunner:
         self._teardown(proc)
 
     def _teardown(self, proc) -> None:
-        """The raw task process ends and its LocalTaskJob notices (task_exit_latency waiting,
-        task_exit_cpu work: teardown, handle_task_exit), then the mini-scheduler runs, then the
-        process exits, which the executor sees. In Airflow 3 the supervisor notices some exits
-        only at its next select time-out, min_heartbeat_interval later (measured: 313 of 882
-        tries, data/airflow-runs/af3/*/supervisor.csv)."""
+        """After the outcome is written: the raw task process finishes and exits, and its
+        LocalTaskJob sees the return code (task_exit_latency); handle_task_exit runs the
+        mini-scheduler (below); then the job ends and the process exits (task_exit_cpu, on the
+        host), which the executor sees. Measured from the task logs: "Task exited" 33 ms and the
+        mini-scheduler's commit 63 ms after end_date (data/airflow-runs/exit-path). In Airflow 3
+        (no mini-scheduler) the supervisor notices some exits only at its next select time-out,
+        min_heartbeat_interval later (measured: 313 of 882 tries, data/airflow-runs/af3/*/supervisor.csv)."""
         f = self._factor()
-        wait, cpu = self.exit_latency * f, self.exit_cpu * f
+        wait = self.exit_latency * f
         if self._late_exit is not None and self._late_exit() < self.late_exit_share:
             wait += self.heartbeat_interval      # seen at the supervisor's select time-out
-        proc.cpu = cpu
+        proc.cpu = self.exit_cpu * f
         if wait > 0.0:
-            later_on_last(self.env, wait, proc, self._to_exit_cpu)
-        elif cpu > 0.0:
-            proc.host.run_last(cpu, self._handle_task_exit, proc)
+            later_on_last(self.env, wait, proc, self._to_handle)
         else:
             self._handle_task_exit(proc)
-
-    def _exit_cpu(self, proc) -> None:
-        if proc.alive:
-            proc.host.run_last(proc.cpu, self._handle_task_exit, proc)
 
     def _handle_task_exit(self, proc) -> None:
         if not proc.alive:
             return
-        if proc.outcome is SUCCESS and self.mini_scheduler and proc.ti.run.plan.downstream[proc.ti.ti_index]:
+        run = proc.ti.run
+        if proc.outcome is SUCCESS and self.mini_scheduler and run.plan.downstream[proc.ti.ti_index]:
+            if run.locked:
+                # another task's mini-scheduler holds the run's row: this one's SELECT ... FOR
+                # UPDATE skip_locked finds nothing and it gives up (2.10 _schedule_downstream_tasks)
+                self._job_end(proc)
+                return
+            # it locks the run's row, then its queries and CPU; meanwhile the scheduler's
+            # examination skips the run (DagRun.next_dagruns_to_examine, skip_locked)
+            run.locked = True
             cost = self.db.book(self.mini_queries)
-            if cost > 0.0:
+            if self.mini_cpu > 0.0:
+                proc.host.run_last(self.mini_cpu, self._mini_schedule, proc, after=cost)
+            elif cost > 0.0:
                 later_on_last(self.env, cost, proc, self._to_mini)
             else:
                 self._mini_schedule(proc)
             return
-        self._exit(proc, proc.outcome)
+        self._job_end(proc)
 
     def _mini_schedule(self, proc) -> None:
+        proc.ti.run.locked = False       # (also when the process was killed meanwhile)
         if not proc.alive:
             return
         self.mini_schedule(proc.ti)
-        self._exit(proc, proc.outcome)
+        self._job_end(proc)
+
+    def _job_end(self, proc) -> None:
+        """The job's end and the process's exit: task_exit_cpu on the host, then the executor
+        learns the outcome."""
+        if proc.cpu > 0.0:
+            proc.host.run_last(proc.cpu, self._exited, proc)
+        else:
+            self._exit(proc, proc.outcome)
+
+    def _exited(self, proc) -> None:
+        if proc.alive:
+            self._exit(proc, proc.outcome)
 
     def _exit(self, proc, outcome) -> None:
         self.live.pop(proc, None)

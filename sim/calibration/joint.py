@@ -51,8 +51,11 @@ from .profile_file import MARKER, write_safely
 JOINT_FIT = ("overheads.scheduler_per_ti", "overheads.db_query_time",
              "overheads.process_start_fork", "overheads.process_start_latency",
              "overheads.task_run_cpu", "overheads.task_run_latency",
-             "overheads.task_exit_cpu", "overheads.task_exit_latency", "overheads.task_background_cpu",
+             "overheads.task_background_cpu",
              "celery.publish_time", "celery.delivery_time", "celery.fetch_per_task")
+# (task_exit_latency and task_exit_cpu are not among them: measured, the first from the task logs
+# with the mini-scheduler's CPU (data/airflow-runs/exit-path), the second from the supervisor's
+# CPU after end_date (data/airflow-runs/process-cpu); the profile says how.)
 #: Airflow 3's (a base profile with execution_api): the Execution API request instead of the DB
 #: query the task processes no longer make, and no Celery hops (the same Celery as 2.10's fit).
 #: Not the loop's fixed part either: measured from the chains' queue spacing (airflow-3 profile).

@@ -53,7 +53,7 @@ class CeleryExecutor(BaseExecutor):
         self.broker = Broker(sim.env, sim.state, cfg.broker, cfg.delivery_time, cfg.visibility_timeout,
                              cfg.task_acks_late, outages)
         self.backend = ResultBackend(sim.env, sim.db, cfg.result_backend, cfg.redis_write_time, cfg.fetch_base,
-                                     cfg.fetch_per_task)
+                                     cfg.fetch_per_task, cfg.result_backend_connect_time)
         self.pools = pools
         self.workers: dict[str, list[CeleryWorker]] = {p.name: [] for p in pools}
         self._next_index = {p.name: 0 for p in pools}
@@ -115,6 +115,7 @@ class CeleryExecutor(BaseExecutor):
         host = self.sim.scheduler_host if self.cfg.workers_on_scheduler_host else Host(self.env, name, cores)
         w = CeleryWorker(self.env, self.sim.state, self.sim.task_runner, self.broker, self.backend, pool, name,
                          host, self.worker_draining, self.worker_gone)
+        w.preloaded = self.cfg.worker_preload_cpu / self.sim.overheads.cpu_speed    # CPU work: at the hosts' speed
         self.workers[pool.name].append(w)
         self._all_workers.setdefault(pool.name, []).append(w)
         delay = self.cfg.worker_startup_time if startup is None else startup

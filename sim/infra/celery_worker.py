@@ -39,6 +39,9 @@ class CeleryWorker:
         mult = pool.prefetch_multiplier
         self.limit = mult * pool.concurrency if mult > 0 else 10 ** 9
         self.host = host
+        #: start-up CPU its children skip: the worker imported those modules before forking them
+        #: (CeleryConfig.worker_preload_cpu; set by the executor)
+        self.preloaded = 0.0
         self.state = STARTING
         self.started_at = self.env.now
         self.stopped_at = None
@@ -99,7 +102,8 @@ class CeleryWorker:
                 self.broker.ack(msg)         # early ack: acknowledged as the task starts
                 self._release(msg)
                 early_acks = True
-            proc = runner.start(msg.ti, self.host, self.name, self._on_exit, try_number=msg.try_number)
+            proc = runner.start(msg.ti, self.host, self.name, self._on_exit, try_number=msg.try_number,
+                                preloaded=self.preloaded)
             self.procs[proc] = msg
             self.core.event(self.env.now, CHILD_STARTED, "child process started", msg.ti, msg.try_number, self.name)
         if early_acks:                        # room under the prefetch limit again

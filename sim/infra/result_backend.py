@@ -10,7 +10,8 @@ from __future__ import annotations
 
 
 class ResultBackend:
-    def __init__(self, env, db, flavour: str, redis_write_time: float, fetch_base: float, fetch_per_task: float):
+    def __init__(self, env, db, flavour: str, redis_write_time: float, fetch_base: float, fetch_per_task: float,
+                 connect_time: float = 0.0):
         if flavour not in ("database", "redis"):
             raise ValueError(f"result backend flavour must be database or redis, got {flavour!r}")
         self.env = env
@@ -19,6 +20,8 @@ class ResultBackend:
         self.redis_write_time = redis_write_time
         self.fetch_base = fetch_base
         self.fetch_per_task = fetch_per_task
+        #: the database backend: each of the scheduler's fetches opens a connection first (CeleryConfig)
+        self.connect_time = connect_time
         self._ready: list = []       # (process, celery state, row) written, not yet fetched
         self.writes = 0
         self.fetches = 0
@@ -39,7 +42,8 @@ class ResultBackend:
             return [], 0.0
         self.fetches += 1
         if self.flavour == "database":
-            cost = self.db.book(1) + self.fetch_per_task * n_running
+            cost = self.connect_time + self.db.book(1, at=self.env.now + self.connect_time) \
+                + self.fetch_per_task * n_running
         else:
             cost = self.fetch_base + self.fetch_per_task * n_running
         ready, self._ready = self._ready, []

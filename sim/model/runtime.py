@@ -103,7 +103,7 @@ class TaskInstance:
 class DagRun:
     __slots__ = ("plan", "idx", "due_at", "logical_date", "created_at", "started_at", "ended_at", "state", "tis",
                  "n_unfinished", "n_schedulable", "pending", "retrying", "active", "n_up", "mapped",
-                 "sensor_state", "map_counts", "defer_state")
+                 "sensor_state", "map_counts", "defer_state", "locked")
 
     def __init__(self, plan: DagPlan, idx: int, due_at: float, created_at: float):
         self.plan = plan
@@ -126,6 +126,7 @@ class DagRun:
         self.sensor_state: dict = {}      # sensor TI -> SensorState
         self.map_counts: dict = {}        # mapped task index -> drawn length
         self.defer_state: dict = {}       # deferrable TI -> DeferState
+        self.locked = False               # a task's mini-scheduler holds the run's row lock
 
     @property
     def run_id(self) -> str:

@@ -526,6 +526,10 @@ class OverheadsSection(Strict):
     process_start_interpreter: Duration = Overheads.process_start_interpreter
     dag_file_parse_time: Duration = Overheads.dag_file_parse_time
     mini_scheduler_queries: NonNegInt = Overheads.mini_scheduler_queries
+    mini_scheduler_cpu: Duration = Overheads.mini_scheduler_cpu
+    """CPU work of the mini-scheduler, while it holds its DAG run's row lock."""
+    task_outcome_queries: NonNegInt = Overheads.task_outcome_queries
+    """Round trips of a task's outcome write (log row, merge, update, commit)."""
     triggerer_loop_sleep: Duration = Overheads.triggerer_loop_sleep
     """Pause between two passes of a triggerer's loop (Airflow: time.sleep(1)); 0 = react at once."""
     api_request_time: Duration = Overheads.api_request_time
@@ -583,6 +587,10 @@ class CelerySection(Strict):
     redis_write_time: Duration = CeleryConfig.redis_write_time
     fetch_base: Duration = CeleryConfig.fetch_base
     fetch_per_task: Duration = CeleryConfig.fetch_per_task
+    result_backend_connect_time: Duration = CeleryConfig.result_backend_connect_time
+    """The database result backend: a new connection for each of sync()'s fetches."""
+    worker_preload_cpu: Duration = CeleryConfig.worker_preload_cpu
+    """Start-up CPU a worker's child skips: the worker imported those modules before forking."""
     worker_startup_time: Duration = CeleryConfig.worker_startup_time
     worker_host_cores: PositiveFloat | None = CeleryConfig.worker_host_cores
     """Cores of each worker's host; null = unlimited."""
