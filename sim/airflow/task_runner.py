@@ -306,6 +306,7 @@ class TaskRunner:
     def _mini_schedule(self, proc) -> None:
         proc.ti.run.locked = False       # (also when the process was killed meanwhile)
         if not proc.alive:
+            self.core.changed()          # the run's news, passed over while locked, are examinable again
             return
         self.mini_schedule(proc.ti)
         self._job_end(proc)
