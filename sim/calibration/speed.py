@@ -158,9 +158,9 @@ def fit_speeds(configs, *, reference: str, seeds=(0, 1), progress: bool = False)
             if cpu >= MIN_CPU:
                 break
         else:
-            raise SimError(f"the base profile's lone tasks hold {cpu:.3f} s of CPU work from queued to "
-                           f"{'end' if measure == 'queued_to_ended' else 'start'} (under {MIN_CPU} s): nothing "
-                           f"recorded alone tells this machine's speed")
+            raise SimError(f"the base profile's lone tasks hold {cpu:.3f} s of CPU work in their "
+                           f"{MEASURES[measure]} (under {MIN_CPU} s): nothing recorded alone tells this "
+                           f"machine's speed")
         why[session] = {"recorded": target, "latency": latency, "cpu": cpu, "r2": r2, "measure": measure,
                         "configurations": {c.name: r for c, r in zip(mine, recorded) if not math.isnan(r)}}
     if bar is not None:

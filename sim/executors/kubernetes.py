@@ -93,7 +93,7 @@ class PodRows:
         self.memory.append(code(pod.memory))
 
     def column(self, codes) -> list:
-        """The values of a coded column (task_id, node, phase, cpu, memory), as a list."""
+        """The values of a coded column (cpu, memory), as a list."""
         values = self.values
         return [values[c] for c in codes]
 
