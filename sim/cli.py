@@ -168,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="a DAG's task bodies (default: the benchmark DAGs' sleeps)")
     j.add_argument("--cross-validate", action="store_true",
                    help="leave one configuration out at a time: fit on the others, predict it")
+    j.add_argument("--held-out-speed", choices=("lone", "session"), default="lone",
+                   help="with --cross-validate, the machine speed a left-out configuration is predicted at: "
+                        "'lone' (default), for each DAG the speed at which the fold's profile takes the "
+                        "configuration's other DAGs' lone tasks from queued to end (less their sleep) as the "
+                        "recording did, as a user measures their own machine; 'session', its session's speed "
+                        "fitted on the session's other configurations")
     j.add_argument("--speed-only", action="store_true",
                    help="fit only each session's cpu_speed against the base profile's machine, its "
                         "mechanisms as they are: the speed at which the model starts a lone task as fast as "

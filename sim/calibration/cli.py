@@ -9,9 +9,9 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import HANDOFF, parse_bodies, parse_sets
-from .joint import (BASE_MACHINE, BENCH_BODIES, MACHINE_2CORE, SPEED, cross_validate, error_table, handoff_table,
-                    held_out_summary, joint_fit, load_configurations, reference_session, write_joint_profile,
-                    write_speed_profile)
+from .joint import (BASE_MACHINE, BENCH_BODIES, HELD_OUT_SPEEDS, MACHINE_2CORE, SPEED, cross_validate, error_table,
+                    handoff_table, held_out_summary, joint_fit, load_configurations, reference_session,
+                    write_joint_profile, write_speed_profile)
 from .profile_file import quality_table
 from .speed import MEASURES, POINTS, fit_speeds
 
@@ -67,6 +67,8 @@ def _structures_dir(args) -> Path:
 def run_calibrate_all(args) -> int:
     if args.seeds < 1:
         raise SimError("--seeds must be at least 1")
+    if args.held_out_speed != "lone" and not args.cross_validate:
+        raise SimError("--held-out-speed: only --cross-validate predicts configurations left out")
     if args.speed_only and args.evaluations is not None:
         raise SimError(f"--evaluations: --speed-only has no optimiser budget; it simulates a fixed "
                        f"{POINTS} speeds per session")
@@ -105,12 +107,19 @@ def run_calibrate_all(args) -> int:
         print(handoff_table(q, "    "))
     if args.cross_validate:
         q = cross_validate(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
-                           processes=args.processes)
-        print("  cross-validation: each configuration predicted by a fit to the others:")
+                           processes=args.processes, speed=args.held_out_speed)
+        print(f"  cross-validation: each configuration predicted by a fit to the others, at a machine speed "
+              f"{HELD_OUT_SPEEDS[args.held_out_speed]}:")
         print(error_table(q, "    "))
         if (q["stage"] == HANDOFF).any():
             print(handoff_table(q, "    "))
         print(f"  {held_out_summary(q)}")
+        if args.held_out_speed == "lone":
+            print("  the speeds they were predicted at (DAG: speed; '-': none of the other DAGs' tasks ran alone, "
+                  "its session's):")
+            for name, used in q.attrs["speeds"].items():
+                print(f"    {name:24s} " + ", ".join(f"{d} {v:.3f}" if v == v else f"{d} -"
+                                                     for d, v in used.items()))
     if args.out:
         path = write_joint_profile(fit, args.out, args.base)
         print(f"  profile written to {path}")

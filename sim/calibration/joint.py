@@ -21,8 +21,9 @@ folder) may have run on a faster or slower machine: the same 2-core cloud VM typ
 times of one day started its lone tasks 10 % apart, which moves a chain's makespan by 20 % (where
 task ends fall in the loop's cycle). Each session but the reference one (the one with the most
 configurations) has its own ``overheads.cpu_speed``, fitted with the mechanisms; every mechanism
-stays one value for all. Leaving a configuration out, its session's speed comes from the others of
-that session: a prediction for another setting on a machine whose speed is known.
+stays one value for all. Leaving a configuration out, each of its DAGs is predicted at the speed its
+other DAGs' lone tasks measured (:mod:`.lone`; or, ``speed="session"``, its session's speed fitted on
+the others of that session): a prediction for another setting on a machine whose speed is known.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from ..scenario.schema import read_yaml
 from . import inputs as inp
 from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms,
                   _prepare, _quality, log_box, memoised, progress_bar)
+from .lone import lone_speed
 from .model import complete_sections
 from .profile_file import MARKER, write_safely
 
@@ -298,12 +300,14 @@ def _box(names) -> tuple[np.ndarray, np.ndarray]:
             np.array([r if sp else next(it_hi) for sp in speeds]))
 
 
-def sections_for(config: Configuration, fitted: dict) -> dict:
+def sections_for(config: Configuration, fitted: dict, speed: float | None = None) -> dict:
     """The settings ``config`` is simulated with: its base profile, its known settings, the fitted
-    mechanisms and its session's machine speed (the reference's, 1, when none was fitted)."""
+    mechanisms and its session's machine speed (the reference's, 1, when none was fitted), or
+    ``speed`` when given."""
     p = config.problem
     sections = complete_sections(p.prof, p.known, {k: v for k, v in fitted.items() if not k.startswith(SPEED)})
-    speed = fitted.get(SPEED + config.session)
+    if speed is None:
+        speed = fitted.get(SPEED + config.session)
     if speed is not None:
         sections["overheads"]["cpu_speed"] = speed
     return sections
@@ -332,13 +336,14 @@ class JointFit:
     seeds: tuple
     configurations: list
 
-    def quality(self, configs=None, role: str = "fit") -> pd.DataFrame:
-        """Per configuration, DAG and stage: observed and simulated mean, relative error."""
+    def quality(self, configs=None, role: str = "fit", dags=None) -> pd.DataFrame:
+        """Per configuration, DAG and stage: observed and simulated mean, relative error (of
+        ``dags`` only, when given)."""
         rows = []
         for c in configs or self.configurations:
             p = c.problem
             sim = p.simulate(sections_for(c, self.fitted), self.seeds)
-            q = _quality(p, sim, role, c.dags)
+            q = _quality(p, sim, role, c.dags if dags is None else [d for d in c.dags if d in dags])
             q.insert(0, "configuration", c.name)
             rows.append(q)
         return pd.concat(rows, ignore_index=True)
@@ -409,21 +414,48 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
 _FOLDS: dict = {}          # what forked fold processes read (set before the fork, never pickled)
 
 
+#: Where a held-out configuration's machine speed comes from (cross_validate's ``speed``).
+HELD_OUT_SPEEDS = {"lone": "measured on its other DAGs' lone tasks, for each DAG predicted",
+                   "session": "its session's, fitted on the others of that session"}
+
+
 def _fold(i: int):
-    configs, kw = _FOLDS["configs"], _FOLDS["kw"]
+    configs, kw = _FOLDS["configs"], dict(_FOLDS["kw"])
     held = configs[i]
+    how = kw.pop("speed")
     jf = joint_fit(configs[:i] + configs[i + 1:], **kw)
-    return held.name, jf.fitted, jf.quality([held], role="held out")
+    if how == "session":
+        return held.name, jf.fitted, {}, jf.quality([held], role="held out")
+    rows, used = [], {}
+    mechanisms = {k: v for k, v in jf.fitted.items() if not k.startswith(SPEED)}
+    for dag in held.dags:
+        speed = lone_speed(held, mechanisms, exclude=dag)
+        fitted = dict(jf.fitted)
+        if math.isfinite(speed):
+            fitted[SPEED + held.session] = used[dag] = min(max(speed, 1.0 / SPEED_RANGE), SPEED_RANGE)
+        else:
+            used[dag] = math.nan                # (none ran alone: its session's, as "session")
+        fold = JointFit(fitted, jf.objective, jf.evaluations, jf.wall_seconds, jf.seeds, jf.configurations)
+        rows.append(fold.quality([held], role="held out", dags=[dag]))
+    return held.name, jf.fitted, used, pd.concat(rows, ignore_index=True)
 
 
 def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evaluations: int = 240,
-                   progress: bool = False, start: dict | None = None, processes: int = 1) -> pd.DataFrame:
+                   progress: bool = False, start: dict | None = None, processes: int = 1,
+                   speed: str = "lone") -> pd.DataFrame:
     """Leave one configuration out: fit on the others, predict the one left out. Returns the
     held-out quality rows of every configuration (column ``configuration``) with the fitted values
-    of each fold in ``.attrs["folds"]``. Every fold starts from :data:`START` (or ``start``).
-    The reference session is the whole set's in every fold; a held-out configuration is predicted
-    at its session's speed fitted on the others of that session (at the reference's, 1, when it
-    was its session's only one)."""
+    of each fold in ``.attrs["folds"]`` and, per configuration and DAG, the speed it was predicted
+    at in ``.attrs["speeds"]``. Every fold starts from :data:`START` (or ``start``); the reference
+    session is the whole set's in every fold.
+
+    The held-out configuration's machine speed (:data:`HELD_OUT_SPEEDS`): ``"lone"``, for each DAG
+    the speed at which the fold's mechanisms take its *other* DAGs' lone tasks from queued to end,
+    less their bodies, as recorded (:mod:`.lone`: what a user does for a machine of their own; its
+    session's fitted speed where no other DAG has lone tasks); ``"session"``, its session's speed fitted on the others of that
+    session (the reference's, 1, when it was its session's only one)."""
+    if speed not in HELD_OUT_SPEEDS:
+        raise SimError(f"held-out speed {speed!r}: expected one of {', '.join(HELD_OUT_SPEEDS)}")
     for held in configs:
         others = [c for c in configs if c is not held]
         for key in (default_fit(configs) if fit is None else fit):
@@ -431,7 +463,7 @@ def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_
             if held.executor in kinds and not any(c.executor in kinds for c in others):
                 raise SimError(f"{held.name}: no other {held.executor} configuration to fit {key} on")
     kw = dict(fit=fit, seeds=seeds, max_evaluations=max_evaluations, start=start,
-              reference=reference_session(configs))
+              reference=reference_session(configs), speed=speed)
     _FOLDS.update(configs=configs, kw=kw)
     try:
         if processes > 1:
@@ -450,8 +482,9 @@ def cross_validate(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_
                 bar.close()
     finally:
         _FOLDS.clear()
-    out = pd.concat([q for _, _, q in results], ignore_index=True)
-    out.attrs["folds"] = {name: fitted for name, fitted, _ in results}
+    out = pd.concat([q for *_, q in results], ignore_index=True)
+    out.attrs["folds"] = {name: fitted for name, fitted, _, _ in results}
+    out.attrs["speeds"] = {name: used for name, _, used, _ in results}
     return out
 
 
@@ -543,4 +576,5 @@ def handoff_table(q: pd.DataFrame, indent: str = "") -> str:
 
 
 __all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table", "handoff_table",
-           "write_joint_profile", "held_out_summary", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR"]
+           "write_joint_profile", "held_out_summary", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR",
+           "HELD_OUT_SPEEDS"]
