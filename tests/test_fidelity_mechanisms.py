@@ -372,13 +372,38 @@ def _real_cpu_per_try(folder: Path) -> dict:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): at the speed that starts a lone task as fast as "
-                                       "new-session's machine did (1.43 with the refitted profile), the model's "
-                                       "core-seconds per try are 10-24 % below /proc/stat's (Celery's chain -24 %; "
-                                       "9-17 % at 1.38 before the loop's examination was measured); at 1.32, where "
-                                       "the fit of the diamonds' stage errors put it, within 15 %. The profile starts "
-                                       "a lone try on less CPU than the machine burns around it: its background CPU "
-                                       "runs after the exit, while the measured one is 40 % beside the start")
+def _model_cpu_per_try(config, speeds: dict, dag: str, seeds=(0, 1)) -> float:
+    """The model's core-seconds per try of one run of ``dag`` alone on ``config``'s host at
+    ``speeds``, counted as the 1 s samples count: from a second before the first queueing to the
+    end, with the idle loop's CPU before it taken off."""
+    from sim.calibration.joint import sections_for
+    from sim.calibration.model import build_scenario, clone_dag
+    from sim.model.schedules import At
+
+    sec = sections_for(config, speeds)
+    p = config.problem
+    bodies = p.bodies(sec)
+    model = []
+    for seed in seeds:
+        def alone(at):
+            one = [clone_dag(p.templates[dag], bodies.get(dag, {}), At((at,)))]
+            s = Simulation(build_scenario(sec, config.executor, one, seed, horizon=at))
+            return s, s.run().task_instances
+        (early, tis), (late, _) = alone(10.0), alone(70.0)
+        # the loop's CPU while idle, which runs before the trigger: 60 s more of it
+        rate = (late.scheduler_host.busy_core_seconds - early.scheduler_host.busy_core_seconds) / 60.0
+        before = float(tis["queued_at"].min()) - 1.0
+        model.append((early.scheduler_host.busy_core_seconds - rate * before) / len(tis))
+    return float(np.mean(model))
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note), in the measurement more than the model: at the speed "
+                                       "that starts a lone task as fast as new-session's machine did (1.35), the "
+                                       "model's core-seconds per try are 5-23 % below /proc/stat's (Celery's "
+                                       "chain -23 %), but /proc/stat counts the harness too: "
+                                       "its psql polls, twice a second then, and its trigger CLI cost 0.08-0.26 "
+                                       "core-s a try in process-cpu (a machine half as fast), where the model is "
+                                       "above Airflow's own CPU (the test after this one)")
 def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded(new_session):
     """7. Real Airflow 2.10 used 0.70-0.87 core-seconds of the 2-core machine per try, in lone chains
     and loaded fan-outs alike (data/airflow-runs/new-session, /proc/stat), while a lone try's path
@@ -386,34 +411,68 @@ def test_a_try_costs_the_host_the_cpu_real_airflow_used_lone_or_loaded(new_sessi
     the work is done beside it (Overheads.task_background_cpu). The held-out session, its machine's
     speed fitted on its diamonds' lone tasks (the new_session fixture): each chain's and fan-out's CPU per try in the
     model within 15 % of the real one."""
-    from sim.calibration.joint import sections_for
-    from sim.calibration.model import build_scenario, clone_dag
-    from sim.model.schedules import At
-
     new, speeds = new_session
     errors = {}
     for c in new:
         real = _real_cpu_per_try(c.folder)
-        sec = sections_for(c, speeds)
-        p = c.problem
-        bodies = p.bodies(sec)
         for dag in ("chain", "fanout", "fanout0"):
             assert dag in c.dags
-            model = []
-            for seed in (0, 1):
-                def alone(at):
-                    one = [clone_dag(p.templates[dag], bodies.get(dag, {}), At((at,)))]
-                    s = Simulation(build_scenario(sec, c.executor, one, seed, horizon=at))
-                    return s, s.run().task_instances
-                (early, tis), (late, _) = alone(10.0), alone(70.0)
-                # the loop's CPU while idle, which runs before the trigger: 60 s more of it
-                rate = (late.scheduler_host.busy_core_seconds - early.scheduler_host.busy_core_seconds) / 60.0
-                # as the 1 s samples counted: from a second before the first queueing to the end
-                before = float(tis["queued_at"].min()) - 1.0
-                model.append((early.scheduler_host.busy_core_seconds - rate * before) / len(tis))
-            errors[(c.name, dag)] = float(np.mean(model)) / float(np.mean(real[dag])) - 1.0
+            errors[(c.name, dag)] = _model_cpu_per_try(c, speeds, dag) / float(np.mean(real[dag])) - 1.0
     print(speeds, errors)
     assert all(abs(e) <= 0.15 for e in errors.values()), "; ".join(f"{k}: {v:+.3f}" for k, v in errors.items())
+
+
+#: The harness's own processes in process_cpu_summary.txt's roles: its state polls (psql), its
+#: Python, and the `airflow dags trigger` CLI that created each run.
+HARNESS_ROLES = ("harness", "harness-psql", "cli")
+
+
+def _airflow_cpu_per_try(summary: Path) -> dict:
+    """{(configuration, dag_id): core-seconds per try of Airflow's own processes} from the
+    per-process sampler's tables (a): every role attributed, less the harness's, plus what the
+    machine was busy beyond the attributed and the sampler (short processes between two ticks)."""
+    out, dag, names = {}, None, []
+    for line in summary.read_text().splitlines():
+        if line.startswith("(a) "):
+            dag = line[4:].split(":")[0]
+            continue
+        if dag is None:
+            continue
+        if line.startswith("role"):
+            names = line[4:].replace("celery", " celery").replace("local", " local").split()
+            rows: dict = {}
+            continue
+        parts = line.split()
+        if not parts:
+            continue
+        label, values = " ".join(parts[:-len(names)]), [float(v) for v in parts[-len(names):]]
+        rows[label] = values
+        if label == "busy-attr-self":
+            for i, name in enumerate(names):
+                own = rows["= attributed (sum)"][i] - sum(rows[r][i] for r in HARNESS_ROLES if r in rows)
+                out[(name, dag)] = own + max(values[i], 0.0)
+            dag = None
+    return out
+
+
+def test_the_model_books_at_least_the_cpu_airflow_s_own_processes_used_per_try(process_cpu_session):
+    """7. Where the harness sampled each process (data/airflow-runs/process-cpu, 50 ms ticks), the
+    CPU per try of Airflow's own processes (scheduler, DAG processor, task supervisors and raw
+    tasks, Celery, PostgreSQL; the harness's polls and trigger CLI taken off) against the model's,
+    each configuration at its session's speed from its diamonds' lone tasks: the model books 6-29 %
+    more, not less (measured). So a loaded fan-out that the model finishes sooner than Airflow did is
+    not short of CPU per try; and of /proc/stat's 5-23 % more than the model in new-session (the
+    test above) a share, perhaps all, is the harness's own work: 0.08-0.26 core-s a try here, on a
+    machine half as fast."""
+    new, speeds = process_cpu_session
+    real = _airflow_cpu_per_try(REAL / "process-cpu" / "process_cpu_summary.txt")
+    assert {k[0] for k in real} == {c.name for c in new}
+    ratios = {}
+    for c in new:
+        for dag in ("chain", "fanout", "fanout0"):
+            ratios[(c.name, dag)] = _model_cpu_per_try(c, speeds, dag) / real[(c.name, dag)]
+    print(ratios)
+    assert all(1.0 <= r <= 1.35 for r in ratios.values()), ratios
 
 
 def test_work_done_beside_a_try_slows_loaded_hosts_not_a_lone_try():
