@@ -47,6 +47,13 @@ def held_out_2_session():
 
 
 @pytest.fixture(scope="session")
+def start_load_session():
+    """data/airflow-runs/start-load (measured 2026-12-07 after every fit: Local p16 and p32, the
+    fan-outs and the diamond)."""
+    return held_out_session("start-load")
+
+
+@pytest.fixture(scope="session")
 def examine_cost_session():
     """data/airflow-runs/examine-cost (diamonds measured beside examine_cost.py's runs, for the
     machine's speed)."""

@@ -324,6 +324,45 @@ def test_settings_and_a_workload_the_fit_never_saw_are_predicted_from_the_diamon
     assert (predicted.abs() <= 0.15).all(), predicted.to_dict()
 
 
+def test_a_session_measured_after_the_cross_validation_is_predicted_from_its_diamonds_speed(start_load_session):
+    """data/airflow-runs/start-load: an eighth session, measured after this fit and its
+    cross-validation (LocalExecutor p16 and p32, each a training setting, on a machine of speed
+    1.22 by its diamonds' lone tasks). Every fan-out's makespan within 4.2 % (measured)."""
+    new, speeds = start_load_session
+    assert all(1.1 < v < 1.35 for v in speeds.values())
+    mk = _held_out_makespans(start_load_session)
+    print(speeds, mk.to_dict())
+    assert (mk.abs() <= 0.15).all(), mk.to_dict()
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): real Airflow's loaded start-up stretched 7.5x (p16) "
+                                       "and 15.1x (p32) a lone one's, the model's 6.5x and 12.7x: its "
+                                       "process_start_latency and DB round trips wait the same under load, while "
+                                       "the real LocalTaskJob's start (parsed -> start_date) stretched like the "
+                                       "parse (tests/test_real_airflow_harness.py)")
+def test_a_loaded_start_stretches_as_real_airflow_s_did(start_load_session):
+    """The fan-outs' middle tasks' queued -> start over the lone tasks' (the diamond's first and
+    last, the fan-outs' start and end), real against the model at the session's speed: within 10 %."""
+    from sim.calibration.model import simulated_observations
+    new, speeds = start_load_session
+    lone_ids = {"t1", "t4", "start", "end"}
+    ratios = {}
+    for c in new:
+        o = c.problem.obs
+        loaded = o["dag_id"].isin(["fanout", "fanout0"]) & ~o["task_id"].isin(lone_ids)
+        real = o.loc[loaded, "queued_to_started"].median() / o.loc[o["task_id"].isin(lone_ids), "queued_to_started"].median()
+        sec = sections_for(c, speeds)
+        p = c.problem
+        model = []
+        for seed in (0, 1):
+            m = simulated_observations(*p.replayed(sec, seed, p.bodies(sec)), p.roots)
+            ld = m["dag_id"].isin(["fanout", "fanout0"]) & ~m["task_id"].isin(lone_ids)
+            model.append(m.loc[ld, "queued_to_started"].median() / m.loc[m["task_id"].isin(lone_ids), "queued_to_started"].median())
+        ratios[c.name] = (real, float(np.mean(model)))
+    print(ratios)
+    assert all(abs(m / r - 1) <= 0.10 for r, m in ratios.values()), ratios
+
+
 def test_a_session_measured_after_the_speed_fit_was_chosen_is_predicted_from_its_diamonds_speed(
         held_out_2_session):
     """data/airflow-runs/held-out-2: a seventh session, measured after `--speed-only` was changed to

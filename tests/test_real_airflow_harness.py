@@ -191,6 +191,53 @@ def test_task_start_path_pairs_the_parse_lines_with_the_latest_hand_off(tmp_path
     assert t.loc["c1", "queued_to_handed"] == pytest.approx(0.010) and t.loc["c1", "parsing"] == pytest.approx(0.18)
 
 
+def test_task_start_path_leaves_the_parse_line_unknown_while_several_tries_wait_for_it(tmp_path):
+    """The DagBag line names neither its try nor its process: with two tries handed off together (a
+    fan-out's), it cannot be told whose it is, so their split is NaN; hand-off to parsed is still
+    known, as both ends name the try."""
+    sp = _module("task_start_path")
+    (tmp_path / "task_instances.csv").write_text(
+        "dag_id,run_id,task_id,try_number,queued_dttm,start_date\n"
+        "f,r1,p0,1,2026-12-07T05:00:00.000+00:00,2026-12-07T05:00:02.000+00:00\n"
+        "f,r1,p1,1,2026-12-07T05:00:00.000+00:00,2026-12-07T05:00:02.500+00:00\n"
+        "f,r1,end,1,2026-12-07T05:00:05.000+00:00,2026-12-07T05:00:05.400+00:00\n")
+    hand = "] {local_executor.py:93} INFO - QueuedLocalWorker running ['airflow', 'tasks', 'run', 'f', '{}', 'r1', '--local']"
+    bag = "] {dagbag.py:588} INFO - Filling up the DagBag from /dags/bench_dags.py"
+    ran = "] {task_command.py:467} INFO - Running <TaskInstance: f.{} r1 [queued]> on host vm"
+    log = tmp_path / "scheduler.log"
+    log.write_text("".join(f"[2026-12-07T{t}+0000{x}\n" for t, x in [
+        ("05:00:00.010", hand.replace("{}", "p0")), ("05:00:00.020", hand.replace("{}", "p1")),
+        ("05:00:00.100", bag), ("05:00:00.150", bag),
+        ("05:00:01.700", ran.replace("{}", "p1")), ("05:00:01.800", ran.replace("{}", "p0")),
+        ("05:00:05.010", hand.replace("{}", "end")), ("05:00:05.040", bag),
+        ("05:00:05.300", ran.replace("{}", "end"))]))
+    t = sp.start_path_table(tmp_path, [log]).set_index("task_id")
+    assert np.isnan(t.loc["p0", "parsing"]) and np.isnan(t.loc["p1", "handed_to_parsing"])
+    assert t.loc["p0", "handed_to_parsed"] == pytest.approx(1.79)
+    assert t.loc["p1", "parsed_to_started"] == pytest.approx(0.8)
+    assert t.loc["end", "parsing"] == pytest.approx(0.26)            # alone again: known
+    assert t.loc["end", "handed_to_parsed"] == pytest.approx(0.29)
+
+
+def test_a_loaded_start_stretches_its_db_and_job_step_about_as_much_as_its_parse():
+    """data/airflow-runs/start-load (LocalExecutor p16 and p32, the fan-outs' 40 tasks at once, the
+    diamond's alone; 264 tries each, every one paired in the scheduler's log): from the hand-off to
+    the parsed line (the fork, set-up and the DAG file's parse: CPU) a loaded try took 7.4x and 15.4x
+    a lone one, and from there to start_date (the LocalTaskJob's start: DB round trips, the job's
+    row) 6.5x and 14.4x, about as much. On a 2-core host with PostgreSQL beside it, the start's waiting
+    contends like its computing."""
+    import pandas as pd
+    for config, at_least in (("local-p16", 5.0), ("local-p32", 10.0)):
+        d = pd.read_csv(ROOT / "data/airflow-runs/start-load" / config / "task_start_path.csv")
+        assert len(d) == 264
+        lone = d["task_id"].isin(["t1", "t4", "start", "end"])
+        loaded = d["dag_id"].isin(["fanout", "fanout0"]) & ~lone
+        stretch = {c: d.loc[loaded, c].median() / d.loc[lone, c].median()
+                   for c in ("handed_to_parsed", "parsed_to_started")}
+        assert stretch["handed_to_parsed"] >= at_least, stretch
+        assert stretch["parsed_to_started"] >= 0.7 * stretch["handed_to_parsed"], stretch
+
+
 def test_the_committed_exit_path_medians_are_what_the_profile_says():
     """airflow-2.10's task_exit_latency and mini_scheduler_cpu are read off exit-path's task logs:
     recompute them from the committed task_exit_path.csv files (the profile's comments give how)."""
