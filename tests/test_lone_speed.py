@@ -115,3 +115,12 @@ def test_cross_validation_predicts_each_dag_at_its_other_dags_speed(exit_path):
 def test_cli_held_out_speed_needs_cross_validation(capsys):
     assert cli(["calibrate-all", str(DATA / "exit-path"), "--held-out-speed", "session"]) == 2
     assert "--cross-validate" in capsys.readouterr().err
+
+
+def test_a_held_out_speed_the_search_range_clipped_is_marked():
+    """Airflow 3's Celery fold lands on the range's end (2.0): the listing says so, so nobody reads
+    it as a measured speed."""
+    from sim.calibration.cli import speed_text
+    assert speed_text(1.25) == "1.250"
+    assert speed_text(2.0) == "2.000 (limit)" and speed_text(0.5) == "0.500 (limit)"
+    assert speed_text(math.nan) == "-"

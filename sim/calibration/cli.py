@@ -9,9 +9,9 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import HANDOFF, parse_bodies, parse_sets
-from .joint import (BASE_MACHINE, BENCH_BODIES, HELD_OUT_SPEEDS, MACHINE_2CORE, SPEED, cross_validate, error_table,
-                    handoff_table, held_out_summary, joint_fit, load_configurations, reference_session,
-                    write_joint_profile, write_speed_profile)
+from .joint import (BASE_MACHINE, BENCH_BODIES, HELD_OUT_SPEEDS, MACHINE_2CORE, SPEED, SPEED_RANGE, cross_validate,
+                    error_table, handoff_table, held_out_summary, joint_fit, load_configurations,
+                    reference_session, write_joint_profile, write_speed_profile)
 from .profile_file import quality_table
 from .speed import MEASURES, POINTS, fit_speeds
 
@@ -118,12 +118,20 @@ def run_calibrate_all(args) -> int:
             print("  the speeds they were predicted at (DAG: speed; '-': none of the other DAGs' tasks ran alone, "
                   "its session's):")
             for name, used in q.attrs["speeds"].items():
-                print(f"    {name:24s} " + ", ".join(f"{d} {v:.3f}" if v == v else f"{d} -"
-                                                     for d, v in used.items()))
+                print(f"    {name:24s} " + ", ".join(f"{d} {speed_text(v)}" for d, v in used.items()))
     if args.out:
         path = write_joint_profile(fit, args.out, args.base)
         print(f"  profile written to {path}")
     return 0
+
+
+def speed_text(v: float) -> str:
+    """A held-out speed as the cross-validation lists it: '-' for none, '(limit)' after one the
+    search range clipped (the model could not match the lone tasks at any speed it may try)."""
+    if v != v:
+        return "-"
+    clipped = v >= SPEED_RANGE * (1 - 1e-9) or v <= (1 + 1e-9) / SPEED_RANGE
+    return f"{v:.3f}" + (" (limit)" if clipped else "")
 
 
 def _speed_only(args, configs, seeds, progress) -> int:

@@ -577,4 +577,4 @@ def handoff_table(q: pd.DataFrame, indent: str = "") -> str:
 
 __all__ = ["Configuration", "JointFit", "load_configurations", "joint_fit", "cross_validate", "error_table", "handoff_table",
            "write_joint_profile", "held_out_summary", "JOINT_FIT", "JOINT_FIT_3", "SPEED", "BASE_MACHINE", "write_speed_profile", "reference_session", "sections_for", "speed_start", "default_fit", "BENCH_BODIES", "MACHINE_2CORE", "FLOOR",
-           "HELD_OUT_SPEEDS"]
+           "HELD_OUT_SPEEDS", "SPEED_RANGE"]
