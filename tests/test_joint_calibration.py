@@ -8,6 +8,7 @@ Celery concurrency direction right.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -237,9 +238,8 @@ def test_a_small_joint_fit_improves_on_its_start(configs):
 
 
 def test_a_fit_over_two_sessions_fits_the_other_sessions_speed(configs, tmp_path):
-    two = [by_name(configs, "local-p4"), by_name(configs, "local-p16")]     # af210-wide-2, -1
-    for c in two:
-        c.dags = ["chain", "diamond"]
+    # copies: the module's configurations keep every DAG for the tests after this one
+    two = [dataclasses.replace(by_name(configs, n), dags=["chain", "diamond"]) for n in ("local-p4", "local-p16")]
     fit = joint_fit(two, fit=["overheads.task_exit_latency"], seeds=(0,), max_evaluations=8,
                     reference="af210-wide-1")
     assert set(fit.fitted) == {"overheads.task_exit_latency", SPEED + "af210-wide-2"}
@@ -267,7 +267,7 @@ def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_se
     assert (slow.xs("chain", level="dag_id") > 0.25).all()
 
 
-def _held_out_makespans(session, seeds=(0, 1)) -> "pd.Series":
+def _held_out_makespans(session, seeds=(0, 1)):
     """A held-out folder's makespan errors, each configuration at its session's fitted speed, the
     mechanisms as shipped."""
     from sim.calibration.joint import JointFit
