@@ -28,7 +28,7 @@ REST = DATA / "rest"
 
 @pytest.fixture(scope="module")
 def wide():
-    return [c for c in load_configurations([DATA / "af210-wide"], REST)]
+    return load_configurations([DATA / "af210-wide"], REST)
 
 
 @pytest.fixture(scope="module")

@@ -166,7 +166,7 @@ def test_task_exit_path_reads_each_steps_first_line_in_the_tries_own_log(tmp_pat
     assert t.loc["c9", "end_to_exited"] == pytest.approx(0.030) and np.isnan(t.loc["c9", "end_to_mini_done"])
 
 
-def test_task_start_path_pairs_the_parse_lines_with_the_latest_hand_off(tmp_path):
+def test_task_start_path_pairs_a_parse_line_with_the_one_try_waiting_for_it(tmp_path):
     sp = _module("task_start_path")
     (tmp_path / "task_instances.csv").write_text(
         "dag_id,run_id,task_id,try_number,queued_dttm,start_date\n"

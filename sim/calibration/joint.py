@@ -45,7 +45,7 @@ from ..scenario.schema import read_yaml
 from . import inputs as inp
 from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms,
                   _prepare, _quality, log_box, memoised, progress_bar)
-from .lone import lone_speed
+from .lone import lone_speeds
 from .model import complete_sections
 from .profile_file import MARKER, write_safely
 
@@ -428,8 +428,9 @@ def _fold(i: int):
         return held.name, jf.fitted, {}, jf.quality([held], role="held out")
     rows, used = [], {}
     mechanisms = {k: v for k, v in jf.fitted.items() if not k.startswith(SPEED)}
+    speeds = lone_speeds(held, mechanisms, held.dags)
     for dag in held.dags:
-        speed = lone_speed(held, mechanisms, exclude=dag)
+        speed = speeds[dag]
         fitted = dict(jf.fitted)
         if math.isfinite(speed):
             fitted[SPEED + held.session] = used[dag] = min(max(speed, 1.0 / SPEED_RANGE), SPEED_RANGE)

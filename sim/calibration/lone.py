@@ -37,13 +37,16 @@ import numpy as np
 
 from .model import simulated_observations
 
-#: At most this many task instances running, time-averaged over a try's run (1, less rounding).
+#: At most this many task instances running, time-averaged over a try's run, is a lone try (1, less
+#: the rounding of that average; speed.py's lone tries too).
 LONE = 1.0 + 1e-6
 #: The two speeds the profile's lone start is simulated at, to solve ``L + C / speed``.
 PROBE_SPEEDS = (0.8, 1.25)
 #: The model's seeds a lone start is simulated with (the measurement's own, not the fit's).
 SEEDS = (0, 1)
-#: The least CPU work (seconds at speed 1) a lone task's overhead must hold to tell a speed.
+#: The least CPU work (seconds at the profile's machine's speed) a lone task's measure must hold to
+#: tell a machine's speed: timestamps and the DB's latency vary by milliseconds from try to try
+#: (here and in speed.py's --speed-only).
 MIN_CPU = 0.05
 
 
@@ -96,33 +99,43 @@ def lone_speed(config, fitted: dict, exclude: str | None = None, seeds=SEEDS) ->
     parse and the run's own overhead, the stages whose CPU a chain's links turn on). NaN when none
     ran alone, when the DAG runs were triggered several at once, when a body is unknown, or when
     no speed fits."""
+    return lone_speeds(config, fitted, [exclude], seeds)[exclude]
+
+
+def lone_speeds(config, fitted: dict, excludes, seeds=SEEDS) -> dict:
+    """:func:`lone_speed` for each DAG of ``excludes`` left out in turn (``None``: none), from one
+    set of simulations: what the model does at the probe speeds does not depend on which tasks
+    are read."""
     from .joint import sections_for  # lazy: joint imports this module (a cycle at import time)
     p = config.problem
-    bodies = getattr(p, "known_bodies", None) or {}
-    if getattr(p, "concurrent", 1) > 1:
-        return math.nan
-    tasks = probe_tasks(config, exclude)
-    rec = _overhead(_select(p.obs, tasks, recorded=True), bodies)
-    rec = rec[np.isfinite(rec)]
-    if not len(rec):
-        return math.nan
-    points = []
+    out = {e: math.nan for e in excludes}
+    if p.concurrent > 1:
+        return out
+    sims = []
     for speed in PROBE_SPEEDS:
         sections = sections_for(config, fitted, speed=speed)
         sampled = p.bodies(sections)
-        meds = []
-        for s in seeds:
-            o = _overhead(_select(simulated_observations(*p.replayed(sections, s, sampled), p.roots), tasks,
-                                  recorded=False), bodies)
-            meds.append(float(np.median(o[np.isfinite(o)])) if np.isfinite(o).any() else math.nan)
-        points.append(float(np.mean(meds)))
+        sims.append([simulated_observations(*p.replayed(sections, s, sampled), p.roots) for s in seeds])
     x = 1.0 / np.asarray(PROBE_SPEEDS)
-    cpu = (points[0] - points[1]) / (x[0] - x[1])
-    latency = points[0] - cpu * x[0]
-    target = float(np.median(rec))
-    if not (cpu >= MIN_CPU and target > latency):
-        return math.nan
-    return float(cpu / (target - latency))
+    for exclude in excludes:
+        tasks = probe_tasks(config, exclude)
+        rec = _overhead(_select(p.obs, tasks, recorded=True), p.known_bodies)
+        rec = rec[np.isfinite(rec)]
+        if not len(rec):
+            continue
+        points = []
+        for at_speed in sims:
+            meds = []
+            for o in at_speed:
+                o = _overhead(_select(o, tasks, recorded=False), p.known_bodies)
+                meds.append(float(np.median(o[np.isfinite(o)])) if np.isfinite(o).any() else math.nan)
+            points.append(float(np.mean(meds)))
+        cpu = (points[0] - points[1]) / (x[0] - x[1])
+        latency = points[0] - cpu * x[0]
+        target = float(np.median(rec))
+        if cpu >= MIN_CPU and target > latency:
+            out[exclude] = float(cpu / (target - latency))
+    return out
 
 
-__all__ = ["structurally_lone", "probe_tasks", "lone_speed", "PROBE_SPEEDS", "MIN_CPU"]
+__all__ = ["structurally_lone", "probe_tasks", "lone_speed", "lone_speeds", "PROBE_SPEEDS", "MIN_CPU", "LONE"]

@@ -40,18 +40,13 @@ import numpy as np
 from ..errors import SimError
 from .fit import progress_bar
 from .joint import SPEED, SPEED_RANGE, JointFit, _errors, _loss, sections_for
+from .lone import LONE, MIN_CPU
 from .model import simulated_observations
 
-#: At most this many task instances running, time-averaged over a try's run, is a lone try (1, less
-#: the rounding of that average).
-LONE = 1.0 + 1e-6
 #: The speeds simulated: 10, equal steps in log-speed from x1/2 to x2 of the profile's machine.
 POINTS = 10
 #: What a lone task's time is measured by, in turn: queued -> start, else queued -> end.
 MEASURES = {"queued_to_started": "queued -> start", "queued_to_ended": "queued -> end"}
-#: The least CPU work (seconds at the profile's machine's speed) a measure must hold to tell a
-#: machine's speed: timestamps and the DB's latency vary by milliseconds from try to try.
-MIN_CPU = 0.05
 
 
 def grid() -> np.ndarray:
