@@ -54,6 +54,13 @@ def start_load_session():
 
 
 @pytest.fixture(scope="session")
+def held_out_3_session():
+    """data/airflow-runs/held-out-3 (measured 2026-12-07 after every fit: Local p24, Celery p16 c12,
+    the etl shape and CPU-bound bodies under Celery, none measured before)."""
+    return held_out_session("held-out-3")
+
+
+@pytest.fixture(scope="session")
 def examine_cost_session():
     """data/airflow-runs/examine-cost (diamonds measured beside examine_cost.py's runs, for the
     machine's speed)."""

@@ -86,7 +86,7 @@ def test_airflow_3_has_its_own_venv_database_and_api_settings(harness, tmp_path)
         assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
         af3 = harness.dag_file_text()
         assert "from airflow.sdk import DAG" in af3 and "from airflow import DAG" not in af3
-        for dag in ("diamond", "chain", "fanout", "fanout0", "cpufanout", "widefan"):
+        for dag in ("diamond", "chain", "fanout", "fanout0", "cpufanout", "widefan", "etl"):
             assert f'DAG("{dag}"' in af3
     finally:
         harness.use_version("2.10")

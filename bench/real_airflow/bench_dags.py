@@ -10,6 +10,9 @@ Added for the wider training set (issue #11):
   cpufanout start >> [q00..q19] >> end, each a PythonOperator that burns 1.0 CPU-second
             (time.process_time), so task bodies compete for the cores as real work does
   widefan   start >> [w000..w119] >> end, each `sleep 1`, max_active_tasks 128
+Added for a held-out session (data/airflow-runs/held-out-3), a shape no fit has seen:
+  etl       extract >> 8 branches of a{i} >> b{i} >> c{i} >> load: `sleep 1`, then per branch
+            `sleep 0.5`, `sleep 2` and `true`, then `sleep 1` (chains side by side, mixed durations)
 """
 import time
 
@@ -64,3 +67,12 @@ with DAG("widefan", max_active_tasks=128, **common) as widefan:
     we = BashOperator(task_id="end", bash_command="sleep 1")
     wm = [BashOperator(task_id=f"w{i:03d}", bash_command="sleep 1") for i in range(120)]
     ws >> wm >> we
+
+with DAG("etl", **common) as etl:
+    extract = BashOperator(task_id="extract", bash_command="sleep 1")
+    load = BashOperator(task_id="load", bash_command="sleep 1")
+    for i in range(8):
+        a = BashOperator(task_id=f"a{i}", bash_command="sleep 0.5")
+        b = BashOperator(task_id=f"b{i}", bash_command="sleep 2")
+        c = BashOperator(task_id=f"c{i}", bash_command="true")
+        extract >> a >> b >> c >> load

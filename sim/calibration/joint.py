@@ -67,9 +67,12 @@ JOINT_FIT_3 = ("overheads.process_start_fork", "overheads.process_start_latency"
 # (celery.send_pool_startup is not among them: with sync_parallelism 0 a 2-core scheduler host
 # sends in its main thread, max(1, cores - 1) = 1 process, so these runs cannot tell it.)
 #: The benchmark DAGs' own work (bench/real_airflow/bench_dags.py: `sleep 2`, `sleep 0.5`, ...;
-#: cpufanout's middle tasks burn 1 CPU-second each, its start and end run `true`).
+#: cpufanout's middle tasks burn 1 CPU-second each, its start and end run `true`; etl's branches
+#: sleep 0.5 and 2 s, then run `true`).
 BENCH_BODIES = {"diamond": 2.0, "chain": 0.5, "fanout": 1.0, "fanout0": 0.0, "widefan": 1.0,
-                "cpufanout": {"*": 1.0, "start": 0.0, "end": 0.0}}
+                "cpufanout": {"*": 1.0, "start": 0.0, "end": 0.0},
+                "etl": {"extract": 1.0, "load": 1.0, **{f"{s}{i}": b for i in range(8)
+                                                        for s, b in (("a", 0.5), ("b", 2.0), ("c", 0.0))}}}
 #: What the REST API's task list does not carry: the DAGs' own max_active_tasks, and which tasks
 #: compute rather than wait (bench_dags.py).
 BENCH_DAG_ATTRS = {"fanout": {"max_active_tasks": 64}, "fanout0": {"max_active_tasks": 64},
