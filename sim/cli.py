@@ -185,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--seeds", type=int, default=2, help="simulations per configuration and evaluation (default 2)")
     j.add_argument("--evaluations", type=int, default=None,
                    help="optimiser budget per fit (default 240; --speed-only has none: it simulates 10 speeds)")
+    j.add_argument("--rounds", type=int, default=1,
+                   help="search this many times, each from where the last ended with --evaluations of its own "
+                        "(default 1): a round's steps start large again")
     j.add_argument("--processes", type=int, default=1, help="cross-validation folds fitted at once (default 1)")
     j.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

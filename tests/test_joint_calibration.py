@@ -237,6 +237,22 @@ def test_a_small_joint_fit_improves_on_its_start(configs):
     assert "local-p16" in error_table(q)
 
 
+def test_a_second_round_searches_again_from_where_the_first_ended(configs):
+    """joint_fit(rounds=2) is the search run twice, the second from the first's result with a budget
+    of its own: the same values as two fits one after the other, and never a worse objective."""
+    from sim.errors import SimError
+    two = [dataclasses.replace(by_name(configs, n), dags=["chain", "fanout0"]) for n in ("local-p2", "local-p16")]
+    kw = dict(fit=["overheads.task_exit_latency", "overheads.process_start_fork"], seeds=(0,), max_evaluations=12)
+    first = joint_fit(two, **kw)
+    again = joint_fit(two, **kw, start=first.fitted)
+    both = joint_fit(two, **kw, rounds=2)
+    assert both.fitted == pytest.approx(again.fitted, rel=1e-9)
+    assert both.objective == pytest.approx(again.objective, rel=1e-9) and both.objective <= first.objective
+    assert both.evaluations == first.evaluations + again.evaluations
+    with pytest.raises(SimError, match="rounds"):
+        joint_fit(two, **kw, rounds=0)
+
+
 def test_a_fit_over_two_sessions_fits_the_other_sessions_speed(configs, tmp_path):
     # copies: the module's configurations keep every DAG for the tests after this one
     two = [dataclasses.replace(by_name(configs, n), dags=["chain", "diamond"]) for n in ("local-p4", "local-p16")]
@@ -458,6 +474,14 @@ def test_cli_calibrate_all_bad_folder_exits_2(tmp_path, capsys):
     assert cli(["calibrate-all", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert "missing" in err and "Traceback" not in err
+
+
+def test_cli_calibrate_all_refuses_rounds_it_cannot_run(capsys):
+    folder = str(DATA / "local-p8")
+    assert cli(["calibrate-all", folder, "--rounds", "0"]) == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+    assert cli(["calibrate-all", folder, "--speed-only", "--rounds", "2"]) == 2
+    assert "no search to repeat" in capsys.readouterr().err
 
 
 @pytest.mark.slow

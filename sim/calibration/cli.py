@@ -77,6 +77,10 @@ def run_calibrate_all(args) -> int:
         raise SimError("--evaluations must be at least 10")
     if args.processes < 1:
         raise SimError("--processes must be at least 1")
+    if args.rounds < 1:
+        raise SimError("--rounds must be at least 1")
+    if args.speed_only and args.rounds != 1:
+        raise SimError("--rounds: --speed-only has no search to repeat")
     machine = parse_sets(args.sets) if args.sets else dict(MACHINE_2CORE)
     bodies = dict(BENCH_BODIES)
     for key, value in parse_bodies(args.bodies).items():
@@ -91,7 +95,7 @@ def run_calibrate_all(args) -> int:
           + ", ".join(f"{c.name} ({'/'.join(c.dags)})" for c in configs))
     if args.speed_only:
         return _speed_only(args, configs, seeds, progress)
-    fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress)
+    fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress, rounds=args.rounds)
     print(f"  fitted on all of them in {fit.wall_seconds:.0f} s ({fit.evaluations} evaluations x "
           f"{len(seeds)} seeds x {len(configs)} configurations), mean squared relative error {fit.objective:.4g}:")
     ref = reference_session(configs)
@@ -107,7 +111,7 @@ def run_calibrate_all(args) -> int:
         print(handoff_table(q, "    "))
     if args.cross_validate:
         q = cross_validate(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
-                           processes=args.processes, speed=args.held_out_speed)
+                           processes=args.processes, speed=args.held_out_speed, rounds=args.rounds)
         print(f"  cross-validation: each configuration predicted by a fit to the others, at a machine speed "
               f"{HELD_OUT_SPEEDS[args.held_out_speed]}:")
         print(error_table(q, "    "))
