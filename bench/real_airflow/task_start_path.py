@@ -28,11 +28,10 @@ writes ``CONFIG_FOLDER/task_start_path.csv`` and prints the medians per DAG.
 """
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
-
-import math
 
 import pandas as pd
 
