@@ -63,7 +63,9 @@ def expected_tries(task) -> float:
     """Expected tries of one task instance: 1 + p + p^2 + ... + p^retries for failure
     probability p, and a sensor's pokes (in either mode, each poke is work for the engine)."""
     p, r = task.failure_probability, task.retries
-    tries = float(r + 1) if p >= 1 else (1.0 - p ** (r + 1)) / (1.0 - p)
+    known = min(task.failed_tries, r + 1)          # tries that fail whatever is drawn come first
+    rest = r + 1 - known
+    tries = known + (float(rest) if p >= 1 else (1.0 - p ** rest) / (1.0 - p))
     if task.sensor is not None and task.sensor.mode == "reschedule":   # poke mode pokes in one try
         s = task.sensor
         tries *= max(1.0, min(s.wait.mean, s.timeout) / s.poke_interval)

@@ -59,12 +59,46 @@ def test_few_retries_draw_as_before():
 def test_expected_tries():
     class T:
         sensor = deferrable = None
-        failure_probability, retries = 0.5, 2
+        failure_probability, retries, failed_tries = 0.5, 2, 0
     assert expected_tries(T) == pytest.approx(1.75)
     T.failure_probability, T.retries = 1.0, 10**9
     assert expected_tries(T) == 10**9 + 1
     T.failure_probability = 0.0
     assert expected_tries(T) == 1.0
+    T.failed_tries, T.retries = 2, 3              # two tries known to fail, then one that succeeds
+    assert expected_tries(T) == 3.0
+    T.failure_probability = 0.5                   # ... then 1 + p of the two left
+    assert expected_tries(T) == pytest.approx(3.5)
+    T.failed_tries = 9                            # more than it has: every try, and no more
+    assert expected_tries(T) == 4.0
+
+
+def test_tries_known_to_fail_fail_and_draw_nothing():
+    """failed_tries (replaying recorded runs whose tasks failed first): the first tries fail, the
+    next follows failure_probability, and with no probability the DAG's stream is not touched."""
+    ti = run_of({"retries": 2, "failed_tries": 1})
+    assert ti.failure_draws == ()
+    outcomes = []
+    for n in (1, 2, 3):
+        ti.try_number = n
+        outcomes.append(ti.fails_this_try())
+    assert outcomes == [True, False, False]
+    with_p = run_of({"retries": 2, "failed_tries": 1, "failure_probability": 0.5})
+    assert with_p.failure_draws == run_of({"retries": 2, "failure_probability": 0.5}).failure_draws
+
+
+def test_a_scenario_task_known_to_fail_first_is_retried_after_its_delay(tmp_path):
+    from sim import run
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\nseed: 1\nhorizon: 600\nexecutor: {kind: local}\ndags:\n  - dag_id: d\n"
+                 "    schedule: {at: [0]}\n    tasks:\n"
+                 "      a: {duration: 2s, retries: 2, retry_delay: 5s, failed_tries: 1}\n"
+                 "      b: {duration: 1s, failed_tries: 1}\n    dependencies: a >> b\n")
+    tis = run(load_scenario(f)).task_instances
+    assert list(zip(tis["task_id"].astype(str), tis["try_number"], tis["state"].astype(str))) == \
+        [("a", 1, "up_for_retry"), ("a", 2, "success"), ("b", 1, "failed")]
+    first, second = tis["ended_at"].iloc[0], tis["queued_at"].iloc[1]
+    assert 5.0 <= second - first < 7.0              # the retry delay, then a loop or two
 
 
 def test_cron_runs_are_counted_then_extrapolated():

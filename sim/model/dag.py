@@ -80,6 +80,9 @@ class Task:
     retry_exponential_backoff: bool = False
     max_retry_delay: float | None = None
     failure_probability: float = 0.0
+    #: The first ``failed_tries`` tries fail whatever ``failure_probability`` draws: a task known
+    #: to fail (replaying recorded runs whose tasks failed before they succeeded).
+    failed_tries: int = 0
     trigger_rule: str = "all_success"
     #: True when the task's work competes for CPU on its host (processor sharing); False for the
     #: common Airflow task that waits on an external system (a query, an API call, a ``sleep``).
@@ -105,8 +108,8 @@ class Task:
                            f"expected one of {', '.join(TRIGGER_RULES)}")
         if self.weight_rule not in WEIGHT_RULES:
             raise DagError(f"task {self.task_id!r}: unknown weight_rule {self.weight_rule!r}")
-        if self.retries < 0 or self.pool_slots < 1:
-            raise DagError(f"task {self.task_id!r}: retries must be >= 0 and pool_slots >= 1")
+        if self.retries < 0 or self.pool_slots < 1 or self.failed_tries < 0:
+            raise DagError(f"task {self.task_id!r}: retries and failed_tries must be >= 0 and pool_slots >= 1")
         if not 0.0 <= self.failure_probability <= 1.0:
             raise DagError(f"task {self.task_id!r}: failure_probability must lie in [0, 1]")
         if self.sensor is not None and self.deferrable is not None:

@@ -23,7 +23,7 @@ class DagPlan:
 
     __slots__ = ("dag", "dag_id", "tasks", "n", "downstream", "n_upstream", "weights", "roots",
                  "max_active_runs", "max_active_tasks", "parse_time", "run_prefix", "index",
-                 "leaves", "rules", "draw_failures")
+                 "leaves", "rules", "draw_failures", "fixed_failures")
 
     def __init__(self, dag: DAG, index: int, default_max_active_runs: int,
                  default_max_active_tasks: int, default_parse_time: float):
@@ -42,6 +42,7 @@ class DagPlan:
         self.weights = [w[t.task_id] for t in order]
         self.rules = [t.trigger_rule for t in order]
         self.draw_failures = any(t.failure_probability > 0 for t in order)
+        self.fixed_failures = any(t.failed_tries > 0 for t in order)
         self.max_active_runs = dag.max_active_runs or default_max_active_runs
         self.max_active_tasks = dag.max_active_tasks or default_max_active_tasks
         self.parse_time = dag.parse_time if dag.parse_time is not None else default_parse_time
@@ -87,8 +88,10 @@ class TaskInstance:
         return self.durations[self.try_number - 1]
 
     def fails_this_try(self) -> bool:
+        if self.try_number <= self.task.failed_tries:
+            return True
         d = self.failure_draws
-        return d is not None and d[self.try_number - 1] < self.task.failure_probability
+        return bool(d) and d[self.try_number - 1] < self.task.failure_probability
 
     def reset_try_times(self) -> None:
         self.ready_at = self.scheduled_at = self.queued_at = math.nan
@@ -145,6 +148,8 @@ class DagRun:
             ti.durations = draw_tries(task.duration.sample, rng, tries)
             if plan.draw_failures:
                 ti.failure_draws = draw_tries(_uniform, rng, tries)
+            elif plan.fixed_failures:
+                ti.failure_draws = ()       # no draws (the stream is not touched): failed_tries alone
             if task.sensor is not None:
                 # [when the condition holds, first poke of the current try]
                 self.sensor_state[ti] = draw_sensor(task, rng)

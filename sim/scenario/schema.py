@@ -367,6 +367,8 @@ class TaskSpec(Strict):
     max_retry_delay: Duration | None = None
     failure_probability: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Probability that one try fails."""
+    failed_tries: NonNegInt = 0
+    """The first tries that fail whatever ``failure_probability`` draws (a task known to fail first)."""
     trigger_rule: Literal[TRIGGER_RULES] = "all_success"
     cpu_bound: bool = False
     """True if the work competes for CPU on its host; False for a task waiting on another system."""
