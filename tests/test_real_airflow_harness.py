@@ -32,6 +32,8 @@ def test_matrices_are_well_formed(matrix):
         assert c["executor"] in ("LocalExecutor", "CeleryExecutor")
         for dag in c.get("dags") or m["dags"]:
             assert f'DAG("{dag}"' in dag_file, dag
+            if dag == "pooled":                    # its tasks name a pool the matrix must make
+                assert m["pools"]["bench_pool"] >= 1
 
 
 def test_the_four_shared_dags_are_unchanged():
@@ -86,8 +88,10 @@ def test_airflow_3_has_its_own_venv_database_and_api_settings(harness, tmp_path)
         assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
         af3 = harness.dag_file_text()
         assert "from airflow.sdk import DAG" in af3 and "from airflow import DAG" not in af3
-        for dag in ("diamond", "chain", "fanout", "fanout0", "cpufanout", "widefan", "etl"):
+        for dag in ("diamond", "chain", "fanout", "fanout0", "cpufanout", "widefan", "etl", "pooled", "capped",
+                    "retry", "sensed"):
             assert f'DAG("{dag}"' in af3
+        assert "from airflow.providers.standard.sensors.python import PythonSensor" in af3
     finally:
         harness.use_version("2.10")
     env = harness.env_for(tmp_path, {})
@@ -289,6 +293,9 @@ def test_runs_an_aborted_attempt_left_unfinished_are_failed_before_the_scheduler
     # and run_configuration does it before it starts the scheduler
     src = HARNESS.read_text()
     assert src.index("fail_leftover_runs()\n        if left") < src.index('procs.start("scheduler"')
+    # and the matrix's pools are made (and exported for calibration) before that too
+    assert src.index('"airflow", "pools", "set"') < src.index('"airflow", "pools", "export"') \
+        < src.index('procs.start("scheduler"')
 
 
 def _tables(text: str) -> dict:

@@ -13,13 +13,25 @@ Added for the wider training set (issue #11):
 Added for a held-out session (data/airflow-runs/held-out-3), a shape no fit has seen:
   etl       extract >> 8 branches of a{i} >> b{i} >> c{i} >> load: `sleep 1`, then per branch
             `sleep 0.5`, `sleep 2` and `true`, then `sleep 1` (chains side by side, mixed durations)
+Added for a held-out session of Airflow's own limits and retries (data/airflow-runs/features):
+  pooled    start >> [r00..r23] >> end, each `sleep 1`; the middle tasks in pool `bench_pool`
+            (4 slots, made by the harness from the matrix's `pools`)
+  capped    start >> [k00..k23] >> end, each `sleep 1`, max_active_tasks 6 (the DAG's own cap)
+  retry     f0 >> f1 >> f2 >> f3, each `sleep 0.5`, then it fails its first try (exit 1) and
+            succeeds on its second; retries 1, retry_delay 2 s
+  sensed    wait >> after: a PythonSensor in reschedule mode (poke_interval 3 s) whose condition
+            holds at its third poke (a counter per DAG run), then `sleep 1`
 """
+import tempfile
 import time
+from datetime import timedelta
+from pathlib import Path
 
 import pendulum
 from airflow import DAG
 from airflow.operators.bash import BashOperator
 from airflow.operators.python import PythonOperator
+from airflow.sensors.python import PythonSensor
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
 common = dict(start_date=START, schedule=None, catchup=False, is_paused_upon_creation=False,
@@ -30,6 +42,17 @@ def burn(cpu_seconds: float = 1.0) -> None:
     end = time.process_time() + cpu_seconds
     while time.process_time() < end:
         pass
+
+
+def third_poke(run_id: str, **_) -> bool:
+    """True from the third poke of this DAG run on: each poke counts itself in a file, so the
+    condition depends on the pokes, not on the time the scheduler took between them."""
+    folder = Path(tempfile.gettempdir()) / "bench_sensor"
+    folder.mkdir(exist_ok=True)
+    f = folder / "".join(c if c.isalnum() else "_" for c in run_id)
+    n = int(f.read_text()) + 1 if f.exists() else 1
+    f.write_text(str(n))
+    return n >= 3
 
 
 with DAG("diamond", **common) as diamond:
@@ -76,3 +99,29 @@ with DAG("etl", **common) as etl:
         b = BashOperator(task_id=f"b{i}", bash_command="sleep 2")
         c = BashOperator(task_id=f"c{i}", bash_command="true")
         extract >> a >> b >> c >> load
+
+with DAG("pooled", max_active_tasks=64, **common) as pooled:
+    ps = BashOperator(task_id="start", bash_command="sleep 1")
+    pe = BashOperator(task_id="end", bash_command="sleep 1")
+    pm = [BashOperator(task_id=f"r{i:02d}", bash_command="sleep 1", pool="bench_pool") for i in range(24)]
+    ps >> pm >> pe
+
+with DAG("capped", max_active_tasks=6, **common) as capped:
+    ks = BashOperator(task_id="start", bash_command="sleep 1")
+    ke = BashOperator(task_id="end", bash_command="sleep 1")
+    km = [BashOperator(task_id=f"k{i:02d}", bash_command="sleep 1") for i in range(24)]
+    ks >> km >> ke
+
+with DAG("retry", **common) as retry:
+    prev = None
+    for i in range(4):
+        t = BashOperator(task_id=f"f{i}", bash_command="sleep 0.5; [ {{ ti.try_number }} -gt 1 ] || exit 1",
+                         retries=1, retry_delay=timedelta(seconds=2))
+        if prev is not None:
+            prev >> t
+        prev = t
+
+with DAG("sensed", **common) as sensed:
+    wait = PythonSensor(task_id="wait", python_callable=third_poke, mode="reschedule", poke_interval=3)
+    after = BashOperator(task_id="after", bash_command="sleep 1")
+    wait >> after

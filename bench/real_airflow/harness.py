@@ -13,8 +13,8 @@ virtualenv, a PostgreSQL cluster of its own on 127.0.0.1:5433 (trust auth), Redi
 the scheduler and workers run with --skip-serve-logs (otherwise they serve logs on 0.0.0.0).
 
 ``run`` does, per configuration of the matrix: start PostgreSQL and Redis if needed, record a
-quiet baseline, write Airflow's effective settings to ``config.txt``, start the Celery workers and
-the scheduler, trigger each DAG ``runs`` times (round-robin; ``concurrent_runs`` at once for
+quiet baseline, write Airflow's effective settings to ``config.txt``, make the matrix's ``pools``
+(exported to ``pools.json``), start the Celery workers and the scheduler, trigger each DAG ``runs`` times (round-robin; ``concurrent_runs`` at once for
 overlapping load), wait for each run to end, and export the ``task_instance`` and ``dag_run`` rows
 in the layout ``sim.importers.airflow_export`` reads. A sampler reads /proc every second; a run
 during which other processes used 0.3 cores or more on average is marked unclean in
@@ -70,7 +70,9 @@ AF3_IMPORTS = {"from airflow import DAG": "from airflow.sdk import DAG",
                "from airflow.operators.bash import BashOperator":
                    "from airflow.providers.standard.operators.bash import BashOperator",
                "from airflow.operators.python import PythonOperator":
-                   "from airflow.providers.standard.operators.python import PythonOperator"}
+                   "from airflow.providers.standard.operators.python import PythonOperator",
+               "from airflow.sensors.python import PythonSensor":
+                   "from airflow.providers.standard.sensors.python import PythonSensor"}
 
 
 def dag_file_text() -> str:
@@ -386,6 +388,12 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
                         env, out / "api-server.log")
             procs.start("dag-processor", ["airflow", "dag-processor"], env, out / "dag-processor.log")
             time.sleep(5)
+        for name, slots in sorted((cfg.get("pools") or {}).items()):
+            # a pool the DAGs name (bench_dags.py's pooled), made before the scheduler starts; the
+            # export is what the calibration reads the pools from
+            sh(["airflow", "pools", "set", name, str(int(slots)), "benchmark pool"], env=env, capture_output=True)
+        if cfg.get("pools"):
+            sh(["airflow", "pools", "export", str(out / "pools.json")], env=env, capture_output=True)
         left = fail_leftover_runs()
         if left:
             print(f"  failed {left} DAG run(s) an earlier attempt left unfinished", flush=True)
@@ -427,6 +435,14 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
     (out / "machine.yaml").write_text(machine_yaml(session or out.parent.name, probe_before, cpu_probe(),
                                                    steal_seconds() - steal0))
     _export([r["run_id"] for r in rows if r.get("dag_id")], out)
+    # written before the analyses below, so that one failing (a module missing from the Python
+    # that runs the harness) leaves the runs' contention with their rows
+    with open(out / "contention.csv", "w", newline="") as f:
+        keys = ["run_id", "dag_id", "state", "other_cores_mean", "other_cores_max", "load1_mean",
+                "ours_cores_mean", "busy_cores_mean", "n_samples_1s", "clean"]
+        wr = csv.DictWriter(f, keys, extrasaction="ignore")
+        wr.writeheader()
+        wr.writerows(rows)
     if V["venv"] == "venv3":
         # Airflow 3: how long each supervisor held its task process (the logs are not kept)
         from supervisor_exits import main as supervisor_exits   # lazy: a script beside this one
@@ -452,12 +468,6 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
     kept.mkdir(parents=True, exist_ok=True)
     for log in out.glob("*.log"):
         shutil.move(str(log), kept / log.name)
-    with open(out / "contention.csv", "w", newline="") as f:
-        keys = ["run_id", "dag_id", "state", "other_cores_mean", "other_cores_max", "load1_mean",
-                "ours_cores_mean", "busy_cores_mean", "n_samples_1s", "clean"]
-        wr = csv.DictWriter(f, keys, extrasaction="ignore")
-        wr.writeheader()
-        wr.writerows(rows)
 
 
 def _wait_for_dags(dags: list[str], timeout: float = 180.0) -> None:
@@ -586,6 +596,7 @@ def cmd_run(args) -> None:
     session = f"{Path(args.matrix).stem}-{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}"
     for cfg in chosen:
         dags = cfg.get("dags") or matrix["dags"]
+        cfg = {"pools": matrix.get("pools") or {}, **cfg}       # the matrix's pools, for every configuration
         print(f"{cfg['name']}: {cfg}", flush=True)
         t0 = time.time()
         run_configuration(w, cfg, dags, runs, out / cfg["name"], int(matrix.get("max_reruns", 3)),
