@@ -20,8 +20,9 @@ import pytest
 
 from sim import DAG, Scenario, run
 from sim.calibration import calibrate, parse_bodies, parse_sets, read_config
+from sim.calibration.inputs import read_pools
 from sim.cli import main as cli
-from sim.errors import SimError
+from sim.errors import ScenarioError, SimError
 from sim.model.schedules import At
 from sim.scenario import load_profile
 
@@ -124,6 +125,20 @@ def test_config_txt_gives_the_known_settings():
     assert known["airflow.pool_metrics_interval"] == 5.0
     assert known["celery.result_backend"] == "database" and known["celery.broker"] == "redis"
     assert known["overheads.db_connections"] == 15
+
+
+def test_pools_json_gives_the_pools(tmp_path):
+    """``airflow pools export`` as the harness writes it beside config.txt."""
+    f = tmp_path / "pools.json"
+    f.write_text('{"bench_pool": {"description": "b", "include_deferred": false, "slots": 4},'
+                 ' "default_pool": {"description": "Default pool", "include_deferred": false, "slots": 128}}')
+    assert read_pools(f) == {"airflow.pools": {"bench_pool": 4, "default_pool": 128}}
+    for text, where in (('{"p": {"slots": -1}}', "p.slots"), ('{"p": {"slots": "4"}}', "p.slots"),
+                        ('{"p": 4}', "p.slots"), ('[1]', "(file)"), ('{"p": ', "(file)")):
+        f.write_text(text)
+        with pytest.raises(ScenarioError) as e:
+            read_pools(f)
+        assert where in str(e.value) and str(f) in str(e.value)
 
 
 def test_sets_and_bodies_parse():

@@ -10,6 +10,7 @@ instances that were running on the same host at the time).
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -133,6 +134,33 @@ def read_config(path) -> tuple[dict, str | None]:
         out["overheads.db_connections"] = sum(sizes)
     executor = CLASS_TO_KIND.get(raw.get("core.executor", "").split(",")[0].strip())
     return out, executor
+
+
+#: The pools file the harness writes beside ``config.txt`` (``airflow pools export``).
+POOLS_FILE = "pools.json"
+
+
+def read_pools(path) -> dict:
+    """The pools of ``airflow pools export`` (``{name: {"slots": n, ...}}``) as the profile's
+    ``airflow.pools`` (``{name: slots}``); ``default_pool`` among them gives its slots as the
+    database had them. A bad file raises :class:`ScenarioError` naming the pool and the field."""
+    file = str(path)
+    try:
+        doc = json.loads(read_text(path, MAX_YAML_BYTES, "pools"))
+    except json.JSONDecodeError as e:
+        raise ScenarioError(file, [("(file)", f"not JSON: {e.msg} at line {e.lineno}")]) from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(file, [("(file)", "expected an object of pools, name -> {slots: n, ...}")])
+    out, problems = {}, []
+    for name, pool in doc.items():
+        slots = pool.get("slots") if isinstance(pool, dict) else None
+        if not isinstance(slots, int) or isinstance(slots, bool) or slots < 0:
+            problems.append((f"{name}.slots", f"expected a whole number >= 0 (got {slots!r})"))
+        else:
+            out[str(name)] = slots
+    if problems:
+        raise ScenarioError(file, problems)
+    return {"airflow.pools": out}
 
 
 def check_settings(known: dict, file: str, names: dict | None = None) -> None:
@@ -262,12 +290,13 @@ def check_exported(ti: pd.DataFrame, structures: dict) -> None:
 
 
 def observations(ti: pd.DataFrame, dr: pd.DataFrame | None, structures: dict) -> pd.DataFrame:
-    """:func:`observed_runs` for the DAGs of ``structures``: first tries that succeeded, of DAG
-    runs that succeeded (when the dag-run export says), with ``running`` (see
-    :func:`running_concurrency`)."""
+    """:func:`observed_runs` for the DAGs of ``structures``: tries that succeeded (a retried task's
+    row is its last try, the one the export holds: its queued -> started and duration are that
+    try's, its ready time unknown), of DAG runs that succeeded (when the dag-run export says),
+    with ``running`` (see :func:`running_concurrency`)."""
     obs = observed_runs(ti, dr, list(structures.values()))
     obs["running"] = running_concurrency(ti).to_numpy()     # one row per export row, in order
-    obs = obs[obs["dag_id"].isin(structures) & (obs["state"] == "success") & (obs["try_number"] <= 1)]
+    obs = obs[obs["dag_id"].isin(structures) & (obs["state"] == "success")]
     if dr is not None:
         ok = dr.loc[dr["state"] == "success", ["dag_id", "run_id"]]
         obs = obs.merge(ok, on=["dag_id", "run_id"])
@@ -299,7 +328,7 @@ def stage_stats(obs: pd.DataFrame) -> pd.DataFrame:
 
 def handoff_stats(path, obs: pd.DataFrame, dags=HANDOFF_DAGS) -> pd.DataFrame:
     """:func:`stage_stats` rows of Celery's hand-off (stage :data:`HANDOFF`) from a
-    ``celery_handoff.csv``, for the tries of ``obs`` (the scored ones: first tries that succeeded,
+    ``celery_handoff.csv``, for the tries of ``obs`` (the scored ones: tries that succeeded,
     of runs kept) of ``dags``; empty when the file has none of them."""
     h = pd.read_csv(path)
     missing = {"dag_id", "run_id", "task_id", "try_number", HANDOFF} - set(h.columns)

@@ -46,6 +46,8 @@ from . import inputs as inp
 from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms,
                   _prepare, _quality, log_box, memoised, progress_bar)
 from .lone import lone_speeds
+from ..model.dag import Sensor
+from ..model.durations import Constant
 from .model import complete_sections
 from .profile_file import MARKER, write_safely
 
@@ -72,12 +74,22 @@ JOINT_FIT_3 = ("overheads.process_start_fork", "overheads.process_start_latency"
 BENCH_BODIES = {"diamond": 2.0, "chain": 0.5, "fanout": 1.0, "fanout0": 0.0, "widefan": 1.0,
                 "cpufanout": {"*": 1.0, "start": 0.0, "end": 0.0},
                 "etl": {"extract": 1.0, "load": 1.0, **{f"{s}{i}": b for i in range(8)
-                                                        for s, b in (("a", 0.5), ("b", 2.0), ("c", 0.0))}}}
-#: What the REST API's task list does not carry: the DAGs' own max_active_tasks, and which tasks
-#: compute rather than wait (bench_dags.py).
+                                                        for s, b in (("a", 0.5), ("b", 2.0), ("c", 0.0))}},
+                "pooled": 1.0, "capped": 1.0, "retry": 0.5, "sensed": {"wait": 0.0, "after": 1.0}}
+#: What the REST API's task list does not carry (bench_dags.py): the DAGs' own max_active_tasks,
+#: which tasks compute rather than wait, which fail their first tries (``failed_tries``, by task-id
+#: prefix), and a sensor's mode and poke interval. sensed's condition holds at its third poke (a
+#: counter); the model's sensor holds a time after its first poke, and any time between the second
+#: poke's end and the third's gives three pokes. In the model those ended 4.0-4.3 s and 7.8-8.7 s
+#: after the first poke's start (a 3 s reschedule, a loop, a start-up each time): 6 s, between.
+#: (8 s, the first guess, was past one replayed run's third poke, which then poked a fourth
+#: time; the test holds the count of pokes at three.)
 BENCH_DAG_ATTRS = {"fanout": {"max_active_tasks": 64}, "fanout0": {"max_active_tasks": 64},
                    "cpufanout": {"max_active_tasks": 64, "cpu_bound": ("q",)},
-                   "widefan": {"max_active_tasks": 128}}
+                   "widefan": {"max_active_tasks": 128},
+                   "pooled": {"max_active_tasks": 64}, "capped": {"max_active_tasks": 6},
+                   "retry": {"failed_tries": {"f": 1}},
+                   "sensed": {"sensor": {"wait": Sensor(Constant(6.0), mode="reschedule", poke_interval=3.0)}}}
 #: The measuring machine of data/airflow-runs: 2 cores, Celery's worker on the same host.
 MACHINE_2CORE = {"overheads.scheduler_host_cores": 2, "celery.workers_on_scheduler_host": True}
 
@@ -208,6 +220,13 @@ def load_configurations(folders, structures_dir, *, machine: dict | None = None,
             for t in dag.tasks.values():
                 if any(t.task_id.startswith(prefix) for prefix in attrs.get("cpu_bound", ())):
                     t.cpu_bound = True
+                for prefix, n in attrs.get("failed_tries", {}).items():
+                    if t.task_id.startswith(prefix):
+                        t.failed_tries = int(n)
+                if t.task_id in attrs.get("sensor", {}):
+                    t.sensor = attrs["sensor"][t.task_id]
+        if (folder / inp.POOLS_FILE).is_file():
+            problem.known.update(inp.read_pools(folder / inp.POOLS_FILE))
         problem.workers = int(entry.get("workers", 1))
         problem.concurrent = int(entry.get("concurrent_runs", 1))
         if problem.concurrent > 1:

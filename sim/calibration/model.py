@@ -92,8 +92,15 @@ def simulated_observations(tis: pd.DataFrame, drs: pd.DataFrame, roots: set | No
     """The simulation in the columns of :func:`sim.importers.observed_runs` that are compared.
     With ``roots`` (``{(dag_id, task_id)}``: the recorded runs had no dag-run export), a makespan
     is measured as the export measures it then, from the run's first queued task to its last end,
-    and the roots have no ready time."""
-    tis = tis[(tis["try_number"] == 1) & (tis["state"] == "success")]
+    and the roots have no ready time. As in the export, a task's try that succeeded stands for it,
+    and a retried try has no ready time; a sensor rescheduled between pokes keeps the ready time of
+    its first poke (the export has one row a try: its last poke's times, ready when its upstream
+    ended)."""
+    if tis["state"].eq("up_for_reschedule").any():
+        first = tis.groupby(["dag_id", "run_id", "task_id", "map_index", "try_number"], observed=True,
+                            sort=False)["ready_at"].transform("first")
+        tis = tis.assign(ready_at=first)
+    tis = tis[tis["state"] == "success"]
     if roots is None:
         runs = drs.assign(makespan=drs["ended_at"] - drs["started_at"])[["dag_id", "run_id", "makespan"]]
     else:
@@ -107,6 +114,7 @@ def simulated_observations(tis: pd.DataFrame, drs: pd.DataFrame, roots: set | No
                         # Celery's hand-off: launched is when the worker's child starts the task
                         "queued_to_executing": (tis["launched_at"] - tis["queued_at"]).to_numpy(),
                         "duration": (tis["ended_at"] - tis["started_at"]).to_numpy()})
+    out.loc[tis["try_number"].to_numpy() > 1, "ready_to_queued"] = np.nan
     if roots:
         is_root = [(d, t) in roots for d, t in zip(out["dag_id"], out["task_id"])]
         out.loc[is_root, "ready_to_queued"] = np.nan
