@@ -61,6 +61,13 @@ def held_out_3_session():
 
 
 @pytest.fixture(scope="session")
+def features_session():
+    """data/airflow-runs/features (measured 2026-12-07 after every fit: a pool, a DAG's
+    max_active_tasks, retries and a rescheduling sensor, at settings the fit knows)."""
+    return held_out_session("features")
+
+
+@pytest.fixture(scope="session")
 def examine_cost_session():
     """data/airflow-runs/examine-cost (diamonds measured beside examine_cost.py's runs, for the
     machine's speed)."""

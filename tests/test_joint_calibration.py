@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sim.calibration.joint import (BENCH_DAG_ATTRS, SPEED, _names, cross_validate, error_table, joint_fit,
@@ -356,6 +357,45 @@ def test_settings_a_shape_and_cpu_bound_celery_tasks_no_fit_has_seen_are_predict
     predicted = mk[mk.index.get_level_values("dag_id") != "diamond"]
     assert set(predicted.index.get_level_values("dag_id")) == {"etl", "cpufanout"} and len(predicted) == 4
     assert (predicted.abs() <= 0.15).all(), predicted.to_dict()
+
+
+def _most_at_once(tis: pd.DataFrame) -> int:
+    """The most tries between their queueing and their end at one moment (what a pool's or a
+    DAG's cap counts: queued and running)."""
+    marks = sorted([(t, 1) for t in tis["queued_at"]] + [(t, -1) for t in tis["ended_at"]])
+    return int(np.max(np.cumsum([d for _, d in marks])))
+
+
+def test_a_pool_a_dag_cap_retries_and_a_rescheduling_sensor_are_predicted_from_the_diamonds_speed(features_session):
+    """data/airflow-runs/features, measured after every fit: Airflow's own limits and retries, at
+    settings the fit knows (Local p16, Celery p16 c8), on DAGs no fit has used: 24 one-second tasks
+    through a pool of 4 slots, the same under the DAG's max_active_tasks 6, a chain of 4 whose every
+    task fails its first try (retry_delay 2 s), and a sensor in reschedule mode (poke_interval 3 s)
+    that holds at its third poke. Only the speed is fitted, on the diamonds' lone tasks (1.44); the
+    rest is predicted (measured: pooled -4.3 % Local, -6.2 % Celery; capped +0.4 % and -5.0 %;
+    retry -0.5 % and +1.4 %; sensed -2.3 % and +2.1 %). The replay keeps the limits as Airflow did:
+    at most 4 and 6 tries queued or running at once, two tries a retried task, three pokes a run."""
+    new, speeds = features_session
+    assert all(1.2 < v < 1.6 for v in speeds.values())
+    mk = _held_out_makespans(features_session)
+    print(speeds, mk.to_dict())
+    predicted = mk[mk.index.get_level_values("dag_id") != "diamond"]
+    assert set(predicted.index.get_level_values("dag_id")) == {"pooled", "capped", "retry", "sensed"}
+    assert len(predicted) == 8 and (predicted.abs() <= 0.15).all(), predicted.to_dict()
+    for c in new:
+        real = pd.read_csv(c.folder / "task_instances.csv")
+        for col in ("queued_at", "ended_at"):
+            real[col] = pd.to_datetime(real[{"queued_at": "queued_dttm", "ended_at": "end_date"}[col]],
+                                       format="ISO8601").astype("int64") / 1e9
+        tis, _ = c.problem.replayed(sections_for(c, speeds), 0)
+        for frame in (real, tis):
+            runs = lambda dag, prefix: [g for _, g in frame[(frame["dag_id"] == dag) & frame["task_id"].str.startswith(
+                prefix)].groupby("run_id", observed=True)]
+            assert [_most_at_once(g) for g in runs("pooled", "r")] == [4, 4, 4]
+            assert [_most_at_once(g) for g in runs("capped", "")] == [6, 6, 6]
+        assert (tis[tis["dag_id"] == "retry"].groupby(["run_id", "task_id"], observed=True).size() == 2).all()
+        assert (tis[(tis["dag_id"] == "sensed") & (tis["task_id"] == "wait")].groupby(
+            "run_id", observed=True).size() == 3).all()
 
 
 def test_a_session_measured_after_the_cross_validation_is_predicted_from_its_diamonds_speed(start_load_session):
