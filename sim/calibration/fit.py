@@ -82,7 +82,8 @@ class Problem:
 
     def bodies(self, sections: dict) -> dict:
         return inp.body_samples(self.obs, sections["overheads"].get("task_run_cpu", 0.0),
-                                self.cores(sections), self.known_bodies, self.jitter)
+                                self.cores(sections), self.known_bodies, self.jitter,
+                                {d: list(t.tasks) for d, t in self.templates.items()})
 
     def replayed(self, sections: dict, seed: int, bodies: dict | None = None, workers: int | None = None):
         """The recorded runs replayed once at ``sections``: (task instances, DAG runs) frames."""
@@ -121,7 +122,10 @@ def _prepare(runs, dags, executor, dag_runs, base_profile, settings, bodies, con
     ti, dr = inp.read_runs(runs, dag_runs)
     structures = inp.read_structures(dags)
     inp.check_exported(ti, structures)
-    templates = {d: dag_from_export(ti, s, dag_id=d) for d, s in structures.items()}
+    # a task with no successful try (it failed, or never ran) needs no recorded duration when
+    # its DAG's bodies are known: they replace the durations
+    templates = {d: dag_from_export(ti, s, dag_id=d, unrun=0.0 if d in (bodies or {}) else None)
+                 for d, s in structures.items()}
     obs = inp.observations(ti, dr, structures)
     observed = inp.stage_stats(obs)
     n_runs, gaps = {}, {}

@@ -385,14 +385,15 @@ def overhead_jitter(obs: pd.DataFrame, cores: float | None, limit: int = 64) -> 
 
 
 def body_samples(obs: pd.DataFrame, task_run_cpu: float, cores: float | None,
-                 known: dict | None = None, jitter: list | None = None) -> dict:
+                 known: dict | None = None, jitter: list | None = None, tasks: dict | None = None) -> dict:
     """``{dag_id: {task_id: [seconds, ...]}}``: each task's own work, one sample per recorded run.
 
     Unknown bodies are estimated as the recorded duration minus ``task_run_cpu`` stretched by
     processor sharing among the task instances then running on the host, ``max(1, running /
     cores)`` (at least 0). Known bodies (``{dag_id: seconds}`` or ``{dag_id: {task_id: seconds,
     "*": default}}``) are the known value plus each value of ``jitter`` (see
-    :func:`overhead_jitter`; at least 0)."""
+    :func:`overhead_jitter`; at least 0); with ``tasks`` (``{dag_id: task ids}``) also for a task
+    no try of ``obs`` has (one that failed, or never ran: upstream_failed)."""
     known = known or {}
     running = obs["running"].fillna(1.0)
     stretch = (running / cores).clip(lower=1.0) if cores else 1.0
@@ -406,6 +407,12 @@ def body_samples(obs: pd.DataFrame, task_run_cpu: float, cores: float | None,
             out.setdefault(dag_id, {})[task_id] = [max(0.0, float(k) + j) for j in (jitter or [0.0])]
         else:
             out.setdefault(dag_id, {})[task_id] = [float(v) for v in x.dropna()]
+    for dag_id, ids in (tasks or {}).items():
+        k = known.get(dag_id)
+        for task_id in ids:
+            v = k.get(task_id, k.get("*")) if isinstance(k, dict) else k
+            if v is not None and task_id not in out.get(dag_id, {}):
+                out.setdefault(dag_id, {})[task_id] = [max(0.0, float(v) + j) for j in (jitter or [0.0])]
     return out
 
 

@@ -542,7 +542,8 @@ def _ti_frame(task_instances) -> pd.DataFrame:
 
 
 # -- building the DAG ---------------------------------------------------------------------------
-def dag_from_export(task_instances, structure, *, dag_id: str | None = None, schedule=None) -> DAG:
+def dag_from_export(task_instances, structure, *, dag_id: str | None = None, schedule=None,
+                    unrun: float | None = None) -> DAG:
     """A DAG whose tasks resample their recorded durations.
 
     ``task_instances``: a ``task_instance`` export (a path, or the DataFrame of
@@ -557,7 +558,9 @@ def dag_from_export(task_instances, structure, *, dag_id: str | None = None, sch
     ``map_index >= 0``) also gets ``expand``, resampling how many map indices each run had. Its
     other attributes (pool, queue, priority weight, retries, trigger rule, ...) come from the
     structure. A task id of the export unknown to the structure, or a structure task without any
-    successful try, raises :class:`ScenarioError` naming the file, the line and row, and the column.
+    successful try, raises :class:`ScenarioError` naming the file, the line and row, and the column;
+    with ``unrun`` (seconds) such a task takes that constant duration instead (calibration, whose
+    known bodies replace the durations, replays runs where a task failed or never ran).
     """
     ti = _ti_frame(task_instances)
     ti_file = ti.attrs.get("source")
@@ -588,7 +591,9 @@ def dag_from_export(task_instances, structure, *, dag_id: str | None = None, sch
         raise ScenarioError(ti_file, list(problems))
     samples = ok.groupby("task_id", sort=False)["duration"].agg(tuple).to_dict()
     for tid in tpl.tasks:
-        if tid not in samples:
+        if tid not in samples and unrun is not None:
+            samples[tid] = (unrun,)
+        elif tid not in samples:
             problems.add("column state", f"task {tid!r} of DAG {dag_id!r} has no successful try "
                                          "(state success) in this export: no duration to resample")
     if problems:
