@@ -68,6 +68,13 @@ def features_session():
 
 
 @pytest.fixture(scope="session")
+def features_2_session():
+    """data/airflow-runs/features-2 (measured 2026-12-07 after every fit: dynamic task mapping and
+    trigger rules after a failure, at settings the fit knows)."""
+    return held_out_session("features-2")
+
+
+@pytest.fixture(scope="session")
 def examine_cost_session():
     """data/airflow-runs/examine-cost (diamonds measured beside examine_cost.py's runs, for the
     machine's speed)."""

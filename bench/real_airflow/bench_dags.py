@@ -21,6 +21,11 @@ Added for a held-out session of Airflow's own limits and retries (data/airflow-r
             succeeds on its second; retries 1, retry_delay 2 s
   sensed    wait >> after: a PythonSensor in reschedule mode (poke_interval 3 s) whose condition
             holds at its third poke (a counter per DAG run), then `sleep 1`
+Added for a held-out session of mapping and trigger rules (data/airflow-runs/features-2):
+  mapped    start >> m[0..11] >> end: `m` expands over twelve `sleep 1` commands (dynamic task
+            mapping: the twelve instances exist only once start has succeeded)
+  rules     a >> [b, c] >> z: `a` sleeps 0.5 s and fails (no retries), `b` (all_success) is
+            upstream_failed, `c` (one_failed) and `z` (all_done) run: `sleep 1` and `sleep 0.5`
 """
 import tempfile
 import time
@@ -125,3 +130,16 @@ with DAG("sensed", **common) as sensed:
     wait = PythonSensor(task_id="wait", python_callable=third_poke, mode="reschedule", poke_interval=3)
     after = BashOperator(task_id="after", bash_command="sleep 1")
     wait >> after
+
+with DAG("mapped", max_active_tasks=64, **common) as mapped:
+    ms = BashOperator(task_id="start", bash_command="true")
+    me = BashOperator(task_id="end", bash_command="true")
+    mm = BashOperator.partial(task_id="m").expand(bash_command=["sleep 1"] * 12)
+    ms >> mm >> me
+
+with DAG("rules", **common) as rules:
+    ra = BashOperator(task_id="a", bash_command="sleep 0.5; exit 1")
+    rb = BashOperator(task_id="b", bash_command="sleep 1")
+    rc = BashOperator(task_id="c", bash_command="sleep 1", trigger_rule="one_failed")
+    rz = BashOperator(task_id="z", bash_command="sleep 0.5", trigger_rule="all_done")
+    ra >> [rb, rc] >> rz

@@ -75,7 +75,8 @@ BENCH_BODIES = {"diamond": 2.0, "chain": 0.5, "fanout": 1.0, "fanout0": 0.0, "wi
                 "cpufanout": {"*": 1.0, "start": 0.0, "end": 0.0},
                 "etl": {"extract": 1.0, "load": 1.0, **{f"{s}{i}": b for i in range(8)
                                                         for s, b in (("a", 0.5), ("b", 2.0), ("c", 0.0))}},
-                "pooled": 1.0, "capped": 1.0, "retry": 0.5, "sensed": {"wait": 0.0, "after": 1.0}}
+                "pooled": 1.0, "capped": 1.0, "retry": 0.5, "sensed": {"wait": 0.0, "after": 1.0},
+                "mapped": {"*": 1.0, "start": 0.0, "end": 0.0}, "rules": {"a": 0.5, "b": 1.0, "c": 1.0, "z": 0.5}}
 #: What the REST API's task list does not carry (bench_dags.py): the DAGs' own max_active_tasks,
 #: which tasks compute rather than wait, which fail their first tries (``failed_tries``, by task-id
 #: prefix), and a sensor's mode and poke interval. sensed's condition holds at its third poke (a
@@ -88,7 +89,8 @@ BENCH_DAG_ATTRS = {"fanout": {"max_active_tasks": 64}, "fanout0": {"max_active_t
                    "cpufanout": {"max_active_tasks": 64, "cpu_bound": ("q",)},
                    "widefan": {"max_active_tasks": 128},
                    "pooled": {"max_active_tasks": 64}, "capped": {"max_active_tasks": 6},
-                   "retry": {"failed_tries": {"f": 1}},
+                   "retry": {"failed_tries": {"f": 1}}, "mapped": {"max_active_tasks": 64},
+                   "rules": {"failed_tries": {"a": 1}},
                    "sensed": {"sensor": {"wait": Sensor(Constant(6.0), mode="reschedule", poke_interval=3.0)}}}
 #: The measuring machine of data/airflow-runs: 2 cores, Celery's worker on the same host.
 MACHINE_2CORE = {"overheads.scheduler_host_cores": 2, "celery.workers_on_scheduler_host": True}
