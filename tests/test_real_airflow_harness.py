@@ -2,6 +2,7 @@
 PostgreSQL and Redis and minutes per configuration, so CI does not."""
 import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -296,6 +297,19 @@ def test_runs_an_aborted_attempt_left_unfinished_are_failed_before_the_scheduler
     # and the matrix's pools are made (and exported for calibration) before that too
     assert src.index('"airflow", "pools", "set"') < src.index('"airflow", "pools", "export"') \
         < src.index('procs.start("scheduler"')
+
+
+def test_run_refuses_a_python_without_the_analyses_modules_before_measuring(harness, monkeypatch, tmp_path):
+    """Run from the Airflow virtualenv (no NumPy), the harness measured a whole configuration and
+    then failed in the logs' analyses, losing the rest of the matrix: it now stops first."""
+    import argparse
+    monkeypatch.setitem(sys.modules, "numpy", None)          # import numpy raises ImportError
+    args = argparse.Namespace(workdir=str(tmp_path / "w"), matrix=str(ROOT / "bench" / "real_airflow" / "matrices"
+                                                                        / "features.yaml"),
+                              out=str(tmp_path / "out"), add=False, runs=None, only=None)
+    with pytest.raises(SystemExit, match="numpy is missing: run the harness with the project's Python"):
+        harness.cmd_run(args)
+    assert not (tmp_path / "w").exists() and not (tmp_path / "out").exists()
 
 
 def _tables(text: str) -> dict:

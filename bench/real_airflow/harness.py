@@ -582,6 +582,16 @@ def cmd_setup(args) -> None:
 
 
 def cmd_run(args) -> None:
+    import importlib.util
+    for name in ("numpy", "pandas", "yaml"):
+        # the logs' analyses after each configuration need them: fail before measuring, not after
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ValueError:               # a module set to None in sys.modules
+            found = False
+        if not found:
+            sys.exit(f"{name} is missing: run the harness with the project's Python (pip install -e .), "
+                     "not the Airflow virtualenv's")
     import yaml
     w = workdir(args)
     matrix = yaml.safe_load(Path(args.matrix).read_text())
