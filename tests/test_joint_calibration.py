@@ -373,7 +373,7 @@ def test_a_pool_a_dag_cap_retries_and_a_rescheduling_sensor_are_predicted_from_t
     task fails its first try (retry_delay 2 s), and a sensor in reschedule mode (poke_interval 3 s)
     that holds at its third poke. Only the speed is fitted, on the diamonds' lone tasks (1.44); the
     rest is predicted (measured: pooled -4.3 % Local, -6.2 % Celery; capped +0.4 % and -5.0 %;
-    retry +0.5 % and +1.4 %; sensed -2.3 % and +2.2 %). The replay keeps the limits as Airflow did:
+    retry -0.5 % and +1.4 %; sensed -2.3 % and +2.2 %). The replay keeps the limits as Airflow did:
     at most 4 and 6 tries queued or running at once, two tries a retried task, three pokes a run."""
     new, speeds = features_session
     assert all(1.2 < v < 1.6 for v in speeds.values())
@@ -402,9 +402,9 @@ def test_task_mapping_and_trigger_rules_after_a_failure_are_predicted_from_the_d
     """data/airflow-runs/features-2, measured after every fit (Local p16, Celery p16 c8): `mapped`
     (twelve instances of a task, made once its upstream succeeded) and `rules` (a fails; b,
     all_success, is upstream_failed; c, one_failed, and z, all_done, run). Only the speed is fitted,
-    on the diamonds' lone tasks (1.40); measured: mapped -11.4 % Local, -5.6 % Celery (the twelve
-    loaded starts are short, the known gap of test_a_loaded_start_stretches_as_real_airflow_s_did); rules -6.3 %
-    and -7.5 %, where the real runs spread 4.1-6.1 s: c is queued at the first loop after a's
+    on the diamonds' lone tasks (1.40); measured: mapped -11.4 % Local, -7.2 % Celery (the twelve
+    loaded starts are short, the known gap of test_a_loaded_start_stretches_as_real_airflow_s_did); rules -9.0 %
+    and -7.4 %, where the real runs spread 4.1-6.1 s: c is queued at the first loop after a's
     failure, 0.1 to 1.1 s later as the loop's phase falls (-12.5 % on Local before the model ran the
     mini-scheduler after a failure). The replay marks b upstream_failed and runs c and z, as Airflow did."""
     new, speeds = features_2_session

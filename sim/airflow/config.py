@@ -90,12 +90,9 @@ class Overheads:
     #: Mini-scheduler: queries a finishing task runs to schedule its downstream tasks, and its CPU
     #: work (task_instance_scheduling_decisions over the DAG). It holds the DAG run's row lock
     #: meanwhile, and the scheduler's examination skips a locked run (skip_locked). Airflow 2.10
-    #: runs it after every exit but a deferral, whatever the outcome; after a task with nothing
-    #: downstream (a leaf) it decides and schedules nothing: one query fewer (no UPDATE) and
-    #: mini_scheduler_leaf_cpu.
+    #: runs it after every exit but a deferral, whatever the outcome (a leaf's is not modelled).
     mini_scheduler_queries: int = 0
     mini_scheduler_cpu: float = 0.0
-    mini_scheduler_leaf_cpu: float = 0.0
     #: Round trips of the task's outcome write (_run_raw_task: the log row, the task instance's
     #: merge, its update, the commit).
     task_outcome_queries: int = 1
@@ -153,8 +150,7 @@ class Overheads:
     #: The fields that are CPU work on a host, scaled by cpu_speed.
     CPU_WORK = ("scheduler_loop_base", "scheduler_per_ti", "scheduler_per_run", "scheduler_per_ti_examined",
                 "process_start_fork", "process_start_interpreter",
-                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu", "task_background_cpu", "mini_scheduler_cpu",
-                "mini_scheduler_leaf_cpu")
+                "dag_file_parse_time", "task_run_cpu", "task_exit_cpu", "task_background_cpu", "mini_scheduler_cpu")
 
     def at_cpu_speed(self) -> "Overheads":
         """These overheads with the CPU work divided by ``cpu_speed`` (itself when it is 1)."""

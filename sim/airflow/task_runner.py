@@ -62,7 +62,7 @@ class Process:
 
 
 class TaskRunner:
-    __slots__ = ("sim", "env", "db", "core", "startup", "fresh_interpreter", "mini_scheduler", "mini_schedule", "mini_queries", "mini_cpu", "mini_leaf_cpu",
+    __slots__ = ("sim", "env", "db", "core", "startup", "fresh_interpreter", "mini_scheduler", "mini_schedule", "mini_queries", "mini_cpu",
                  "outcome_queries", "live", "running",
                  "job_heartbeat", "run_cpu", "exit_cpu", "background_cpu", "api", "start_latency", "run_latency",
                  "exit_latency", "_factor", "_started_on",
@@ -80,7 +80,6 @@ class TaskRunner:
         self.mini_scheduler = cfg.schedule_after_task_execution
         self.mini_queries = ov.mini_scheduler_queries
         self.mini_cpu = ov.mini_scheduler_cpu
-        self.mini_leaf_cpu = ov.mini_scheduler_leaf_cpu
         self.outcome_queries = ov.task_outcome_queries
         #: schedule_after_task_execution's work on the DB: the scheduler's, wired by the simulation
         self.mini_schedule = None
@@ -286,24 +285,21 @@ class TaskRunner:
             return
         run = proc.ti.run
         # Airflow 2.10's handle_task_exit runs the mini-scheduler after every exit but a deferral,
-        # a failure or a retry too (logged "0 downstream tasks scheduled ..." after a leaf's
-        # success and a failed try's, data/airflow-runs/exit-path and features-2)
-        if self.mini_scheduler and proc.outcome is not DEFERRED:
+        # after a failure or a retry too (features-2's task logs: a failed task's scheduled its
+        # one_failed downstream). A leaf's, which schedules nothing, is not modelled
+        # (docs/background.md, "The mini-scheduler").
+        if self.mini_scheduler and proc.outcome is not DEFERRED and run.plan.downstream[proc.ti.ti_index]:
             if run.locked:
                 # another task's mini-scheduler holds the run's row: this one's SELECT ... FOR
                 # UPDATE skip_locked finds nothing and it gives up (2.10 _schedule_downstream_tasks)
                 self._job_end(proc)
                 return
             # it locks the run's row, then its queries and CPU; meanwhile the scheduler's
-            # examination skips the run (DagRun.next_dagruns_to_examine, skip_locked). A leaf's
-            # decides nothing to schedule: no UPDATE, less CPU.
+            # examination skips the run (DagRun.next_dagruns_to_examine, skip_locked)
             run.locked = True
-            if run.plan.downstream[proc.ti.ti_index]:
-                cost, cpu = self.db.book(self.mini_queries), self.mini_cpu
-            else:
-                cost, cpu = self.db.book(self.mini_queries - 1), self.mini_leaf_cpu
-            if cpu > 0.0:
-                proc.host.run_last(cpu, self._mini_schedule, proc, after=cost)
+            cost = self.db.book(self.mini_queries)
+            if self.mini_cpu > 0.0:
+                proc.host.run_last(self.mini_cpu, self._mini_schedule, proc, after=cost)
             elif cost > 0.0:
                 later_on_last(self.env, cost, proc, self._to_mini)
             else:

@@ -529,7 +529,6 @@ class OverheadsSection(Strict):
     dag_file_parse_time: Duration = Overheads.dag_file_parse_time
     mini_scheduler_queries: NonNegInt = Overheads.mini_scheduler_queries
     mini_scheduler_cpu: Duration = Overheads.mini_scheduler_cpu
-    mini_scheduler_leaf_cpu: Duration = Overheads.mini_scheduler_leaf_cpu
     """CPU work of the mini-scheduler, while it holds its DAG run's row lock."""
     task_outcome_queries: NonNegInt = Overheads.task_outcome_queries
     """Round trips of a task's outcome write (log row, merge, update, commit)."""
