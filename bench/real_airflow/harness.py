@@ -14,9 +14,11 @@ the scheduler and workers run with --skip-serve-logs (otherwise they serve logs 
 
 ``run`` does, per configuration of the matrix: start PostgreSQL and Redis if needed, record a
 quiet baseline, write Airflow's effective settings to ``config.txt``, make the matrix's ``pools``
-(exported to ``pools.json``), start the Celery workers and the scheduler, trigger each DAG ``runs`` times (round-robin; ``concurrent_runs`` at once for
-overlapping load), wait for each run to end, and export the ``task_instance`` and ``dag_run`` rows
-in the layout ``sim.importers.airflow_export`` reads. A sampler reads /proc every second; a run
+(exported to ``pools.json``), start the Celery workers and the scheduler, trigger each DAG
+``runs`` times (round-robin; ``concurrent_runs`` at once for overlapping load), wait for each run
+to end, and export the ``task_instance`` and ``dag_run`` rows in the layout
+``sim.importers.airflow_export`` reads. Run it with the project's Python (the logs' analyses need
+NumPy and pandas); the Airflow commands run in the work folder's virtualenv. A sampler reads /proc every second; a run
 during which other processes used 0.3 cores or more on average is marked unclean in
 ``contention.csv`` and run again (at most ``max_reruns`` times). ``machine.yaml`` records the
 session (one ``run`` invocation) and a CPU probe before and after: the same VM type was 10 % faster

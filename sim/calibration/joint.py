@@ -41,13 +41,13 @@ from tqdm import tqdm
 
 from ..errors import SimError
 from ..files import read_text
+from ..model.dag import Sensor
+from ..model.durations import Constant
 from ..scenario.schema import read_yaml
 from . import inputs as inp
 from .fit import (FLOOR, MEDIAN_RUNS, MEDIAN_WHY, PARAMETERS, Problem, _compass, _nelder_mead, _objective_terms,
                   _prepare, _quality, log_box, memoised, progress_bar)
 from .lone import lone_speeds
-from ..model.dag import Sensor
-from ..model.durations import Constant
 from .model import complete_sections
 from .profile_file import MARKER, write_safely
 
