@@ -147,28 +147,38 @@ def test_celery_handoff_pairs_each_try_with_the_first_execution_after_its_queuei
     assert table.loc[2, "queued_to_executing"] == pytest.approx(0.010)     # not try 1's execution
 
 
-def test_task_exit_path_reads_each_steps_first_line_in_the_tries_own_log(tmp_path):
+def test_task_exit_path_reads_each_steps_first_line_after_the_rows_end_in_the_tries_own_log(tmp_path):
     tp = _module("task_exit_path")
     (tmp_path / "task_instances.csv").write_text(
         "dag_id,run_id,task_id,try_number,end_date,updated_at\n"
         "c,r1,c0,1,2026-12-07T01:52:08.837+00:00,2026-12-07T01:52:08.849+00:00\n"
         "c,r1,c9,1,2026-12-07T01:52:20.000+00:00,2026-12-07T01:52:20.010+00:00\n"
-        "c,r1,c5,1,2026-12-07T01:52:30.000+00:00,2026-12-07T01:52:30.010+00:00\n")
+        "c,r1,c5,1,2026-12-07T01:52:30.000+00:00,2026-12-07T01:52:30.010+00:00\n"
+        "c,r1,s,1,2026-12-07T01:52:40.0004+00:00,2026-12-07T01:52:40.010+00:00\n")
     logs = tmp_path / "logs"
     for task, lines in {"c0": ["01:52:08.871] {local_task_job_runner.py:266} INFO - Task exited with return code 0",
                                "01:52:08.896] {taskinstance.py:3901} INFO - 1 downstream tasks scheduled from "
                                "follow-on schedule check",
                                "01:52:09.500] {x.py:1} INFO - Task exited with return code 0"],
-                        "c9": ["01:52:20.030] {local_task_job_runner.py:266} INFO - Task exited with return code 0"]}.items():
+                        "c9": ["01:52:20.030] {local_task_job_runner.py:266} INFO - Task exited with return code 0"],
+                        # a sensor rescheduled between pokes: one log for the try, the row its last poke's
+                        "s": ["01:52:35.020] {local_task_job_runner.py:266} INFO - Task exited with return code 0",
+                              "01:52:35.040] {taskinstance.py:3901} INFO - 0 downstream tasks scheduled from "
+                              "follow-on schedule check",
+                              "01:52:40.025] {local_task_job_runner.py:266} INFO - Task exited with return code 0",
+                              "01:52:40.045] {taskinstance.py:3901} INFO - 1 downstream tasks scheduled from "
+                              "follow-on schedule check"]}.items():
         d = logs / "dag_id=c" / "run_id=r1" / f"task_id={task}"
         d.mkdir(parents=True)
         (d / "attempt=1.log").write_text("".join(f"[2026-12-07T{x.replace(']', '+0000]', 1)}\n" for x in lines))
     t = tp.exit_path_table(tmp_path, logs).set_index("task_id")
-    assert list(t.index) == ["c0", "c9"]                     # c5 has no log: left out
+    assert list(t.index) == ["c0", "c9", "s"]                # c5 has no log: left out
     assert t.loc["c0", "end_to_committed"] == pytest.approx(0.012)
     assert t.loc["c0", "end_to_exited"] == pytest.approx(0.034)   # the first such line
     assert t.loc["c0", "end_to_mini_done"] == pytest.approx(0.059)
     assert t.loc["c9", "end_to_exited"] == pytest.approx(0.030) and np.isnan(t.loc["c9", "end_to_mini_done"])
+    assert t.loc["s", "end_to_exited"] == pytest.approx(0.0246)       # the last poke's, not the first's
+    assert t.loc["s", "end_to_mini_done"] == pytest.approx(0.0446)
 
 
 def test_task_start_path_pairs_a_parse_line_with_the_one_try_waiting_for_it(tmp_path):

@@ -30,18 +30,24 @@ LINE = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\+0000\] \{[^}]*\}
 STEPS = {"Task exited with return code": "exited", "downstream tasks scheduled from follow-on schedule check": "mini_done"}
 
 
-def log_times(path: Path) -> dict:
-    """The first time each step's line appears in one try's log (UTC, ms)."""
+def log_times(path: Path, after=None) -> dict:
+    """The first time each step's line appears in one try's log (UTC, ms), at or after ``after``
+    (a sensor rescheduled between pokes logs every poke in its try's one file, and the export's
+    row is the last poke's: its steps come after its own ``end_date``; the log's times are whole
+    milliseconds, so a millisecond before counts)."""
     found: dict = {}
     if not path.is_file():
         return found
+    since = None if after is None else after - pd.Timedelta(milliseconds=1)
     for line in open(path, errors="replace"):
         m = LINE.match(line)
         if not m:
             continue
         for text, step in STEPS.items():
             if step not in found and text in m.group(2):
-                found[step] = pd.Timestamp(m.group(1), tz="UTC")
+                t = pd.Timestamp(m.group(1), tz="UTC")
+                if since is None or t >= since:
+                    found[step] = t
     return found
 
 
@@ -52,7 +58,7 @@ def exit_path_table(folder: Path, logs: Path) -> pd.DataFrame:
     rows = []
     for r in ti.itertuples(index=False):
         t = log_times(logs / f"dag_id={r.dag_id}" / f"run_id={r.run_id}" / f"task_id={r.task_id}"
-                      / f"attempt={r.try_number}.log")
+                      / f"attempt={r.try_number}.log", after=r.end_date)
         if "exited" not in t:
             continue
         end = r.end_date
