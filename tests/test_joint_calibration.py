@@ -384,9 +384,9 @@ def test_a_pool_a_dag_cap_retries_and_a_rescheduling_sensor_are_predicted_from_t
     assert len(predicted) == 8 and (predicted.abs() <= 0.15).all(), predicted.to_dict()
     for c in new:
         real = pd.read_csv(c.folder / "task_instances.csv")
-        for col in ("queued_at", "ended_at"):
-            real[col] = pd.to_datetime(real[{"queued_at": "queued_dttm", "ended_at": "end_date"}[col]],
-                                       format="ISO8601").astype("int64") / 1e9
+        for col, exported in (("queued_at", "queued_dttm"), ("ended_at", "end_date")):
+            real[col] = (pd.to_datetime(real[exported], format="ISO8601", utc=True)
+                         - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         tis, _ = c.problem.replayed(sections_for(c, speeds), 0)
         for frame in (real, tis):
             runs = lambda dag, prefix: [g for _, g in frame[(frame["dag_id"] == dag) & frame["task_id"].str.startswith(
