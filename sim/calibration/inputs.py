@@ -395,24 +395,26 @@ def body_samples(obs: pd.DataFrame, task_run_cpu: float, cores: float | None,
     :func:`overhead_jitter`; at least 0); with ``tasks`` (``{dag_id: task ids}``) also for a task
     no try of ``obs`` has (one that failed, or never ran: upstream_failed)."""
     known = known or {}
+
+    def known_samples(dag_id, task_id):
+        """The known body's samples (its value plus each jitter), or None when it is not known."""
+        k = known.get(dag_id)
+        if isinstance(k, dict):
+            k = k.get(task_id, k.get("*"))
+        return None if k is None else [max(0.0, float(k) + j) for j in (jitter or [0.0])]
+
     running = obs["running"].fillna(1.0)
     stretch = (running / cores).clip(lower=1.0) if cores else 1.0
     est = (obs["duration"] - task_run_cpu * stretch).clip(lower=0.0)
     out: dict = {}
     for (dag_id, task_id), x in est.groupby([obs["dag_id"], obs["task_id"]], sort=False):
-        k = known.get(dag_id)
-        if isinstance(k, dict):
-            k = k.get(task_id, k.get("*"))
-        if k is not None:
-            out.setdefault(dag_id, {})[task_id] = [max(0.0, float(k) + j) for j in (jitter or [0.0])]
-        else:
-            out.setdefault(dag_id, {})[task_id] = [float(v) for v in x.dropna()]
+        samples = known_samples(dag_id, task_id)
+        out.setdefault(dag_id, {})[task_id] = [float(v) for v in x.dropna()] if samples is None else samples
     for dag_id, ids in (tasks or {}).items():
-        k = known.get(dag_id)
         for task_id in ids:
-            v = k.get(task_id, k.get("*")) if isinstance(k, dict) else k
-            if v is not None and task_id not in out.get(dag_id, {}):
-                out.setdefault(dag_id, {})[task_id] = [max(0.0, float(v) + j) for j in (jitter or [0.0])]
+            samples = None if task_id in out.get(dag_id, {}) else known_samples(dag_id, task_id)
+            if samples is not None:
+                out.setdefault(dag_id, {})[task_id] = samples
     return out
 
 
