@@ -91,6 +91,8 @@ class Simulation:
         own = n > 1 and spec.kind == "local" and not (spec.settings or {}).get("kinds")
         par = self.airflow.parallelism
         self.executor_parallelism = par if n == 1 or own else par * n
+        if self.overheads.metadata_db_on_scheduler_host:
+            self.db.host = self.scheduler_host
         self.executors = self._build_executors(spec)
         shared = n > 1 and not own
         self.scheduler_processes = [(self.scheduler_host, self.executors, par, shared)]

@@ -77,6 +77,31 @@ def test_db_fifo_connection_pool():
     assert db.queries == 6 and db.wait_seconds > 0
 
 
+def test_a_database_sharing_a_loaded_host_is_slower_and_loads_it():
+    """A single-machine install (overheads.metadata_db_on_scheduler_host): a query is CPU work on
+    the host, at the rate a job arriving now gets (Host.stretch), and slows what else runs there."""
+    env = simpy.Environment()
+    host = Host(env, "h", 2)
+    db = MetadataDB(env, query_time=0.1, connections=4)
+    db.host = host
+    assert host.stretch() == 1.0
+    assert db.book(1) == 0.1                  # an idle host: as a database of its own
+    env.run(until=1.0)
+    seen = []
+    for _ in range(3):                        # three 10 s jobs on the 2 cores
+        host.run(10.0, lambda _: seen.append(env.now))
+    assert host.stretch() == 2.0              # a fourth would get 2/4 of a core
+    assert abs(db.book(2) - 0.4) < 1e-12      # two queries at half speed
+    env.run()
+    # the three jobs shared the 2 cores with the queries' 0.2 s (and the first query's 0.1)
+    assert abs(host.busy_core_seconds - 30.3) < 1e-9
+    assert [round(t, 9) for t in seen] == [16.1] * 3        # 16.0 without the queries
+    alone = MetadataDB(env, query_time=0.1, connections=4)
+    for _ in range(3):
+        host.run(10.0, None)
+    assert alone.book(2) == 0.2               # a database on a host of its own is not slowed
+
+
 def test_db_zero_time_is_free():
     env = simpy.Environment()
     db = MetadataDB(env, query_time=0.0, connections=1)

@@ -108,6 +108,11 @@ class Overheads:
     dag_processor_host_cores: float | None = None
     #: Cores of the scheduler's host (LocalExecutor's tasks run there too); None = unlimited.
     scheduler_host_cores: float | None = None
+    #: The metadata database's server runs on the scheduler's host and shares its cores (a
+    #: single-machine install, as the measuring machine of data/airflow-runs; False: a host of
+    #: its own, as a managed database). Its queries are then CPU work on that host, slower as the
+    #: host is loaded, and a task process's start-up waiting there (process_start_latency) too.
+    metadata_db_on_scheduler_host: bool = False
     #: CPU work of a task process besides the task's own work, on its host (processor sharing):
     #: inside the recorded run (start_date to end_date: forking the raw task process, loading its
     #: context and rendering templates, the operator's set-up, recording the outcome), and after
@@ -125,7 +130,9 @@ class Overheads:
     #: waits, connection set-up, fork and exec, the job's polling of its child): before its
     #: start_date, inside its run, and after its outcome until the process has exited. Waiting
     #: does not slow other processes down, so it does not stretch with the number of tasks
-    #: ending together as CPU work does (issue #11's slot-turnover measurements).
+    #: ending together as CPU work does (issue #11's slot-turnover measurements). The start's
+    #: waiting is the database's work (the job's row, the dependency checks, the state's update):
+    #: with the database on the task's host (metadata_db_on_scheduler_host) it is CPU there.
     process_start_latency: float = 0.0
     task_run_latency: float = 0.0
     task_exit_latency: float = 0.0

@@ -92,7 +92,9 @@ BENCH_DAG_ATTRS = {"fanout": {"max_active_tasks": 64}, "fanout0": {"max_active_t
                    "retry": {"failed_tries": {"f": 1}}, "mapped": {"max_active_tasks": 64},
                    "rules": {"failed_tries": {"a": 1}},
                    "sensed": {"sensor": {"wait": Sensor(Constant(6.0), mode="reschedule", poke_interval=3.0)}}}
-#: The measuring machine of data/airflow-runs: 2 cores, Celery's worker on the same host.
+#: The measuring machine of data/airflow-runs: 2 cores, Celery's worker on the same host. (PostgreSQL
+#: ran there too, but the shipped profiles were fitted without overheads.metadata_db_on_scheduler_host:
+#: refitted with it, see docs/background.md "A database on Airflow's own host".)
 MACHINE_2CORE = {"overheads.scheduler_host_cores": 2, "celery.workers_on_scheduler_host": True}
 
 

@@ -109,6 +109,16 @@ class Host:
         now = self.env.now
         return sum(1 for f, _, a, _, _ in self._fheap if a <= now < f)
 
+    def stretch(self) -> float:
+        """How much longer than alone a short piece of work started now takes here: 1 while a
+        core is free for it, else (jobs + 1) / cores, the processor-sharing rate of a job that
+        arrives now (the rate it keeps while nothing else arrives or leaves)."""
+        cores = self.cores
+        if cores is None:
+            return 1.0
+        n = self._n if not self._free else self.jobs
+        return (n + 1.0) / cores if n + 1.0 > cores else 1.0
+
     @property
     def busy_core_seconds(self) -> float:
         """Core-seconds of work done up to the host's last event (an arrival or an end), as the

@@ -544,6 +544,9 @@ class OverheadsSection(Strict):
     """Cores of a standalone DAG processor's host; null = unlimited."""
     scheduler_host_cores: PositiveFloat | None = Overheads.scheduler_host_cores
     """null = unlimited."""
+    metadata_db_on_scheduler_host: bool = Overheads.metadata_db_on_scheduler_host
+    """The metadata DB's server shares the scheduler host's cores: its queries take longer as that
+    host is loaded (a single-machine install; false: a host of its own, as a managed database)."""
     task_run_cpu: Duration = Overheads.task_run_cpu
     """CPU work of a task process inside its recorded run, besides the task's own work."""
     task_exit_cpu: Duration = Overheads.task_exit_cpu
