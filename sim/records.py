@@ -14,10 +14,14 @@ Strings (dag ids, task ids, queues, workers, causes) are interned to small integ
 simulation runs and turned back into text only when a DataFrame is built. Integer columns are
 32-bit (``array("i")``): ids, codes and try numbers of a run stay far below 2**31 (an append beyond
 raises OverflowError, it never wraps), and a million task instances' rows take half the memory.
+Rows are appended to plain lists, which move into the arrays a block at a time (:data:`BUFFER`):
+``array.append`` converts every value through ``PyArg_Parse``, about 5 % of a run's time, where
+``struct`` packs a whole block in one call.
 """
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from pathlib import Path
 
@@ -33,6 +37,9 @@ _STIMULI = list(Stimulus)
 _STIMULUS_CODE = {k: i for i, k in enumerate(_STIMULI)}
 _EVENT_KINDS = list(EventKind)
 _EVENT_CODE = {k: i for i, k in enumerate(_EVENT_KINDS)}
+
+#: Rows a table gathers in lists before they move into its arrays (a bound on the lists' memory).
+BUFFER = 4096
 
 
 class Interner:
@@ -83,41 +90,27 @@ class Recorder:
 
     TI_TIMES = ("ready_at", "scheduled_at", "queued_at", "launched_at", "started_at", "ended_at",
                 "released_at")
+    # the tables' columns (in the order of their frames' source arrays)
+    _TI_COLUMNS = ("ti_uid", "ti_dag", "ti_run", "ti_task", "ti_map", "ti_try", "ti_state", "ti_executor",
+                   "ti_queue", "ti_pool", "ti_worker", "ti_host")
+    _TI_TIME_COLUMNS = ("t_ready", "t_scheduled", "t_queued", "t_launched", "t_started", "t_ended", "t_released")
+    _TR_COLUMNS = ("tr_uid", "tr_from", "tr_to", "tr_time", "tr_cause", "tr_stimulus")
+    _EV_COLUMNS = ("ev_time", "ev_uid", "ev_try", "ev_what", "ev_who", "ev_kind")
 
     def __init__(self, record_transitions: bool = True):
         self.strings = Interner()
         self.record_transitions = record_transitions
-        # task-instance tries
-        self.ti_uid = array("i")
-        self.ti_dag = array("i")
-        self.ti_run = array("i")
-        self.ti_task = array("i")
-        self.ti_map = array("i")
-        self.ti_try = array("i")
-        self.ti_state = array("b")
-        self.ti_executor = array("i")
-        self.ti_queue = array("i")
-        self.ti_pool = array("i")
-        self.ti_worker = array("i")
-        self.ti_host = array("i")
-        self._new_ti_times()
+        #: Every column's array, by name; the attribute of that name is the list its rows are
+        #: appended to until they move into the array (_settle).
+        self._arrays: dict[str, array] = {}
+        for names, typecodes in ((self._TI_COLUMNS, "iiiiiibiiiii"), (self._TI_TIME_COLUMNS, "ddddddd"),
+                                 (self._TR_COLUMNS, "ibbdib"), (self._EV_COLUMNS, "diiiib")):
+            for name, typecode in zip(names, typecodes):
+                self._arrays[name] = array(typecode)
+                setattr(self, name, [])
         self._codes = self.strings.codes       # for interning without a call on the hot path
         # dag runs
         self.dr_rows: list[tuple] = []
-        # transitions
-        self.tr_uid = array("i")
-        self.tr_from = array("b")
-        self.tr_to = array("b")
-        self.tr_time = array("d")
-        self.tr_cause = array("i")
-        self.tr_stimulus = array("b")
-        # component events (a message published, delivered, a result written, ...)
-        self.ev_time = array("d")
-        self.ev_uid = array("i")
-        self.ev_try = array("i")
-        self.ev_what = array("i")
-        self.ev_who = array("i")
-        self.ev_kind = array("b")
         self._unreleased: dict = {}      # (uid, try) -> row whose released_at is still to come
         self._released_early: dict = {}  # (uid, try) -> slot freed before the try's row was written
         #: Where transitions and events go as they accumulate (None: kept until the frames are built).
@@ -140,6 +133,8 @@ class Recorder:
         self.tr_stimulus.append(_STIMULUS_CODE[stimulus])
         code = self._codes.get(cause)
         self.tr_cause.append(code if code is not None else self.strings(cause))
+        if len(self.tr_time) >= BUFFER:
+            self._settle(self._TR_COLUMNS)
 
     def event(self, time: float, kind, what: str, ti, try_number: int, who: str) -> None:
         """Something a component did (not a state change): for explaining a run."""
@@ -152,13 +147,15 @@ class Recorder:
         self.ev_what.append(code if code is not None else self.strings(what))
         code = codes.get(who)
         self.ev_who.append(code if code is not None else self.strings(who))
+        if len(self.ev_time) >= BUFFER:
+            self._settle(self._EV_COLUMNS)
 
     # -- rows -----------------------------------------------------------------------------------
     def try_ended(self, ti, outcome=None) -> int:
         """Append the row of the try ``ti`` just finished (or of a TI that never ran); returns
         the row number, so the executor slot's release can be filled in later."""
         stream = self.stream
-        if stream is not None and (len(self.tr_time) >= stream.block or len(self.ev_time) >= stream.block):
+        if stream is not None and (self.rows("tr_time") >= stream.block or self.rows("ev_time") >= stream.block):
             stream.flush(self)
         codes = self._codes
         s = self.strings
@@ -195,7 +192,9 @@ class Recorder:
         self.t_ended.append(ti.ended_at)
         early = self._released_early.pop((ti.uid, ti.try_number), None) if self._released_early else None
         self.t_released.append(_NAN if early is None else early)
-        row = len(self.ti_uid) - 1
+        row = len(self._arrays["ti_uid"]) + len(self.ti_uid) - 1
+        if len(self.ti_uid) >= BUFFER:
+            self._settle(self._TI_COLUMNS + self._TI_TIME_COLUMNS)
         if early is not None:
             return row
         self._unreleased[(ti.uid, ti.try_number)] = row
@@ -206,7 +205,11 @@ class Recorder:
         later: a zombie's row is written when it is detected)."""
         row = self._unreleased.pop((ti.uid, try_number), None)
         if row is not None:
-            self.ti_times["released_at"][row] = at
+            settled = self._arrays["t_released"]
+            if row < len(settled):
+                settled[row] = at
+            else:
+                self.t_released[row - len(settled)] = at
         else:
             self._released_early[(ti.uid, try_number)] = at
 
@@ -227,19 +230,33 @@ class Recorder:
     # run's frames are built once, at its end) the recorder hands each table's columns over and
     # keeps empty ones: a frame may then use an array's memory as it is, and a column's array is
     # freed as soon as the frame has its own, so a long run never holds its results twice.
+    def _settle(self, names) -> None:
+        """Move the rows gathered in the lists of the columns ``names`` into their arrays, packed
+        by ``struct`` in one call a column (the array's own C types, checked as ``append`` checks
+        them: a value out of a column's range raises OverflowError)."""
+        arrays = self._arrays
+        for n in names:
+            rows = getattr(self, n)
+            if rows:
+                a = arrays[n]
+                try:
+                    a.frombytes(struct.pack(f"{len(rows)}{a.typecode}", *rows))
+                except struct.error as e:
+                    raise OverflowError(f"{n}: {e}") from e
+                rows.clear()
+
+    def rows(self, name: str) -> int:
+        """Rows in the column ``name`` (its table's length)."""
+        return len(self._arrays[name]) + len(getattr(self, name))
+
     def _hand_over(self, names, release: bool) -> dict:
         """name -> array; with ``release`` the recorder keeps an empty array in its place."""
-        cols = {n: getattr(self, n) for n in names}
+        self._settle(names)
+        cols = {n: self._arrays[n] for n in names}
         if release:
             for n, a in cols.items():
-                setattr(self, n, array(a.typecode))
+                self._arrays[n] = array(a.typecode)
         return cols
-
-    def _new_ti_times(self) -> None:
-        """Empty time columns of the tries, and the names the hot path appends to."""
-        self.ti_times = {name: array("d") for name in self.TI_TIMES}
-        (self.t_ready, self.t_scheduled, self.t_queued, self.t_launched, self.t_started,
-         self.t_ended, self.t_released) = (self.ti_times[n] for n in self.TI_TIMES)
 
     def _cat(self, codes, categories) -> pd.Categorical:
         return pd.Categorical.from_codes(codes if isinstance(codes, np.ndarray) else _np(codes),
@@ -273,16 +290,11 @@ class Recorder:
         self.strings = Interner()
         self._codes = self.strings.codes
 
-    _TI_COLUMNS = ("ti_uid", "ti_dag", "ti_run", "ti_task", "ti_map", "ti_try", "ti_state", "ti_executor",
-                   "ti_queue", "ti_pool", "ti_worker", "ti_host")
-
     def task_instances(self, plans, run_ids, release: bool = False) -> pd.DataFrame:
         """One row per try, in reading order: by task instance (uids follow run creation), then
         try, rows of one key in the order they were written (a stable sort)."""
         cols = self._hand_over(self._TI_COLUMNS, release)
-        cols.update(self.ti_times)
-        if release:
-            self._new_ti_times()
+        cols.update(zip(self.TI_TIMES, self._hand_over(self._TI_TIME_COLUMNS, release).values()))
         order = np.lexsort((_np(cols["ti_try"]), _np(cols["ti_uid"])))
 
         def col(name, dtype=None):
@@ -324,7 +336,7 @@ class Recorder:
         }, columns=["dag_id", "run_id", "due_at", "created_at", "started_at", "ended_at", "state"])
 
     def events(self, release: bool = False) -> pd.DataFrame:
-        cols = self._hand_over(("ev_time", "ev_uid", "ev_try", "ev_what", "ev_who", "ev_kind"), release)
+        cols = self._hand_over(self._EV_COLUMNS, release)
         return pd.DataFrame({
             "time": _np(cols.pop("ev_time"), copy=not release),
             "ti_uid": _np(cols.pop("ev_uid")).astype(np.int64),
@@ -335,7 +347,7 @@ class Recorder:
         }, copy=False)
 
     def transitions(self, release: bool = False) -> pd.DataFrame:
-        cols = self._hand_over(("tr_uid", "tr_time", "tr_from", "tr_to", "tr_cause", "tr_stimulus"), release)
+        cols = self._hand_over(self._TR_COLUMNS, release)
         return pd.DataFrame({
             "ti_uid": _np(cols.pop("tr_uid")).astype(np.int64),
             "time": _np(cols.pop("tr_time"), copy=not release),
@@ -367,9 +379,9 @@ class TableStream:
         self.rows = dict.fromkeys(self.NAMES, 0)
 
     def flush(self, rec: Recorder) -> None:
-        if len(rec.tr_time):
+        if rec.rows("tr_time"):
             self._append("transitions", rec.transitions(release=True))
-        if len(rec.ev_time):
+        if rec.rows("ev_time"):
             self._append("events", rec.events(release=True))
 
     def _append(self, name: str, frame: pd.DataFrame) -> None:

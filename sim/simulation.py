@@ -201,7 +201,7 @@ class Simulation:
             trans = events = pd.DataFrame()
         else:
             trans = rec.transitions(release=True) if rec.record_transitions else pd.DataFrame()
-            events = rec.events(release=True) if len(rec.ev_time) else pd.DataFrame()
+            events = rec.events(release=True) if rec.rows("ev_time") else pd.DataFrame()
         rec.forget_strings()
         executor = self.scenario.executor.kind
         kube = [k for ex in self.executors.values() for k in ex.kubernetes_executors()]
