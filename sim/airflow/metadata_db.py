@@ -53,7 +53,8 @@ class MetadataDB:
         host = self.host
         if host is not None:
             # the server's work shares the host's cores: it waits for them, and slows what
-            # else runs there (a short job: the rate it starts at is the rate it keeps)
+            # else runs there (a short job: the rate it starts at is the rate it keeps; a booking
+            # that starts later, ``at``, is priced and burned at the load of now)
             stretch = host.stretch()
             host.burn(n * qt)
             qt *= stretch
