@@ -83,6 +83,8 @@ class Simulation:
         settings = spec.settings or {}
         cores = settings.get("host_cores") or self.overheads.scheduler_host_cores
         self.scheduler_host = Host(self.env, "scheduler", cores)
+        if self.overheads.metadata_db_on_scheduler_host:
+            self.db.host = self.scheduler_host        # a single-machine install's database
         # Several schedulers (airflow-mechanics.md §1.13): each has its own host and executor. A
         # LocalExecutor is its scheduler's own; the others' infrastructure (broker, workers,
         # cluster) is shared, so they are modelled as one executor with every scheduler's slots,
@@ -91,8 +93,6 @@ class Simulation:
         own = n > 1 and spec.kind == "local" and not (spec.settings or {}).get("kinds")
         par = self.airflow.parallelism
         self.executor_parallelism = par if n == 1 or own else par * n
-        if self.overheads.metadata_db_on_scheduler_host:
-            self.db.host = self.scheduler_host
         self.executors = self._build_executors(spec)
         shared = n > 1 and not own
         self.scheduler_processes = [(self.scheduler_host, self.executors, par, shared)]
