@@ -18,12 +18,12 @@ quiet baseline, write Airflow's effective settings to ``config.txt``, make the m
 ``runs`` times (round-robin; ``concurrent_runs`` at once for overlapping load), wait for each run
 to end, and export the ``task_instance`` and ``dag_run`` rows in the layout
 ``sim.importers.airflow_export`` reads. Run it with the project's Python (the logs' analyses need
-NumPy and pandas); the Airflow commands run in the work folder's virtualenv. A sampler reads /proc every second; a run
-during which other processes used 0.3 cores or more on average is marked unclean in
-``contention.csv`` and run again (at most ``max_reruns`` times). ``machine.yaml`` records the
-session (one ``run`` invocation) and a CPU probe before and after: the same VM type was 10 % faster
-in one session than in another, and calibration fits each session's speed. Every process is
-stopped by PID, also on Ctrl-C or failure.
+NumPy and pandas); the Airflow commands run in the work folder's virtualenv. A sampler reads /proc
+every second; a run during which other processes used 0.3 cores or more on average is marked
+unclean in ``contention.csv`` and run again (at most ``max_reruns`` times). ``machine.yaml``
+records the session (one ``run`` invocation) and a CPU probe before and after: the same VM type
+was 10 % faster in one session than in another, and calibration fits each session's speed. Every
+process is stopped by PID, also on Ctrl-C or failure.
 
 Pins (Airflow's constraints file cannot be fetched here): celery 5.4.0, kombu 5.4.2 and
 apache-airflow-providers-celery 3.10.0, because the newest celery an unconstrained install brings
