@@ -304,6 +304,7 @@ class Scheduler:
         if blocked is not None:
             due, times = blocked
             heappush(self._create_heap, (due, i, self.runs_created + len(self._create_heap), times))
+        run.release()
 
     # -- task instances -------------------------------------------------------------------------
     def _expand(self, ti, now: float) -> list:

@@ -197,6 +197,7 @@ class Pod:
 
     def _exited(self, proc, outcome) -> None:
         ex = self.ex
+        self.proc = None          # (it holds this method: a cycle that only the collector would break)
         self.ended_at = ex.env.now
         self.phase = "Failed" if outcome in (FAILED, UP_FOR_RETRY) else "Succeeded"
         ex.cluster.release(self)

@@ -10,6 +10,7 @@ import math
 import random
 from datetime import datetime, timezone
 from hashlib import sha1
+from types import MappingProxyType
 
 from .dag import DAG, MAX_TASK_RETRY_DELAY, Task
 from .schedules import EPOCH, Cron, Interval
@@ -190,6 +191,15 @@ class DagRun:
                     d.ready_at = max(at, self.started_at)
                     self.pending.append(d)
 
+    def release(self) -> None:
+        """The run ended: drop its references to its task instances. A run and its task
+        instances refer to each other, so without this they outlive the run until Python's
+        cyclic collector finds them; with it, reference counting frees each as soon as nothing
+        else holds it (a try's last event may still be pending). Nothing reads them after the
+        run's end: the records keep values, not objects."""
+        self.tis = self.pending = self.retrying = _RELEASED
+        self.mapped = self.sensor_state = self.map_counts = self.defer_state = _RELEASED_MAP
+
     def leaf_state(self) -> DagRunState:
         """Airflow: a run fails if any leaf failed or upstream_failed, else succeeds."""
         for i in self.plan.leaves:
@@ -198,6 +208,11 @@ class DagRun:
                     return DR_FAILED
         return DR_SUCCESS
 
+
+#: What an ended run holds instead of its task instances (:meth:`DagRun.release`): empty, and
+#: immutable, so that a bug that reached them would fail at once rather than grow them.
+_RELEASED: tuple = ()
+_RELEASED_MAP = MappingProxyType({})
 
 #: Tries drawn when a task instance is created; a task with more retries draws the rest lazily.
 EAGER_TRIES = 32
