@@ -144,6 +144,11 @@ CASES = [
      "unknown profile 'airflow-2.9'"),
     ("overhead-negative", edit("executor:", "overheads: {db_query_time: -2ms}\nexecutor:"), {},
      "overheads.db_query_time", "must be >= 0"),
+    ("background-shares-over-1", edit("executor:", "overheads: {task_background_at_launch: 0.7, "
+                                      "task_background_in_run: 0.5}\nexecutor:"), {},
+     "overheads", "task_background_at_launch + task_background_in_run must be at most 1"),
+    ("background-share-negative", edit("executor:", "overheads: {task_background_in_run: -0.1}\nexecutor:"), {},
+     "overheads.task_background_in_run", "must be >= 0"),
     ("yaml-syntax-error", edit("T1: {duration: 30s}", "T1: {duration: 30s"), {}, "",
      "YAML syntax error at line 14, column 9"),
     ("yaml-duplicate-key", edit("T1: {duration: 30s}", "T1: {duration: 30s}\n      T1: {duration: 5s}"),

@@ -201,6 +201,51 @@ def test_celery_concurrency_past_the_broker_backlog_is_slower_as_measured():
     assert c16 >= c8
 
 
+#: task_background_cpu's shares at a try's launch and at its start_date as PostgreSQL's CPU fell
+#: around real tries (data/airflow-runs/process-cpu, table (b): 0.38 / 0.40 / 0.22 at the exit)
+MEASURED_BACKGROUND = {"task_background_at_launch": 0.38, "task_background_in_run": 0.40}
+
+
+def test_background_cpu_where_it_was_measured_makes_celery_16_slower_than_8_on_no_op_tasks():
+    """What the two xfails above lack, found in process-cpu's windows: a try's background CPU (most
+    of it PostgreSQL serving the try's queries) is 38 % done before its start_date and 40 % during
+    its run, not all after its exit, where the profile puts it. Done where it was measured, with
+    the shipped profile's values (not refitted), it loads the cores while the next wave starts,
+    and twice the children starting at once cost more than they overlap: concurrency 16 is
+    slower than 8 on the no-op fan-out (+5.4 % over 4 seeds; real +2.5 to +9.4 % in three
+    sessions), and on the 1 s fan-out 3.0 % faster instead of 7.6 % (real -1.4 to +4.5 %). The
+    profiles keep it all at the exit: refitted with it, they predicted held-out sessions worse
+    (docs/background.md, "Work beside a try")."""
+    def makespan(concurrency, seconds, overheads):
+        return np.mean([fanout_makespan_with(concurrency, seconds, seed, overheads) for seed in range(4)])
+    measured = {s: {c: makespan(c, s, MEASURED_BACKGROUND) for c in (8, 16)} for s in (0.0, 1.0)}
+    at_exit = {c: makespan(c, 1.0, {}) for c in (8, 16)}
+    assert measured[0.0][16] > 1.02 * measured[0.0][8]
+    assert measured[1.0][16] / measured[1.0][8] > at_exit[16] / at_exit[8] + 0.02
+
+
+def fanout_makespan_with(concurrency: int, seconds: float, seed: int, overheads: dict) -> float:
+    dr = simulate(fanout(seconds=seconds), parallelism=16, executor="celery", concurrency=concurrency, seed=seed,
+                  overheads=overheads).dag_runs
+    return float((dr["ended_at"] - dr["started_at"]).mean())
+
+
+def test_a_trys_background_cpu_is_the_same_total_wherever_it_is_done():
+    """The shares only move the work in time: a lone chain books the same core-seconds either way
+    (it runs on a free core, so nothing waits for them)."""
+    def host_busy(overheads):
+        doc = {"name": "bg", "seed": 0, "horizon": "60s", "profile": "airflow-2.10",
+               "airflow": {"parallelism": 8}, "overheads": {**MACHINE, **overheads},
+               "dags": [{**chain(0.5), "schedule": {"at": ["5s"]}}]}
+        s = Simulation(scenario_from_dict(doc))
+        t = s.run().task_instances
+        return s.scheduler_host.busy_core_seconds, t
+    (exit_busy, exit_t), (measured_busy, measured_t) = host_busy({}), host_busy(MEASURED_BACKGROUND)
+    assert measured_busy == pytest.approx(exit_busy, rel=1e-9)
+    assert (measured_t["ended_at"] - measured_t["queued_at"]).median() == \
+        pytest.approx((exit_t["ended_at"] - exit_t["queued_at"]).median(), abs=0.02)
+
+
 def chain(seconds: float) -> dict:
     names = [f"c{i}" for i in range(10)]
     return {"dag_id": "chain", "tasks": {t: {"duration": f"{seconds}s"} for t in names},

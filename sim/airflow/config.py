@@ -126,6 +126,13 @@ class Overheads:
     #: or loaded, by /proc/stat, while a lone try's start, run and exit take about 0.6 s of wall
     #: time; data/airflow-runs/new-session, machine-busy). It slows whatever else runs on the host.
     task_background_cpu: float = 0.0
+    #: When that background CPU is done: these shares at the try's launch (before its start_date)
+    #: and at its start_date; the rest at its exit. 0, 0 (all at the exit) in every profile: the
+    #: profiles were fitted so. Measured on real tries, PostgreSQL's CPU (most of that work) fell
+    #: 0.38 before start_date, 0.40 during the run and 0.22 after the end (process-cpu: 0.34-0.41 /
+    #: 0.38-0.41 / 0.22-0.25 over three configurations; docs/background.md, "Work beside a try").
+    task_background_at_launch: float = 0.0
+    task_background_in_run: float = 0.0
     #: Wall time of a task process that is *waiting*, not computing (DB round trips and lock
     #: waits, connection set-up, fork and exec, the job's polling of its child): before its
     #: start_date, inside its run, and after its outcome until the process has exited. Waiting

@@ -10,8 +10,11 @@
    ``handle_task_exit`` runs the mini-scheduler (``schedule_after_task_execution``): after a
    success it schedules the same run's downstream tasks whose dependencies are now met
    (Airflow 2.10 ``local_task_job_runner.py`` ``handle_task_exit``, after the raw process ended);
-6. the job ends, the process exits and the executor learns the result; what the try costs other
-   processes beside its path (``task_background_cpu``) then runs on the host, waited for by nobody.
+6. the job ends, the process exits and the executor learns the result.
+
+What the try costs other processes beside its path (``task_background_cpu``: mostly PostgreSQL
+serving its queries) runs on the host, waited for by nobody: the shares ``task_background_at_launch``
+and ``task_background_in_run`` at the launch and at ``start_date``, the rest at the exit.
 
 Each step costs CPU work on the host (shared by processor sharing) and, separately, waiting that
 uses no CPU (``*_latency``: DB round trips, fork, the job polling its child): only the CPU part
@@ -64,7 +67,7 @@ class Process:
 class TaskRunner:
     __slots__ = ("sim", "env", "db", "core", "startup", "fresh_interpreter", "mini_scheduler", "mini_schedule", "mini_queries", "mini_cpu",
                  "outcome_queries", "live", "running",
-                 "job_heartbeat", "run_cpu", "exit_cpu", "background_cpu", "api", "start_latency", "run_latency",
+                 "job_heartbeat", "run_cpu", "exit_cpu", "background_cpu", "background_launch", "background_run", "api", "start_latency", "run_latency",
                  "exit_latency", "_factor", "_started_on",
                  "heartbeat_interval", "_beating", "heartbeats", "late_exit_share", "_late_exit",
                  "_to_ended", "_to_written", "_to_handle", "_to_mini")
@@ -86,7 +89,10 @@ class TaskRunner:
         #: Airflow's own CPU work in the task process, inside the run and after it (calibrated).
         self.run_cpu = ov.task_run_cpu
         self.exit_cpu = ov.task_exit_cpu
-        self.background_cpu = ov.task_background_cpu
+        # a try's background CPU in three parts: at its launch, at its start_date, at its exit
+        self.background_launch = ov.task_background_cpu * ov.task_background_at_launch
+        self.background_run = ov.task_background_cpu * ov.task_background_in_run
+        self.background_cpu = ov.task_background_cpu - self.background_launch - self.background_run
         self.start_latency = ov.process_start_latency
         self.run_latency = ov.task_run_latency
         self.exit_latency = ov.task_exit_latency
@@ -160,6 +166,8 @@ class TaskRunner:
                 cpu, wait = cpu + wait, 0.0
             else:
                 wait *= db_host.stretch()
+        if self.background_launch > 0.0 and startup is None:      # (a pod's host goes with the pod)
+            host.burn(self.background_launch)
         # the start latency, then the start-up's CPU: one host job with its wait before it
         host.run(cpu, self._booted, proc, after=wait if wait > 0.0 else 0.0)
         return proc
@@ -188,6 +196,8 @@ class TaskRunner:
             else:
                 said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
         self.core.transition(ti, RUNNING, started, TASK_STARTED, said)
+        if self.background_run > 0.0 and not proc.one_shot:
+            proc.host.burn(self.background_run)
         task = ti.task
         duration = ti.durations[ti.try_number - 1]
         if task.deferrable is not None and ti.run.defer_state[ti].resumed:
@@ -345,8 +355,8 @@ class TaskRunner:
             del self.running[key]
         proc.on_exit(proc, outcome)
         if self.background_cpu > 0.0 and not proc.one_shot:
-            # other processes' share of this try, which nobody waits for (Overheads.task_background_cpu;
-            # a pod's host goes with the pod)
+            # (the rest of) other processes' share of this try, which nobody waits for (a pod's
+            # host goes with the pod)
             proc.host.burn(self.background_cpu)
 
     def _api_write(self) -> float:

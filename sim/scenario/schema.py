@@ -552,7 +552,14 @@ class OverheadsSection(Strict):
     task_exit_cpu: Duration = Overheads.task_exit_cpu
     """CPU work of a task process after its outcome is written, before its slot frees."""
     task_background_cpu: Duration = Overheads.task_background_cpu
-    """CPU work a try costs other processes on its host once the executor has its outcome."""
+    """CPU work a try costs other processes on its host, which nobody waits for."""
+    task_background_at_launch: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = \
+        Overheads.task_background_at_launch
+    """Share of task_background_cpu done at the try's launch (measured: 0.38); the rest of it,
+    past task_background_in_run's share, at its exit."""
+    task_background_in_run: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = \
+        Overheads.task_background_in_run
+    """Share of task_background_cpu done at the try's start_date (measured: 0.40)."""
     process_start_latency: Duration = Overheads.process_start_latency
     """Waiting (not computing) of a task process before its start_date: DB round trips, fork."""
     task_run_latency: Duration = Overheads.task_run_latency
@@ -568,6 +575,14 @@ class OverheadsSection(Strict):
     """Speed of the hosts' cores relative to the profile's measuring machine (2 = twice as fast):
     Airflow's own CPU work (loop, parsing, task-process overheads) takes 1/cpu_speed as long;
     task durations and waiting do not change."""
+
+    @model_validator(mode="after")
+    def _background_shares(self):
+        if self.task_background_at_launch + self.task_background_in_run > 1.0 + 1e-12:
+            raise ValueError("task_background_at_launch + task_background_in_run must be at most 1 (the "
+                             f"rest is done at the exit), got {self.task_background_at_launch:g} + "
+                             f"{self.task_background_in_run:g}")
+        return self
 
 
 class CelerySection(Strict):
