@@ -142,11 +142,11 @@ def test_a_loop_that_only_processed_events_sleeps_as_in_the_scheduler_logs(confi
     assert np.median(model) == pytest.approx(np.median(real), abs=0.15)   # ~1.08 s: one idle sleep
 
 
-def fanout_makespan(concurrency: int, seeds=(0, 1), seconds: float = 1.0) -> float:
+def fanout_makespan(concurrency: int, seeds=(0, 1), seconds: float = 1.0, overheads: dict | None = None) -> float:
     out = []
     for seed in seeds:
         dr = simulate(fanout(seconds=seconds), parallelism=16, executor="celery", concurrency=concurrency,
-                      seed=seed).dag_runs
+                      seed=seed, overheads=overheads).dag_runs
         out += (dr["ended_at"] - dr["started_at"]).tolist()
     return float(np.mean(out))
 
@@ -158,15 +158,20 @@ def test_celery_concurrency_helps_until_the_cores_are_busy():
     assert abs(c16 - c8) < 0.1 * c8          # past the broker's backlog: little either way
 
 
+def real_makespans(folder: str, dag: str) -> pd.Series:
+    """A recorded configuration's DAG runs of ``dag``: their makespans in seconds."""
+    dr = pd.read_csv(REAL / folder / "dag_runs.csv")
+    dr = dr[dr["dag_id"] == dag]
+    return (pd.to_datetime(dr["end_date"], format="ISO8601")
+            - pd.to_datetime(dr["start_date"], format="ISO8601")).dt.total_seconds()
+
+
 def real_concurrency_makespans(dag: str) -> dict:
     """data/airflow-runs/celery-concurrency: c8 and c16 at p16 in alternating blocks (c8, c16, c8,
     c16), 3 runs of each fan-out per block: makespans by concurrency."""
     out = {}
     for folder in sorted((REAL / "celery-concurrency").glob("celery-p16-c*")):
-        dr = pd.read_csv(folder / "dag_runs.csv")
-        dr = dr[dr["dag_id"] == dag]
-        mk = (pd.to_datetime(dr["end_date"], format="ISO8601")
-              - pd.to_datetime(dr["start_date"], format="ISO8601")).dt.total_seconds()
+        mk = real_makespans(f"celery-concurrency/{folder.name}", dag)
         out.setdefault(int(folder.name.split("-c")[1].split("-")[0]), []).extend(mk)
     return out
 
@@ -216,18 +221,10 @@ def test_background_cpu_where_it_was_measured_makes_celery_16_slower_than_8_on_n
     sessions), and on the 1 s fan-out 3.0 % faster instead of 7.6 % (real -1.4 to +4.5 %). The
     profiles keep it all at the exit: refitted with it, they predicted held-out sessions worse
     (docs/background.md, "Work beside a try")."""
-    def makespan(concurrency, seconds, overheads):
-        return np.mean([fanout_makespan_with(concurrency, seconds, seed, overheads) for seed in range(4)])
-    measured = {s: {c: makespan(c, s, MEASURED_BACKGROUND) for c in (8, 16)} for s in (0.0, 1.0)}
-    at_exit = {c: makespan(c, 1.0, {}) for c in (8, 16)}
+    measured = {s: {c: fanout_makespan(c, range(4), s, MEASURED_BACKGROUND) for c in (8, 16)} for s in (0.0, 1.0)}
+    at_exit = {c: fanout_makespan(c, range(4)) for c in (8, 16)}
     assert measured[0.0][16] > 1.02 * measured[0.0][8]
     assert measured[1.0][16] / measured[1.0][8] > at_exit[16] / at_exit[8] + 0.02
-
-
-def fanout_makespan_with(concurrency: int, seconds: float, seed: int, overheads: dict) -> float:
-    dr = simulate(fanout(seconds=seconds), parallelism=16, executor="celery", concurrency=concurrency, seed=seed,
-                  overheads=overheads).dag_runs
-    return float((dr["ended_at"] - dr["started_at"]).mean())
 
 
 def test_a_trys_background_cpu_is_the_same_total_wherever_it_is_done():
@@ -337,11 +334,7 @@ def chain_configurations(executor: str) -> list[str]:
 def real_chain_link(folder: str) -> tuple[float, float]:
     """(median seconds from a chain task's queueing to its end, mean chain makespan)."""
     t = real_chains(folder)
-    dr = pd.read_csv(REAL / folder / "dag_runs.csv")
-    dr = dr[dr["dag_id"] == "chain"]
-    mk = (pd.to_datetime(dr["end_date"], format="ISO8601")
-          - pd.to_datetime(dr["start_date"], format="ISO8601")).dt.total_seconds()
-    return float(np.median(t["end_date"] - t["queued_dttm"])), float(mk.mean())
+    return float(np.median(t["end_date"] - t["queued_dttm"])), float(real_makespans(folder, "chain").mean())
 
 
 def model_chain_curve(executor: str, speeds, seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -485,10 +478,7 @@ def _overlap_diamonds(config: str, seeds) -> tuple[list, list]:
 
 
 def _real_diamonds(config: str) -> list:
-    d = pd.read_csv(REAL / "af210-wide" / config / "dag_runs.csv")
-    d = d[d["dag_id"] == "diamond"]
-    return list((pd.to_datetime(d["end_date"], format="ISO8601")
-                 - pd.to_datetime(d["start_date"], format="ISO8601")).dt.total_seconds())
+    return list(real_makespans(f"af210-wide/{config}", "diamond"))
 
 
 @pytest.mark.parametrize("config", ["local-p16-overlap4", "celery-p16-c8-overlap4"])

@@ -166,7 +166,7 @@ class TaskRunner:
                 cpu, wait = cpu + wait, 0.0
             else:
                 wait *= db_host.stretch()
-        if self.background_launch > 0.0 and startup is None:      # (a pod's host goes with the pod)
+        if self.background_launch > 0.0 and not proc.one_shot:      # (a pod's host goes with the pod)
             host.burn(self.background_launch)
         # the start latency, then the start-up's CPU: one host job with its wait before it
         host.run(cpu, self._booted, proc, after=wait if wait > 0.0 else 0.0)
