@@ -188,6 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--rounds", type=int, default=1,
                    help="search this many times, each from where the last ended with --evaluations of its own "
                         "(default 1): a round's steps start large again")
+    j.add_argument("--first", dest="first", action="append", default=[], metavar="KEY=VALUE",
+                   help="a staged fit: search first with this setting on top (e.g. a measured mechanism "
+                        "switched off, overheads.task_background_in_run=0), then as long again from there "
+                        "with the settings as they are (repeatable; every fold the same)")
     j.add_argument("--processes", type=int, default=1, help="cross-validation folds fitted at once (default 1)")
     j.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -8,6 +8,7 @@ Celery concurrency direction right.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -252,6 +253,26 @@ def test_a_second_round_searches_again_from_where_the_first_ended(configs):
     assert both.evaluations == first.evaluations + again.evaluations
     with pytest.raises(SimError, match="rounds"):
         joint_fit(two, **kw, rounds=0)
+
+
+def test_a_staged_fit_searches_first_with_its_settings_then_from_there_without(configs):
+    """joint_fit(first=...) is a fit of configurations with those settings on top, then a fit of
+    them as they are started where it ended: the same values, the two budgets together."""
+    first = {"overheads.task_exit_latency": 0.0}              # (the profile's, measured: 0.0265 s)
+    two = [dataclasses.replace(by_name(configs, n), dags=["chain", "fanout0"]) for n in ("local-p2", "local-p16")]
+    off = [dataclasses.replace(c, problem=copy.copy(c.problem)) for c in two]
+    for c in off:
+        assert c.problem.known.keys().isdisjoint(first)      # it comes from the profile
+        c.problem.known = {**c.problem.known, **first}
+    kw = dict(fit=["overheads.task_background_cpu", "overheads.process_start_fork"], seeds=(0,), max_evaluations=12)
+    pre = joint_fit(off, **kw)
+    then = joint_fit(two, **kw, start=pre.fitted)
+    staged = joint_fit(two, **kw, first=first)
+    assert staged.fitted == pytest.approx(then.fitted, rel=1e-9)
+    assert staged.objective == pytest.approx(then.objective, rel=1e-9)
+    assert staged.evaluations == pre.evaluations + then.evaluations
+    # the first stage held the exit's wait at 0: scored as they are, its point scores differently
+    assert joint_fit(two, **kw).objective != pytest.approx(pre.objective, rel=1e-9)
 
 
 def test_a_fit_over_two_sessions_fits_the_other_sessions_speed(configs, tmp_path):
@@ -548,6 +569,13 @@ def test_cli_calibrate_all_refuses_rounds_it_cannot_run(capsys):
     assert "--rounds must be at least 1" in capsys.readouterr().err
     assert cli(["calibrate-all", folder, "--speed-only", "--rounds", "2"]) == 2
     assert "no search to repeat" in capsys.readouterr().err
+    for bad, why in (("overheads.nope=0", "unknown overheads setting(s): nope"),
+                     ("overheads.task_run_cpu=0", "it is fitted"),
+                     ("overheads.task_background_in_run=x", "expected a number"),
+                     ("task_background_in_run", "expected SECTION.KEY=VALUE")):
+        assert cli(["calibrate-all", folder, "--first", bad]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "--first" in err and "Traceback" not in err, err
 
 
 @pytest.mark.slow

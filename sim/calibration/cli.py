@@ -9,8 +9,9 @@ from pathlib import Path
 from ..errors import SimError
 from .fit import PARAMETERS, calibrate
 from .inputs import HANDOFF, parse_bodies, parse_sets
+from .model import complete_sections
 from .joint import (BASE_MACHINE, BENCH_BODIES, HELD_OUT_SPEEDS, MACHINE_2CORE, SPEED, SPEED_RANGE, cross_validate,
-                    error_table, handoff_table, held_out_summary, joint_fit, load_configurations,
+                    default_fit, error_table, handoff_table, held_out_summary, joint_fit, load_configurations,
                     reference_session, write_joint_profile, write_speed_profile)
 from .profile_file import quality_table
 from .speed import MEASURES, POINTS, fit_speeds
@@ -91,11 +92,16 @@ def run_calibrate_all(args) -> int:
                                   base_profile=args.base, dags=args.dag or None)
     seeds = tuple(range(args.seed, args.seed + args.seeds))
     progress = not args.no_progress and sys.stderr.isatty()
+    first = _first(args, configs)
     print(f"calibrate-all: {len(configs)} configurations: "
           + ", ".join(f"{c.name} ({'/'.join(c.dags)})" for c in configs))
     if args.speed_only:
         return _speed_only(args, configs, seeds, progress)
-    fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress, rounds=args.rounds)
+    if first:
+        print("  staged: first with " + ", ".join(f"{k}={v}" for k, v in first.items())
+              + ", then from there with the settings as they are")
+    fit = joint_fit(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress, rounds=args.rounds,
+                    first=first)
     print(f"  fitted on all of them in {fit.wall_seconds:.0f} s ({fit.evaluations} evaluations x "
           f"{len(seeds)} seeds x {len(configs)} configurations), mean squared relative error {fit.objective:.4g}:")
     ref = reference_session(configs)
@@ -111,7 +117,8 @@ def run_calibrate_all(args) -> int:
         print(handoff_table(q, "    "))
     if args.cross_validate:
         q = cross_validate(configs, seeds=seeds, max_evaluations=args.evaluations, progress=progress,
-                           processes=args.processes, speed=args.held_out_speed, rounds=args.rounds)
+                           processes=args.processes, speed=args.held_out_speed, rounds=args.rounds,
+                           first=first)
         print(f"  cross-validation: each configuration predicted by a fit to the others, at a machine speed "
               f"{HELD_OUT_SPEEDS[args.held_out_speed]}:")
         print(error_table(q, "    "))
@@ -127,6 +134,26 @@ def run_calibrate_all(args) -> int:
         path = write_joint_profile(fit, args.out, args.base)
         print(f"  profile written to {path}")
     return 0
+
+
+def _first(args, configs) -> dict:
+    """``--first``'s settings, checked against the settings a configuration is simulated with."""
+    if not args.first:
+        return {}
+    if args.speed_only:
+        raise SimError("--first: --speed-only has no search to stage")
+    try:
+        first = parse_sets(args.first, "--first")
+        complete_sections(configs[0].problem.prof, {}, first)
+    except SimError as e:
+        raise SimError(str(e) if str(e).startswith("--first") else f"--first: {e}") from None
+    fitted = set(default_fit(configs))
+    for key, value in first.items():
+        if key in fitted:
+            raise SimError(f"--first {key}: it is fitted; --first sets what the first stage holds fixed")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SimError(f"--first {key}={value!r}: expected a number")
+    return first
 
 
 def speed_text(v: float) -> str:

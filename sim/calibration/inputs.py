@@ -207,13 +207,13 @@ def normalise_settings(settings) -> dict:
     return out
 
 
-def parse_sets(assignments) -> dict:
-    """``["airflow.parallelism=8", ...]`` (the CLI's ``--set``) -> dotted keys and values."""
+def parse_sets(assignments, flag: str = "--set") -> dict:
+    """``["airflow.parallelism=8", ...]`` (the CLI's ``--set``, or ``flag``) -> dotted keys and values."""
     out = {}
     for a in assignments or ():
         key, sep, text = a.partition("=")
         if not sep or not key.strip():
-            raise SimError(f"--set {a!r}: expected SECTION.KEY=VALUE, e.g. overheads.scheduler_host_cores=2")
+            raise SimError(f"{flag} {a!r}: expected SECTION.KEY=VALUE, e.g. overheads.scheduler_host_cores=2")
         try:
             out[key.strip()] = yaml.safe_load(text)
         except yaml.YAMLError:
