@@ -1,7 +1,8 @@
-"""The tutorial's console outputs are what the current model prints: every command of
-docs/tutorial.md runs in a scratch copy of the repository and its output must match the recorded
-one byte for byte (a regression test of the docs: after an intended change of results, rewrite
-them with `python docs/console_outputs.py docs/tutorial.md` and read the prose around them)."""
+"""The tutorial's and the README's console outputs are what the current model prints: every
+command of docs/tutorial.md and README.md runs in a scratch copy of the repository and its output
+must match the recorded one byte for byte (a regression test of the docs: after an intended change
+of results, rewrite them with `python docs/console_outputs.py docs/tutorial.md README.md` and read
+the prose around them)."""
 from __future__ import annotations
 
 import importlib.util
@@ -31,3 +32,12 @@ def test_the_tutorials_outputs_are_what_the_model_prints():
     assert not notes, notes
     assert changed == 0, "docs/tutorial.md shows outputs the model no longer prints: " \
                          "python docs/console_outputs.py docs/tutorial.md"
+
+
+def test_the_readmes_outputs_are_what_the_model_prints():
+    """The README's worked example (the comparison, one run, its first rows, the Celery
+    walk-through): its numbers had drifted from the model while they were plain text blocks."""
+    doc = ROOT / "README.md"
+    new, notes, changed = console_outputs.regenerate(doc, skip=[], timeout=300)
+    assert not notes, notes
+    assert changed == 0, "README.md shows outputs the model no longer prints: python docs/console_outputs.py README.md"

@@ -120,17 +120,19 @@ class Overheads:
     #: with the mini-scheduler's DAG subset, the job's end, the process exit). `sim calibrate`.
     task_run_cpu: float = 0.0
     task_exit_cpu: float = 0.0
-    #: CPU work a try costs other processes on its host, which the task's own path does not wait
-    #: for, done once the executor has learned the outcome: what measured totals show beyond a
-    #: lone task's path (real Airflow 2.10 on 2 cores used 0.70-0.87 core-seconds per try, lone
-    #: or loaded, by /proc/stat, while a lone try's start, run and exit take about 0.6 s of wall
-    #: time; data/airflow-runs/new-session, machine-busy). It slows whatever else runs on the host.
+    #: CPU work a try costs other processes on its host, which the task's own path does not wait for
+    #: (done in shares, below; by default all once the executor has learned the outcome): what
+    #: measured totals show beyond a lone task's path (real Airflow 2.10 on 2 cores used 0.70-0.87
+    #: core-seconds per try, lone or loaded, by /proc/stat, while a lone try's start, run and exit
+    #: take about 0.6 s of wall time; data/airflow-runs/new-session, machine-busy). It slows
+    #: whatever else runs on the host.
     task_background_cpu: float = 0.0
     #: When that background CPU is done: these shares at the try's launch (before its start_date)
-    #: and at its start_date; the rest at its exit. 0, 0 (all at the exit) in every profile: the
-    #: profiles were fitted so. Measured on real tries, PostgreSQL's CPU (most of that work) fell
-    #: 0.38 before start_date, 0.40 during the run and 0.22 after the end (process-cpu: 0.34-0.41 /
-    #: 0.38-0.41 / 0.22-0.25 over three configurations; docs/background.md, "Work beside a try").
+    #: and at its start_date; the rest at its exit. airflow-2.10 has the measured 0.38 and 0.40 (its
+    #: fit staged: first at 0, 0); airflow-3's background is 0. Measured on real tries, PostgreSQL's
+    #: CPU (most of that work) fell 0.38 before start_date, 0.40 during the run and 0.22 after the
+    #: end (process-cpu: 0.34-0.41 / 0.38-0.41 / 0.22-0.25 over three configurations;
+    #: docs/background.md, "Work beside a try").
     task_background_at_launch: float = 0.0
     task_background_in_run: float = 0.0
     #: Wall time of a task process that is *waiting*, not computing (DB round trips and lock
