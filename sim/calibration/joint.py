@@ -414,9 +414,9 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
     from where that ended with the configurations' own. A mechanism measured after the others were
     fitted then joins the fit the way it joined the model (continuation), and every fold of a
     cross-validation takes the same path without ever starting from values fitted on its held-out
-    configuration. (With the background's measured shares, stop 36 of issue #11: the search from
-    :data:`START` ended where held-out runs were predicted worse, 5.7-6.1 % mean, than from the
-    fit without them, 4.8 %.)"""
+    configuration. (With the background's measured shares, issue #11: the search from
+    :data:`START` ended where eight held-out sessions' makespans were predicted worse, 5.7-6.1 %
+    mean, than by the staged fit, 4.5 %; docs/background.md, "Work beside a try".)"""
     t0 = time.perf_counter()
     if rounds < 1:
         raise SimError(f"rounds must be at least 1 (got {rounds})")
