@@ -5,7 +5,8 @@ recorded outputs, so the docs show what the current model prints (tutorial, how-
     python docs/console_outputs.py docs/tutorial.md --check    # exit 1 if any output differs
 
 A block is a sequence of ``$ command`` lines (a trailing backslash continues one) each followed by
-its output. The commands of one document run in order, in one scratch copy of the repository's
+its output. A ```python block followed at once by a ```text block is a script and what it prints:
+it runs too, and its output replaces the text block's. The commands of one document run in order, in one scratch copy of the repository's
 scenarios, data and notebooks (later commands read what earlier ones wrote; nothing is written
 into the repository), with the ``sim`` of the Python running this script first on the PATH. Blocks
 that start background processes (``&``), need files the document writes by hand, or whose command
@@ -25,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```console\n(.*?)^```\n", re.S | re.M)
+#: A script and its output: a python block, a blank line at most, a text block.
+SCRIPT = re.compile(r"^```python\n(.*?)^```\n\n?```text\n(.*?)^```\n", re.S | re.M)
 #: Text of a recorded output that is a wall-clock measurement, not a model result.
 WALL = re.compile(r"\b(in|took) \d+(\.\d+)? ?(s|min|minutes|seconds)\b")
 COPIED = ("scenarios", "data", "notebooks")      # not sim/: the PYTHONPATH points at the checkout
@@ -51,6 +54,21 @@ def blocks(text: str):
         if cmd is not None:
             steps.append((cmd, "".join(out)))
         yield m.start(1), m.end(1), steps
+
+
+def scripts(text: str):
+    """(start, end, [("$ python <script>", recorded output)]) for each python block whose output
+    follows it in a text block; start and end delimit the text block's body."""
+    for m in SCRIPT.finditer(text):
+        yield m.start(2), m.end(2), [(m.group(1), m.group(2))]
+
+
+def run_script(code: str, cwd: Path, env: dict, timeout: float) -> tuple[int, str]:
+    path = cwd / "_doc_script.py"
+    path.write_text(code)
+    p = subprocess.run([sys.executable, path.name], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return p.returncode, p.stdout
 
 
 def run(cmd: str, cwd: Path, env: dict, timeout: float) -> tuple[int, str]:
@@ -87,9 +105,13 @@ def regenerate(doc: Path, skip: list[str], timeout: float) -> tuple[str, list[st
     tmp = workspace()
     notes, changed, pieces, pos = [], 0, [], 0
     try:
-        for start, end, steps in blocks(text):
+        found = [(start, end, steps, False) for start, end, steps in blocks(text)]
+        found += [(start, end, steps, True) for start, end, steps in scripts(text)]
+        for start, end, steps, script in sorted(found, key=lambda b: b[0]):
             body = text[start:end]
             first = steps[0][0].splitlines()[0] if steps else ""
+            if script:
+                first = f"the script starting {first.strip()!r}"
             if not steps or any("&\n" in c or c.rstrip().endswith("&") for c, _ in steps) \
                     or any(s in c for c, _ in steps for s in skip):
                 notes.append(f"left as is: {first.strip()}")
@@ -97,17 +119,18 @@ def regenerate(doc: Path, skip: list[str], timeout: float) -> tuple[str, list[st
             new_body, ok = [], True
             for cmd, old in steps:
                 try:
-                    code, out = run(cmd, tmp, env, timeout)
+                    code, out = (run_script if script else run)(cmd, tmp, env, timeout)
                 except subprocess.TimeoutExpired:
                     ok = False
                     notes.append(f"timed out, left as is: {first.strip()}")
                     break
-                if code != 0 and "rror" not in old and "exit" not in old:
+                if code != 0 and (script or ("rror" not in old and "exit" not in old)):
                     ok = False
                     last = out.strip().splitlines()[-1] if out.strip() else ""
-                    notes.append(f"failed ({code}), left as is: {cmd.splitlines()[0].strip()}\n    {last}")
+                    what = first if script else cmd.splitlines()[0].strip()
+                    notes.append(f"failed ({code}), left as is: {what}\n    {last}")
                     break
-                new_body.append(cmd + keep_wall_times(out, old))
+                new_body.append(("" if script else cmd) + keep_wall_times(out, old))
             if ok:
                 new = "".join(new_body)
                 if new != body:

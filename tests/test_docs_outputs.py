@@ -1,11 +1,13 @@
 """The tutorial's and the README's console outputs are what the current model prints: every
-command of docs/tutorial.md and README.md runs in a scratch copy of the repository and its output
-must match the recorded one byte for byte (a regression test of the docs: after an intended change
+command of docs/tutorial.md and README.md, and every script whose output follows it in a text
+block, runs in a scratch copy of the repository and its output must match the recorded one byte
+for byte (a regression test of the docs: after an intended change
 of results, rewrite them with `python docs/console_outputs.py docs/tutorial.md README.md` and read
 the prose around them)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +21,15 @@ def test_block_parser_splits_commands_continuations_and_outputs():
     (start, end, steps), = console_outputs.blocks(text)
     assert steps == [("$ sim a \\\n    --b\n", "out 1\nout 2\n"), ("$ ls\n", "f\n")]
     assert text[start:end] == "$ sim a \\\n    --b\nout 1\nout 2\n$ ls\nf\n"
+
+
+def test_a_script_and_the_text_block_right_after_it_are_a_command_and_its_output(tmp_path):
+    text = ("x\n```python\nprint(6 * 7)\n```\n\n```text\n41\n```\n"
+            "```python\nprint(1)\n```\nprose between: not its output\n```text\nz\n```\n")
+    (start, end, steps), = console_outputs.scripts(text)
+    assert steps == [("print(6 * 7)\n", "41\n")] and text[start:end] == "41\n"
+    code, out = console_outputs.run_script(steps[0][0], tmp_path, dict(os.environ), 60)
+    assert (code, out) == (0, "42\n")
 
 
 def test_wall_clock_figures_keep_their_recorded_text():
