@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```console\n(.*?)^```\n", re.S | re.M)
 #: A script and its output: a python block, a blank line at most, a text block.
-SCRIPT = re.compile(r"^```python\n(.*?)^```\n\n?```text\n(.*?)^```\n", re.S | re.M)
+SCRIPT = re.compile(r"^```python\n((?:(?!```).*\n)*)```\n\n?```text\n((?:(?!```).*\n)*)```\n", re.M)
 #: Text of a recorded output that is a wall-clock measurement, not a model result.
 WALL = re.compile(r"\b(in|took) \d+(\.\d+)? ?(s|min|minutes|seconds)\b")
 COPIED = ("scenarios", "data", "notebooks")      # not sim/: the PYTHONPATH points at the checkout

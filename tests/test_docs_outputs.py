@@ -24,7 +24,8 @@ def test_block_parser_splits_commands_continuations_and_outputs():
 
 
 def test_a_script_and_the_text_block_right_after_it_are_a_command_and_its_output(tmp_path):
-    text = ("x\n```python\nprint(6 * 7)\n```\n\n```text\n41\n```\n"
+    text = ("```python\nimport os  # no output shown\n```\n\n```console\n$ ls\n```\n"
+            "x\n```python\nprint(6 * 7)\n```\n\n```text\n41\n```\n"
             "```python\nprint(1)\n```\nprose between: not its output\n```text\nz\n```\n")
     (start, end, steps), = console_outputs.scripts(text)
     assert steps == [("print(6 * 7)\n", "41\n")] and text[start:end] == "41\n"
