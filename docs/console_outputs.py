@@ -6,12 +6,13 @@ recorded outputs, so the docs show what the current model prints (tutorial, how-
 
 A block is a sequence of ``$ command`` lines (a trailing backslash continues one) each followed by
 its output. A ```python block followed at once by a ```text block is a script and what it prints:
-it runs too, and its output replaces the text block's. The commands of one document run in order, in one scratch copy of the repository's
-scenarios, data and notebooks (later commands read what earlier ones wrote; nothing is written
-into the repository), with the ``sim`` of the Python running this script first on the PATH. Blocks
-that start background processes (``&``), need files the document writes by hand, or whose command
-is in --skip are left as they are and listed; so is a command that fails where its recorded output
-shows no error. Durations that vary from run to run ("in 42.7 s") keep their recorded text.
+it runs too, and its output replaces the text block's. The commands of one document run in order,
+in one scratch copy of the repository's scenarios, data and notebooks (later commands read what
+earlier ones wrote; nothing is written into the repository), with the ``sim`` of the Python running
+this script first on the PATH. Blocks that start background processes (``&``), need files the
+document writes by hand, or whose command is in --skip are left as they are and listed; so is a
+command that fails where its recorded output shows no error, and a script that fails. Durations
+that vary from run to run ("in 42.7 s") keep their recorded text.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def blocks(text: str):
 
 
 def scripts(text: str):
-    """(start, end, [("$ python <script>", recorded output)]) for each python block whose output
+    """(start, end, [(the script's code, recorded output)]) for each python block whose output
     follows it in a text block; start and end delimit the text block's body."""
     for m in SCRIPT.finditer(text):
         yield m.start(2), m.end(2), [(m.group(1), m.group(2))]
