@@ -382,11 +382,14 @@ def test_export_takes_only_the_runs_of_this_invocation(harness, tmp_path, monkey
         return "dag_id,run_id,start_date\n"
 
     monkeypatch.setattr(harness, "psql", psql)
-    harness._export(["local_p8__chain__0__1", "local_p8__chain__101__2"], tmp_path)
+    harness._export([("chain", "local_p8__chain__0__1"), ("chain", "local_p8__chain__101__2"),
+                     ("catchup_local_p16_0", "scheduled__2026-12-07T19:07:00+00:00")], tmp_path)
     selects = [s for s in seen if s.startswith("select dag_id") or " from task_instance " in s or " from dag_run " in s]
     assert len(selects) == 2
     for s in selects:
-        assert "run_id in ('local_p8__chain__0__1', 'local_p8__chain__101__2')" in s and " like " not in s
+        # (dag_id, run_id) pairs: a scheduled run's id is unique within its DAG only (catch-up)
+        assert ("(dag_id, run_id) in (('chain', 'local_p8__chain__0__1'), ('chain', 'local_p8__chain__101__2'), "
+                "('catchup_local_p16_0', 'scheduled__2026-12-07T19:07:00+00:00'))") in s and " like " not in s
     assert (tmp_path / "task_instances.csv").exists() and (tmp_path / "dag_runs.csv").exists()
 
 

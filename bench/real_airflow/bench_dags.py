@@ -26,7 +26,16 @@ Added for a held-out session of mapping and trigger rules (data/airflow-runs/fea
             mapping: the twelve instances exist only once start has succeeded)
   rules     a >> [b, c] >> z: `a` sleeps 0.5 s and fails (no retries), `b` (all_success) is
             upstream_failed, `c` (one_failed) and `z` (all_done) run: `sleep 1` and `sleep 0.5`
+Added for a held-out session of the scheduler's own run creation (data/airflow-runs/catchup):
+  catchup_<tag>_<rep>  t1 >> [t2, t3] >> t4, each `sleep 1`, scheduled every minute with
+            catchup=True from a start_date far enough back that `runs` data intervals have ended:
+            unpaused, the scheduler creates those runs itself (one a loop, at most
+            max_active_runs_per_dag active). Defined only when the harness sets BENCH_CATCHUP
+            ("<tag>|<runs>|<reps>|<start ISO>") for a configuration; paused at creation, so each
+            waits for the harness to unpause it; a dag_id per configuration and repetition, so no
+            run of an earlier one counts as already made.
 """
+import os
 import tempfile
 import time
 from datetime import timedelta
@@ -143,3 +152,15 @@ with DAG("rules", **common) as rules:
     rc = BashOperator(task_id="c", bash_command="sleep 1", trigger_rule="one_failed")
     rz = BashOperator(task_id="z", bash_command="sleep 0.5", trigger_rule="all_done")
     ra >> [rb, rc] >> rz
+
+_catchup = os.environ.get("BENCH_CATCHUP")
+if _catchup:
+    _tag, _runs, _reps, _start = _catchup.split("|")
+    _first = pendulum.parse(_start)
+    for _rep in range(int(_reps)):
+        with DAG(f"catchup_{_tag}_{_rep}", schedule=timedelta(minutes=1), start_date=_first,
+                 end_date=_first + timedelta(minutes=int(_runs) - 1), catchup=True,
+                 is_paused_upon_creation=True, default_args=dict(retries=0)) as _dag:
+            _t = [BashOperator(task_id=f"t{i}", bash_command="sleep 1") for i in range(1, 5)]
+            _t[0] >> [_t[1], _t[2]] >> _t[3]
+        globals()[_dag.dag_id] = _dag

@@ -361,10 +361,11 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     probe_before, steal0 = cpu_probe(), steal_seconds()
     env = env_for(w, cfg)
+    tag = cfg["name"].replace("-", "_")
+    catchup = catchup_dags(cfg, tag, env)
     procs = Processes(w)
     sampler = Sampler()
     sampler.start()
-    tag = cfg["name"].replace("-", "_")
     rows = []
     try:
         start_services(w)
@@ -400,7 +401,7 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         if left:
             print(f"  failed {left} DAG run(s) an earlier attempt left unfinished", flush=True)
         procs.start("scheduler", ["airflow", "scheduler", "--skip-serve-logs"], env, out / "scheduler.log")
-        _wait_for_dags(dags)
+        _wait_for_dags(dags + catchup)
         time.sleep(5)
         # A warm-up run, not exported (its run_id lacks the configuration's prefix): the first run
         # after the scheduler starts waits for the DAG file to be parsed again (54 s for a 10 s
@@ -431,12 +432,15 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
                     reruns += 1
                     queue.append((dag, 100 + reruns))
             time.sleep(3)
+        for dag in catchup:
+            rows += _catch_up(dag, int(cfg["catchup"]["runs"]), env, sampler, clean_limit, out)
+            time.sleep(3)
     finally:
         procs.stop_all()
         sampler.done.set()
     (out / "machine.yaml").write_text(machine_yaml(session or out.parent.name, probe_before, cpu_probe(),
                                                    steal_seconds() - steal0))
-    _export([r["run_id"] for r in rows if r.get("dag_id")], out)
+    _export([(r["dag_id"], r["run_id"]) for r in rows if r.get("dag_id")], out)
     # written before the analyses below, so that one failing (a module missing from the Python
     # that runs the harness) leaves the runs' contention with their rows
     with open(out / "contention.csv", "w", newline="") as f:
@@ -472,6 +476,57 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
         shutil.move(str(log), kept / log.name)
 
 
+def catchup_dags(cfg: dict, tag: str, env: dict) -> list[str]:
+    """The matrix's ``catchup: {runs: N, reps: R}``: R DAGs (bench_dags.py's catchup_<tag>_<rep>)
+    scheduled every minute with catchup from a start_date N + 5 minutes back, so that each has N
+    runs due when the harness unpauses it (its end_date stops it there). Sets BENCH_CATCHUP in
+    ``env``, which every process that parses the DAG file inherits; returns the dag_ids."""
+    spec = cfg.get("catchup")
+    if not spec:
+        return []
+    runs, reps = int(spec["runs"]), int(spec.get("reps", 3))
+    now = time.time()
+    first = time.strftime("%Y-%m-%dT%H:%M:00+00:00", time.gmtime(now - now % 60 - (runs + 5) * 60))
+    env["BENCH_CATCHUP"] = f"{tag}|{runs}|{reps}|{first}"
+    return [f"catchup_{tag}_{rep}" for rep in range(reps)]
+
+
+def _catch_up(dag: str, runs: int, env: dict, sampler, clean_limit: float, out: Path) -> list[dict]:
+    """Unpause ``dag`` and wait until the scheduler has made and finished its ``runs`` runs; one
+    contention row a run. When it was unpaused goes to ``catchup.csv`` (the runs' own times come
+    from the database: dag_run.queued_at is when the scheduler created each)."""
+    unpaused = time.time()
+    sh(["airflow", "dags", "unpause", dag], env=env, capture_output=True)
+    end = time.time() + 1800.0
+    done = 0
+    while time.time() < end:
+        done = int(psql(f"select count(*) from dag_run where dag_id='{dag}' and state in ('success', 'failed')")
+                   .strip() or 0)
+        if done >= runs:
+            break
+        time.sleep(2.0)
+    sh(["airflow", "dags", "pause", dag], env=env, capture_output=True)
+    new = not (out / "catchup.csv").exists()
+    with open(out / "catchup.csv", "a") as f:
+        if new:
+            f.write("dag_id,unpaused_at,runs_finished\n")
+        f.write(f"{dag},{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(unpaused))}.{int(unpaused % 1 * 1e6):06d}+00:00,"
+                f"{done}\n")
+    rows = []
+    for line in psql(f"select run_id, state, extract(epoch from queued_at), extract(epoch from end_date) "
+                     f"from dag_run where dag_id='{dag}' order by queued_at").split("\n"):
+        if not line:
+            continue
+        rid, state, q, e = line.split("|")
+        c = sampler.between(float(q), float(e or time.time()))
+        rows.append({"run_id": rid, "dag_id": dag, **c, "clean": "yes" if c["other_cores_mean"] < clean_limit else "no",
+                     "state": state})
+    spans = [r for r in rows if r["state"] == "success"]
+    print(f"  {dag}: {len(spans)} of {runs} runs succeeded, {time.time() - unpaused:.1f} s from the unpause, "
+          f"{sum(r['clean'] == 'no' for r in rows)} contaminated", flush=True)
+    return rows
+
+
 def _wait_for_dags(dags: list[str], timeout: float = 180.0) -> None:
     names = ",".join(f"'{d}'" for d in dags)
     end = time.time() + timeout
@@ -496,10 +551,12 @@ def _wait_run(rid: str, timeout: float = 1800.0) -> str:
     return "timeout"
 
 
-def _export(run_ids: list[str], out: Path) -> None:
-    """task_instance and dag_run rows of these runs, Airflow's column names, ISO times. The runs of
-    this invocation only: the database keeps those of earlier or aborted attempts at the same
-    configuration, with the same run_id prefix (the export took them all until 2026-12-06)."""
+def _export(runs: list[tuple[str, str]], out: Path) -> None:
+    """task_instance and dag_run rows of these (dag_id, run_id) runs, Airflow's column names, ISO
+    times. The runs of this invocation only: the database keeps those of earlier or aborted
+    attempts at the same configuration, with the same run_id prefix (the export took them all
+    until 2026-12-06); and a scheduled run's id (``scheduled__<logical date>``) is unique only
+    within its DAG."""
     first = {"task_instance": ["dag_id", "run_id", "task_id", "map_index", "state", "try_number", "queued_dttm",
                                "start_date", "end_date", "duration", "pid", "hostname", "queue", "pool", "operator",
                                "executor", "job_id", "queued_by_job_id"],
@@ -513,9 +570,9 @@ def _export(run_ids: list[str], out: Path) -> None:
         order = [c for c in first[table] if c in types] + [c for c, _ in cols if c not in first[table]]
         sel = ", ".join(f"""to_char({c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') as {c}"""
                         if types[c] in TIMESTAMP_TYPES else c for c in order)
-        ids = ", ".join(f"'{r}'" for r in run_ids) or "NULL"      # the harness's own ids: no quotes in them
-        text = psql(f"select {sel} from {table} where run_id in ({ids}) order by run_id, start_date nulls last",
-                    csv_out=True)
+        ids = ", ".join(f"('{d}', '{r}')" for d, r in runs) or "(NULL, NULL)"   # the harness's own: no quotes
+        text = psql(f"select {sel} from {table} where (dag_id, run_id) in ({ids}) "
+                    "order by run_id, start_date nulls last", csv_out=True)
         (out / name).write_text(text)
 
 
