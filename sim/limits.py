@@ -35,6 +35,8 @@ def expected_runs(schedule, horizon: float) -> float:
     """Expected number of DAG runs due within ``horizon`` (exact but for Poisson arrivals)."""
     if schedule is None:
         return 0.0
+    if isinstance(schedule, sch.CatchUp):
+        return float(schedule.runs) + expected_runs(schedule.base, horizon)
     if isinstance(schedule, sch.Interval):
         return math.floor(horizon / schedule.every) if horizon >= schedule.every else 0.0
     if isinstance(schedule, sch.Poisson):

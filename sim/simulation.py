@@ -184,7 +184,7 @@ class Simulation:
         for row in rec.dr_rows:
             plan = self.plans[row[0]]
             sched = plan.dag.schedule
-            run_ids[(row[0], row[1])] = run_id_of(plan, row[1], sched.logical_date(row[2]) if sched else row[2])
+            run_ids[(row[0], row[1])] = run_id_of(plan, row[1], sched.logical_date(row[2], row[1]) if sched else row[2])
         for run in self.scheduler.unfinished_runs():
             run_ids[(run.plan.index, run.idx)] = run.run_id
         # The recorder hands its columns over as each frame is built (a run's results are built

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from heapq import heappop, heappush
 
 from ..engine import Loop, later
 from ..model.rng import stream
 from ..model.runtime import DagRun, TaskInstance, draw_deferral, draw_sensor, draw_tries
-from ..model.schedules import Cron, Interval
 from ..model.state_core import failure_outcome
 from ..model.states import (DEFERRED, DR_RUNNING, FAILED, NONE, QUEUED, REMOVED, SCHEDULED, SKIPPED, SUCCESS,
                             UP_FOR_RESCHEDULE, UP_FOR_RETRY, UPSTREAM_FAILED)
@@ -37,6 +35,7 @@ from ..model.stimuli import (CRITICAL_SECTION, DEPENDENCIES_MET, EXECUTOR_KILLED
 from ..model.trigger_rules import READY
 from . import idle_loops
 from .critical_section import ScheduledTIs, executable_task_instances
+from .dagrun_creation import RunCreation
 from .lost_tasks import LostTasks
 
 #: Where a scheduler woken in the middle of an idle loop resumes it (Scheduler._wake_delay).
@@ -104,8 +103,8 @@ class Scheduler:
         self._next_idx = [0] * n
         self._active_runs = [0] * n          # queued + running, gates run creation
         self._running_runs = [0] * n         # running, gates starting queued runs
-        self._create_heap: list = []         # (due, dag index, seq, iterator) of scheduled DAGs
-        self._blocked: dict = {}             # dag index -> (due, iterator) paused by max_active_runs
+        #: the scheduled DAGs' next_dagrun pointers (one run a DAG a loop; blocked at max_active_runs)
+        self.creation = RunCreation(self.cfg.max_dagruns_to_create_per_loop)
         self._queued_runs: list = []
         self._examine: deque = deque()
         self._dirty: dict = {}               # running runs with news (pending, retrying, all done), in order
@@ -144,8 +143,12 @@ class Scheduler:
                 continue
             times = sched.times(horizon, stream(self.sim.seed, f"arrivals/{plan.dag_id}"))
             self._sources_left += 1
-            if isinstance(sched, (Interval, Cron)):
-                self._push_creation(plan.index, times)
+            if sched.scheduled:
+                due = self.creation.add(plan.index, times, plan.max_active_runs)
+                if due is None:
+                    self._sources_left -= 1
+                else:
+                    self._ring_at(due)
             else:
                 self._triggers_pending += 1
                 self._arm_trigger(plan, times)
@@ -216,13 +219,6 @@ class Scheduler:
             self.ring()
 
     # -- DAG runs -------------------------------------------------------------------------------
-    def _push_creation(self, index: int, times) -> None:
-        due = next(times, None)
-        if due is None:
-            self._sources_left -= 1
-            return
-        heappush(self._create_heap, (due, index, self.runs_created + len(self._create_heap), times))
-        self._ring_at(due)
 
     def _arm_trigger(self, plan, times) -> None:
         """Externally triggered runs (API / Poisson / burst) are created at their time, queued."""
@@ -259,19 +255,14 @@ class Scheduler:
         return run
 
     def _create_dagruns(self, now: float) -> int:
-        limit = self.cfg.max_dagruns_to_create_per_loop or math.inf
-        heap = self._create_heap
-        created = 0
-        while heap and heap[0][0] <= now and created < limit:
-            due, index, _, times = heappop(heap)
-            plan = self.plans[index]
-            if self._active_runs[index] >= plan.max_active_runs:
-                self._blocked[index] = (due, times)   # next_dagrun_create_after = None
-                continue
-            self._new_run(plan, due)
-            created += 1
-            self._push_creation(index, times)
-        return created
+        """``_create_dag_runs`` (:mod:`sim.airflow.dagrun_creation`): one run a due DAG, at most
+        ``max_dagruns_to_create_per_loop`` DAGs; a later loop sees where each pointer moved."""
+        made, last, wake = self.creation.create(now, self._active_runs,
+                                                lambda i, due: self._new_run(self.plans[i], due))
+        self._sources_left -= len(last)
+        for due in wake:
+            self._ring_at(due)
+        return made
 
     def _start_queued_dagruns(self, now: float) -> int:
         limit = self.cfg.max_dagruns_per_loop_to_schedule or math.inf
@@ -300,10 +291,9 @@ class Scheduler:
         self._running_runs[i] -= 1
         self._active_runs[i] -= 1
         self._live_runs -= 1
-        blocked = self._blocked.pop(i, None)
-        if blocked is not None:
-            due, times = blocked
-            heappush(self._create_heap, (due, i, self.runs_created + len(self._create_heap), times))
+        due = self.creation.run_ended(i, run.idx, self._active_runs[i])   # next_dagrun moves back
+        if due is not None:
+            self._ring_at(due)
         run.release()
 
     # -- task instances -------------------------------------------------------------------------
@@ -477,7 +467,7 @@ class Scheduler:
         Returns (CPU seconds, DB queries)."""
         cfg = self.cfg
         queries = 0
-        created = self._create_dagruns(now) if self._create_heap else 0
+        created = self._create_dagruns(now) if self.creation.live else 0
         started = self._start_queued_dagruns(now) if self._queued_runs else 0
         if created or started:
             queries += 1 + created
@@ -828,7 +818,7 @@ class Scheduler:
     def _deadlocked(self) -> bool:
         """Runs are alive but nothing can ever ring again: no run will be created or triggered,
         no task is with an executor, no retry is waiting. The runs left are stuck for good."""
-        if self._create_heap or self._triggers_pending or self.lost.zombies_pending or not self._live_runs:
+        if self.creation.live or self._triggers_pending or self.lost.zombies_pending or not self._live_runs:
             return False
         if self.sim.task_runner.any_alive():     # a task process is still running somewhere
             return False

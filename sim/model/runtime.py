@@ -13,7 +13,7 @@ from hashlib import sha1
 from types import MappingProxyType
 
 from .dag import DAG, MAX_TASK_RETRY_DELAY, Task
-from .schedules import EPOCH, Cron, Interval
+from .schedules import EPOCH
 from .states import (DR_FAILED, DR_QUEUED, DR_SUCCESS, FAILED, NONE, SKIPPED, SUCCESS, UPSTREAM_FAILED, DagRunState,
                      TaskInstanceState as S)
 from .trigger_rules import READY, decide
@@ -47,7 +47,7 @@ class DagPlan:
         self.max_active_runs = dag.max_active_runs or default_max_active_runs
         self.max_active_tasks = dag.max_active_tasks or default_max_active_tasks
         self.parse_time = dag.parse_time if dag.parse_time is not None else default_parse_time
-        self.run_prefix = "scheduled" if isinstance(dag.schedule, (Interval, Cron)) else "manual"
+        self.run_prefix = "scheduled" if dag.schedule is not None and dag.schedule.scheduled else "manual"
 
 
 class TaskInstance:
@@ -114,7 +114,7 @@ class DagRun:
         self.idx = idx
         self.due_at = due_at
         sched = plan.dag.schedule
-        self.logical_date = sched.logical_date(due_at) if sched is not None else due_at
+        self.logical_date = sched.logical_date(due_at, idx) if sched is not None else due_at
         self.created_at = created_at
         self.started_at = math.nan
         self.ended_at = math.nan

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Iterator
 
 from croniter import croniter
@@ -19,25 +20,34 @@ EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)  # a Wednesday, midnight UTC
 
 
 class Schedule:
+    #: runs created by the scheduler (a timetable: ``scheduled__`` run ids, DagModel.next_dagrun),
+    #: not triggered from outside
+    scheduled = False
+
     def times(self, horizon: float, rng: random.Random) -> Iterator[float]:  # pragma: no cover
         raise NotImplementedError
 
-    def logical_date(self, due: float) -> float:
-        """Airflow's logical date of the run due at ``due``: the start of its data interval for a
-        fixed interval or cron schedule, the trigger time otherwise."""
+    def logical_date(self, due: float, number: int = -1) -> float:
+        """Airflow's logical date of the run due at ``due`` (the DAG's run ``number``): the start
+        of its data interval for a fixed interval or cron schedule, the trigger time otherwise."""
         return due
 
 
 @dataclass(frozen=True)
 class Interval(Schedule):
     every: float
+    scheduled = True
 
     def __post_init__(self):
         if not self.every > 0:
             raise ValueError(f"schedule interval must be > 0, got {self.every}")
 
-    def logical_date(self, due: float) -> float:
+    def logical_date(self, due: float, number: int = -1) -> float:
         return due - self.every
+
+    def intervals_before(self, n: int) -> list[tuple[float, float]]:
+        """(start, end) of the ``n`` data intervals before the first (oldest first)."""
+        return [(-(n - j) * self.every, -(n - j - 1) * self.every) for j in range(n)]
 
     def times(self, horizon, rng):
         k = 1
@@ -50,14 +60,27 @@ class Interval(Schedule):
 class Cron(Schedule):
     expression: str
     start_date: datetime = EPOCH
+    scheduled = True
 
     def __post_init__(self):
         if not croniter.is_valid(self.expression):
             raise ValueError(f"not a valid cron expression: {self.expression!r}")
 
-    def logical_date(self, due: float) -> float:
+    def logical_date(self, due: float, number: int = -1) -> float:
         at = self.start_date + timedelta(seconds=due)
         return (croniter(self.expression, at).get_prev(datetime) - self.start_date).total_seconds()
+
+    def intervals_before(self, n: int) -> list[tuple[float, float]]:
+        """(start, end) of the ``n`` data intervals before the first (oldest first): the last
+        ends where the first begins, at the first fire at or after ``start_date``."""
+        first = self.start_date if croniter.match(self.expression, self.start_date) else \
+            croniter(self.expression, self.start_date).get_next(datetime)
+        it = croniter(self.expression, first)
+        ends = [first]
+        for _ in range(n):
+            ends.append(it.get_prev(datetime))
+        secs = [(e - self.start_date).total_seconds() for e in reversed(ends)]
+        return list(zip(secs[:-1], secs[1:]))
 
     def times(self, horizon, rng):
         it = croniter(self.expression, self.start_date)
@@ -115,3 +138,41 @@ class Burst(Schedule):
         if self.at <= horizon:
             for _ in range(self.runs):
                 yield self.at
+
+
+@dataclass(frozen=True)
+class CatchUp(Schedule):
+    """A fixed interval or cron schedule whose DAG was unpaused (or whose scheduler came back)
+    with ``runs`` data intervals already over, ``catchup=True``: the scheduler creates those
+    runs first (due at time 0, or at their end if that is later), then the schedule's own. Their
+    logical dates are the ``runs`` intervals before the schedule's first; the scheduler makes
+    them one a loop, within ``max_active_runs`` (sim.airflow.dagrun_creation)."""
+
+    base: Interval | Cron
+    runs: int
+    scheduled = True
+
+    def __post_init__(self):
+        if not isinstance(self.base, (Interval, Cron)) or self.runs < 1:
+            raise ValueError("catch-up needs a fixed interval or cron schedule and runs >= 1")
+
+    @cached_property
+    def _past(self) -> list[tuple[float, float]]:
+        return self.base.intervals_before(self.runs)
+
+    def times(self, horizon, rng):
+        past = ((None, -(self.runs - j - 1) * self.base.every) for j in range(self.runs)) \
+            if isinstance(self.base, Interval) else self._past
+        for _, end in past:
+            due = float(end) if end > 0.0 else 0.0
+            if due > horizon:
+                return
+            yield due
+        yield from self.base.times(horizon, rng)
+
+    def logical_date(self, due: float, number: int = -1) -> float:
+        if 0 <= number < self.runs:
+            if isinstance(self.base, Interval):        # (no list of intervals for the common case)
+                return -(self.runs - number) * self.base.every
+            return self._past[number][0]
+        return self.base.logical_date(due)

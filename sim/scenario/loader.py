@@ -91,7 +91,7 @@ def scenario_from_dict(data, *, file: str | None = None, sets: Iterable[str] = (
                                                   f"(also dags[{first_index[d.dag_id]}])"))
         first_index.setdefault(d.dag_id, i)
         dags.append(_build_dag(d, i, kinds, airflow, problems) if d.tasks is not None
-                    else import_dag(d, i, kinds, airflow, problems, build_schedule(d.schedule), base_dir))
+                    else import_dag(d, i, kinds, airflow, problems, build_schedule(d.schedule, d.catchup_runs), base_dir))
     if problems:
         raise ScenarioError(file, problems)
     return Scenario(name=spec.name or (Path(file).stem if file else "scenario"),
@@ -114,7 +114,9 @@ def build_distribution(spec: DurationSpec) -> dist.Distribution:
     return dist.Empirical(tuple(spec.empirical))
 
 
-def build_schedule(spec: ScheduleSpec) -> sch.Schedule:
+def build_schedule(spec: ScheduleSpec, catchup_runs: int | None = None) -> sch.Schedule:
+    if catchup_runs:
+        return sch.CatchUp(build_schedule(spec), catchup_runs)
     kind = spec.kind
     if kind == "every":
         return sch.Interval(spec.every)
@@ -189,7 +191,7 @@ def _build_dag(d, i: int, kinds: list, airflow: AirflowConfig,
         if t.executor is not None and t.executor not in names:
             problems.append((f"{where}.executor", f"{t.executor!r} is not one of the scenario's executors "
                              f"({', '.join(kinds)}; list several as executor.kind: [a, b])"))
-    dag = DAG(d.dag_id, build_schedule(d.schedule), max_active_runs=d.max_active_runs,
+    dag = DAG(d.dag_id, build_schedule(d.schedule, d.catchup_runs), max_active_runs=d.max_active_runs,
               max_active_tasks=d.max_active_tasks, parse_time=d.parse_time, tasks=tasks)
     try:
         dag.set_dependencies(d.dependencies)

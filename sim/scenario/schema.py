@@ -155,6 +155,8 @@ def _at_most(n: int, pos: bool = True):
 #: 5,000 nodes per pool is past any real deployment. Schedulers: HA deployments run 2-4, and
 #: each scheduler's loop is simulated (64 take 10 s for 2 hours), so 16.
 SLOTS, PROCESSES, WORKERS, NODES, SCHEDULERS = 1_000_000_000, 100_000, 10_000, 5_000, 16
+#: Catch-up: a per-minute DAG 19 years behind (each run's interval is held in memory).
+CATCHUP_RUNS = 10_000_000
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
@@ -423,6 +425,11 @@ class DagSpec(Strict):
     model_config = ConfigDict(json_schema_extra=_dag_sources_schema)
     dag_id: DagId
     schedule: ScheduleSpec
+    catchup_runs: _at_most(CATCHUP_RUNS) | None = None
+    """Data intervals already over when the simulation starts (``catchup=True``: the DAG was
+    unpaused after its ``start_date``, or the scheduler was down): their runs are all due at
+    once, and the scheduler creates them one a loop, within max_active_runs. Needs an `every` or
+    `cron` schedule."""
     max_active_runs: PositiveInt | None = None
     """Default: airflow.max_active_runs_per_dag."""
     max_active_tasks: PositiveInt | None = None
@@ -446,6 +453,9 @@ class DagSpec(Strict):
                              + (f" (got {' and '.join(given)})" if given else ""))
         if self.tasks is None and self.dependencies:
             raise ValueError(f"dependencies go with tasks; {given[0]} brings its own")
+        if self.catchup_runs is not None and self.schedule.kind not in ("every", "cron"):
+            raise ValueError(f"catchup_runs needs an `every` or `cron` schedule (externally triggered runs "
+                             f"have no data intervals to catch up), not {self.schedule.kind!r}")
         return self
 
 
