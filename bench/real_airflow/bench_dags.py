@@ -31,9 +31,10 @@ Added for a held-out session of the scheduler's own run creation (data/airflow-r
             catchup=True from a start_date far enough back that `runs` data intervals have ended:
             unpaused, the scheduler creates those runs itself (one a loop, at most
             max_active_runs_per_dag active). Defined only when the harness sets BENCH_CATCHUP
-            ("<tag>|<runs>|<reps>|<start ISO>") for a configuration; paused at creation, so each
-            waits for the harness to unpause it; a dag_id per configuration and repetition, so no
-            run of an earlier one counts as already made.
+            ("<tag>|<runs>|<reps>|<start ISO>[|<max_active_runs>]") for a configuration; paused at creation, so each
+            waits for the harness to unpause it; a dag_id per configuration, session and
+            repetition (the harness puts the time in the tag), so no run of an earlier one counts
+            as already made.
 """
 import os
 import tempfile
@@ -155,12 +156,13 @@ with DAG("rules", **common) as rules:
 
 _catchup = os.environ.get("BENCH_CATCHUP")
 if _catchup:
-    _tag, _runs, _reps, _start = _catchup.split("|")
+    _tag, _runs, _reps, _start, *_max = _catchup.split("|")
     _first = pendulum.parse(_start)
+    _limit = dict(max_active_runs=int(_max[0])) if _max else {}     # default: max_active_runs_per_dag
     for _rep in range(int(_reps)):
         with DAG(f"catchup_{_tag}_{_rep}", schedule=timedelta(minutes=1), start_date=_first,
                  end_date=_first + timedelta(minutes=int(_runs) - 1), catchup=True,
-                 is_paused_upon_creation=True, default_args=dict(retries=0)) as _dag:
+                 is_paused_upon_creation=True, default_args=dict(retries=0), **_limit) as _dag:
             _t = [BashOperator(task_id=f"t{i}", bash_command="sleep 1") for i in range(1, 5)]
             _t[0] >> [_t[1], _t[2]] >> _t[3]
         globals()[_dag.dag_id] = _dag

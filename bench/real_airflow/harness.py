@@ -477,7 +477,8 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
 
 
 def catchup_dags(cfg: dict, tag: str, env: dict) -> list[str]:
-    """The matrix's ``catchup: {runs: N, reps: R}``: R DAGs (bench_dags.py's catchup_<tag>_<rep>)
+    """The matrix's ``catchup: {runs: N, reps: R, max_active_runs: M}`` (M optional: the DAGs'
+    own max_active_runs): R DAGs (bench_dags.py's catchup_<tag>_<rep>)
     scheduled every minute with catchup from a start_date N + 5 minutes back, so that each has N
     runs due when the harness unpauses it (its end_date stops it there). Sets BENCH_CATCHUP in
     ``env``, which every process that parses the DAG file inherits; returns the dag_ids."""
@@ -487,7 +488,12 @@ def catchup_dags(cfg: dict, tag: str, env: dict) -> list[str]:
     runs, reps = int(spec["runs"]), int(spec.get("reps", 3))
     now = time.time()
     first = time.strftime("%Y-%m-%dT%H:%M:00+00:00", time.gmtime(now - now % 60 - (runs + 5) * 60))
-    env["BENCH_CATCHUP"] = f"{tag}|{runs}|{reps}|{first}"
+    # the DAGs' ids carry when they were made: the database keeps every earlier session's runs,
+    # and a DAG id seen before would find its runs there (catchup-sequential's first attempt,
+    # 2026-12-07, found catchup's 30 and made none)
+    tag = f"{tag}_{time.strftime('%m%d%H%M', time.gmtime(now))}"
+    limit = f"|{int(spec['max_active_runs'])}" if spec.get("max_active_runs") else ""
+    env["BENCH_CATCHUP"] = f"{tag}|{runs}|{reps}|{first}{limit}"
     return [f"catchup_{tag}_{rep}" for rep in range(reps)]
 
 
