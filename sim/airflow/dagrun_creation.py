@@ -60,6 +60,12 @@ class RunCreation:
         self._dags[index] = d
         return self._arm(d)
 
+    def due(self, now: float) -> bool:
+        """Whether some DAG's entry has come due by ``now`` (a superseded one may answer yes; the
+        loop's :meth:`create` then just drops it). Most loops have none: a cheap test first."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= now
+
     def _arm(self, d: _Dag) -> float | None:
         """Queue ``d`` for the loop at or after its pointer's run's due time (None: nothing left
         to make)."""

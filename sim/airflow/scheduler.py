@@ -467,7 +467,7 @@ class Scheduler:
         Returns (CPU seconds, DB queries)."""
         cfg = self.cfg
         queries = 0
-        created = self._create_dagruns(now) if self.creation.live else 0
+        created = self._create_dagruns(now) if self.creation.due(now) else 0
         started = self._start_queued_dagruns(now) if self._queued_runs else 0
         if created or started:
             queries += 1 + created
