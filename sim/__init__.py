@@ -12,7 +12,7 @@ Python API in brief::
 from .errors import ScenarioError, SimError
 from .model.dag import DAG, DagError, Deferral, Sensor, Task
 from .model.durations import Constant, Empirical, Exponential, LogNormal, Uniform
-from .model.schedules import At, Burst, Cron, Interval, Poisson
+from .model.schedules import At, Burst, CatchUp, Cron, Interval, Poisson
 from .model.states import DagRunState, TaskInstanceState
 from .scenario import ExecutorSpec, Scenario, load_scenario, scenario_from_dict
 from .simulation import RunResult, Simulation, run
@@ -20,6 +20,6 @@ from .simulation import RunResult, Simulation, run
 __version__ = "0.1.0"
 
 __all__ = ["DAG", "Task", "Sensor", "Deferral", "DagError", "Constant", "Empirical", "Exponential", "LogNormal", "Uniform",
-           "At", "Burst", "Cron", "Interval", "Poisson", "DagRunState", "TaskInstanceState",
+           "At", "Burst", "CatchUp", "Cron", "Interval", "Poisson", "DagRunState", "TaskInstanceState",
            "Scenario", "ExecutorSpec", "load_scenario", "scenario_from_dict", "Simulation", "run",
            "RunResult", "ScenarioError", "SimError", "__version__"]

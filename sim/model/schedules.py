@@ -45,10 +45,6 @@ class Interval(Schedule):
     def logical_date(self, due: float, number: int = -1) -> float:
         return due - self.every
 
-    def intervals_before(self, n: int) -> list[tuple[float, float]]:
-        """(start, end) of the ``n`` data intervals before the first (oldest first)."""
-        return [(-(n - j) * self.every, -(n - j - 1) * self.every) for j in range(n)]
-
     def times(self, horizon, rng):
         k = 1
         while k * self.every <= horizon:
@@ -158,6 +154,7 @@ class CatchUp(Schedule):
 
     @cached_property
     def _past(self) -> list[tuple[float, float]]:
+        """A cron schedule's past intervals, listed once (a fixed interval's are arithmetic)."""
         return self.base.intervals_before(self.runs)
 
     def times(self, horizon, rng):
