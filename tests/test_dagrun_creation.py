@@ -108,3 +108,32 @@ def test_catch_up_times_and_logical_dates():
     assert [hourly.logical_date(t, n) for n, t in enumerate([0.0, 0.0, 3600.0])] == [-7200.0, -3600.0, 0.0]
     with pytest.raises(ValueError):
         CatchUp(Interval(60.0), 0)
+
+
+@pytest.mark.parametrize("value, schedule, why", [
+    (0, {"every": "1h"}, "must be >= 1"),
+    ("abc", {"every": "1h"}, "expected an integer"),
+    (10 ** 11, {"every": "1h"}, "must be <= 10000000"),
+    (4, {"burst": {"runs": 3}}, "needs an `every` or `cron` schedule"),
+])
+def test_catchup_runs_refuses_what_it_cannot_mean(value, schedule, why):
+    from sim import ScenarioError, scenario_from_dict
+    doc = {"name": "t", "horizon": "1h",
+           "dags": [{"dag_id": "d", "schedule": schedule, "catchup_runs": value, "tasks": {"a": {"duration": "1s"}}}]}
+    with pytest.raises(ScenarioError, match="catchup_runs") as e:
+        scenario_from_dict(doc)
+    assert why in str(e.value) and "dags[0]" in str(e.value)
+
+
+def test_a_scenarios_catch_up_runs_are_scheduled_runs_of_past_intervals():
+    from sim import run, scenario_from_dict
+    doc = {"name": "t", "horizon": "30m", "seed": 1,
+           "dags": [{"dag_id": "d", "schedule": {"every": "10m"}, "catchup_runs": 3, "max_active_runs": 2,
+                     "tasks": {"a": {"duration": "5s"}}}]}
+    runs = run(scenario_from_dict(doc)).dag_runs.sort_values("created_at")
+    assert list(runs["run_id"][:4]) == ["scheduled__2024-12-31T23:30:00+00:00", "scheduled__2024-12-31T23:40:00+00:00",
+                                        "scheduled__2024-12-31T23:50:00+00:00", "scheduled__2025-01-01T00:00:00+00:00"]
+    assert list(runs["due_at"]) == [0.0, 0.0, 0.0, 600.0, 1200.0, 1800.0]
+    # two at once (max_active_runs 2), one a loop: the third waits for an end
+    first, second, third = runs["created_at"][:3]
+    assert first < second < third and third >= runs["ended_at"].iloc[0]
