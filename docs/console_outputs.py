@@ -9,8 +9,10 @@ its output. A ```python block followed at once by a ```text block is a script an
 it runs too, and its output replaces the text block's. The commands of one document run in order,
 in one scratch copy of the repository's scenarios, data and notebooks (later commands read what
 earlier ones wrote; nothing is written into the repository), with the ``sim`` of the Python running
-this script first on the PATH. Blocks that start background processes (``&``), need files the
-document writes by hand, or whose command is in --skip are left as they are and listed; so is a
+this script first on the PATH. A code block right after an HTML comment ``<!-- file: NAME -->``
+is a file the reader saves: it is written as NAME into the scratch copy before any command runs.
+Blocks that start background processes (``&``), need files the document writes by hand without
+such a comment, or whose command is in --skip are left as they are and listed; so is a
 command that fails where its recorded output shows no error, and a script that fails. Durations
 that vary from run to run ("in 42.7 s") keep their recorded text.
 """
@@ -29,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```console\n(.*?)^```\n", re.S | re.M)
 #: A script and its output: a python block, a blank line at most, a text block.
 SCRIPT = re.compile(r"^```python\n((?:(?!```).*\n)*)```\n\n?```text\n((?:(?!```).*\n)*)```\n", re.M)
+#: A file the reader is told to save: the comment, then a code block of any language.
+FILE = re.compile(r"^<!-- file: ([\w.\-]+) -->\n```\w*\n((?:(?!```).*\n)*)```\n", re.M)
 #: Text of a recorded output that is a wall-clock measurement, not a model result.
 WALL = re.compile(r"\b(in|took) \d+(\.\d+)? ?(s|min|minutes|seconds)\b")
 COPIED = ("scenarios", "data", "notebooks")      # not sim/: the PYTHONPATH points at the checkout
@@ -62,6 +66,11 @@ def scripts(text: str):
     follows it in a text block; start and end delimit the text block's body."""
     for m in SCRIPT.finditer(text):
         yield m.start(2), m.end(2), [(m.group(1), m.group(2))]
+
+
+def files(text: str) -> dict:
+    """{name: content} of the code blocks marked ``<!-- file: NAME -->``."""
+    return {m.group(1): m.group(2) for m in FILE.finditer(text)}
 
 
 def run_script(code: str, cwd: Path, env: dict, timeout: float) -> tuple[int, str]:
@@ -105,6 +114,8 @@ def regenerate(doc: Path, skip: list[str], timeout: float) -> tuple[str, list[st
     env["COLUMNS"] = "90"
     tmp = workspace()
     notes, changed, pieces, pos = [], 0, [], 0
+    for name, content in files(text).items():
+        (tmp / name).write_text(content)
     try:
         found = [(start, end, steps, False) for start, end, steps in blocks(text)]
         found += [(start, end, steps, True) for start, end, steps in scripts(text)]

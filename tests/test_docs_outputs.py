@@ -33,6 +33,18 @@ def test_a_script_and_the_text_block_right_after_it_are_a_command_and_its_output
     assert (code, out) == (0, "42\n")
 
 
+def test_a_marked_code_block_is_a_file_the_commands_can_read(tmp_path):
+    """A file the reader saves (``<!-- file: NAME -->`` before its block) is written before any
+    command runs, even one earlier in the document; an unmarked block is not."""
+    text = ("```console\n$ python b.py\nold\n```\n<!-- file: a.yaml -->\n```yaml\nk: 1\n```\n"
+            "```yaml\nunmarked: 2\n```\n<!-- file: b.py -->\n```python\nprint(open('a.yaml').read(), end='')\n```\n")
+    assert console_outputs.files(text) == {"a.yaml": "k: 1\n", "b.py": "print(open('a.yaml').read(), end='')\n"}
+    doc = tmp_path / "doc.md"
+    doc.write_text(text)
+    new, notes, changed = console_outputs.regenerate(doc, [], 60)
+    assert changed == 1 and new.startswith("```console\n$ python b.py\nk: 1\n```") and not notes
+
+
 def test_wall_clock_figures_keep_their_recorded_text():
     old = "fitted in 42.7 s (300 evaluations)\n"
     assert console_outputs.keep_wall_times("fitted in 51.0 s (300 evaluations)\n", old) == old
