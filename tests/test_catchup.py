@@ -125,3 +125,45 @@ def test_a_catch_up_one_run_at_a_time_is_predicted_as_measured():
         assert real["next_made"].between(0.5, 1.1).all(), (cfg, real)
         assert model["next_made"].mean() == pytest.approx(real["next_made"].mean(), abs=0.2), cfg
         assert model["span"].mean() == pytest.approx(real["span"].mean(), rel=0.10), cfg
+
+
+def _burst_dags(n: int = 12, runs: int = 2) -> list:
+    dags = []
+    for k in range(n):
+        dag = catchup_dag(runs)
+        dag.dag_id = f"catchup_{k}"
+        dags.append(dag)
+    return dags
+
+
+def test_twelve_dags_due_at_once_get_ten_runs_in_the_first_loop_and_last_as_long_as_measured():
+    """data/airflow-runs/dag-burst: twelve catch-up DAGs, 2 intervals due each, unpaused in one
+    UPDATE (a fast session: diamonds' speed 1.28). Real Airflow's first loop made 10 runs within
+    0.07 s (max_dagruns_to_create_per_loop DAGs, one run each: ten DAGs, not five DAGs' two
+    runs, as the model made them before 2026-12-07) and the 11th came with a later
+    loop; the model does the same, and the whole burst (24 runs, 96 tries on 16 slots) lasts as
+    long within 10 % (when written: Local -2 %, Celery -8 %). Its later loops are slower than
+    real (all 24 runs made by 3.6-5.1 s against 0.64 and 1.69 s; Celery's second loop 1.75 s
+    after the first, real 0.39 s): issue #11's note."""
+    folder = DATA / "dag-burst"
+    diamonds = load_configurations([folder], DATA / "rest", dags=["diamond"])
+    speeds = fit_speeds(diamonds, reference="af210-wide-1", seeds=(0, 1))[0].fitted
+    for config in diamonds:
+        dr = pd.read_csv(config.folder / "dag_runs.csv")
+        dr = dr[dr["dag_id"].str.startswith("catchup_")]
+        assert dr["dag_id"].nunique() == 12 and len(dr) == 24 and (dr["state"] == "success").all()
+        real_made = np.sort(_seconds(dr["queued_at"]))
+        real_span = _seconds(dr["end_date"]).max() - real_made[0]
+        spans = []
+        for seed in range(3):
+            r = Simulation(build_scenario(sections_for(config, speeds), config.executor, _burst_dags(), seed,
+                                          horizon=1.0, workers=config.problem.workers)).run().dag_runs
+            made = np.sort(r["created_at"].to_numpy())
+            assert len(r) == 24 and made[9] - made[0] < 0.1 < made[10] - made[0], (config.name, made)
+            assert r.nsmallest(10, "created_at")["dag_id"].nunique() == 10      # one run a DAG
+            spans.append(r["ended_at"].max() - made[0])
+        assert real_made[9] - real_made[0] < 0.1 < real_made[10] - real_made[0], real_made
+        first = dr.assign(t=_seconds(dr["queued_at"])).nsmallest(10, "t")
+        assert first["dag_id"].nunique() == 10
+        print(config.name, real_span, np.mean(spans))
+        assert np.mean(spans) == pytest.approx(real_span, rel=0.10), config.name

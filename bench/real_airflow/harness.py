@@ -432,8 +432,9 @@ def run_configuration(w: Path, cfg: dict, dags: list[str], runs: int, out: Path,
                     reruns += 1
                     queue.append((dag, 100 + reruns))
             time.sleep(3)
-        for dag in catchup:
-            rows += _catch_up(dag, int(cfg["catchup"]["runs"]), env, sampler, clean_limit, out)
+        # one DAG after the other, or (together: true) all unpaused at once: a burst of DAGs due
+        for group in ([catchup] if cfg.get("catchup", {}).get("together") else [[d] for d in catchup]):
+            rows += _catch_up(group, int(cfg["catchup"]["runs"]), env, sampler, clean_limit, out)
             time.sleep(3)
     finally:
         procs.stop_all()
@@ -497,39 +498,49 @@ def catchup_dags(cfg: dict, tag: str, env: dict) -> list[str]:
     return [f"catchup_{tag}_{rep}" for rep in range(reps)]
 
 
-def _catch_up(dag: str, runs: int, env: dict, sampler, clean_limit: float, out: Path) -> list[dict]:
-    """Unpause ``dag`` and wait until the scheduler has made and finished its ``runs`` runs; one
-    contention row a run. When it was unpaused goes to ``catchup.csv`` (the runs' own times come
-    from the database: dag_run.queued_at is when the scheduler created each)."""
+def _catch_up(dags: list[str], runs: int, env: dict, sampler, clean_limit: float, out: Path) -> list[dict]:
+    """Unpause ``dags`` (one: with Airflow's CLI; several: all in one UPDATE of the dag table, so
+    they are due together) and wait until the scheduler has made and finished each one's ``runs``
+    runs; one contention row a run. When they were unpaused goes to ``catchup.csv`` (the runs'
+    own times come from the database: dag_run.queued_at is when the scheduler created each)."""
+    names = ", ".join(f"'{d}'" for d in dags)          # the harness's own ids: no quotes in them
     unpaused = time.time()
-    sh(["airflow", "dags", "unpause", dag], env=env, capture_output=True)
+    if len(dags) == 1:
+        sh(["airflow", "dags", "unpause", dags[0]], env=env, capture_output=True)
+    else:
+        psql(f"update dag set is_paused = false where dag_id in ({names})")
     end = time.time() + 1800.0
     done = 0
     while time.time() < end:
-        done = int(psql(f"select count(*) from dag_run where dag_id='{dag}' and state in ('success', 'failed')")
+        done = int(psql(f"select count(*) from dag_run where dag_id in ({names}) and state in ('success', 'failed')")
                    .strip() or 0)
-        if done >= runs:
+        if done >= runs * len(dags):
             break
         time.sleep(2.0)
-    sh(["airflow", "dags", "pause", dag], env=env, capture_output=True)
+    if len(dags) == 1:
+        sh(["airflow", "dags", "pause", dags[0]], env=env, capture_output=True)
+    else:
+        psql(f"update dag set is_paused = true where dag_id in ({names})")
     new = not (out / "catchup.csv").exists()
+    at = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(unpaused))}.{int(unpaused % 1 * 1e6):06d}+00:00"
     with open(out / "catchup.csv", "a") as f:
         if new:
             f.write("dag_id,unpaused_at,runs_finished\n")
-        f.write(f"{dag},{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(unpaused))}.{int(unpaused % 1 * 1e6):06d}+00:00,"
-                f"{done}\n")
+        for dag in dags:
+            f.write(f"{dag},{at},{done if len(dags) == 1 else ''}\n")
     rows = []
-    for line in psql(f"select run_id, state, extract(epoch from queued_at), extract(epoch from end_date) "
-                     f"from dag_run where dag_id='{dag}' order by queued_at").split("\n"):
+    for line in psql(f"select dag_id, run_id, state, extract(epoch from queued_at), extract(epoch from end_date) "
+                     f"from dag_run where dag_id in ({names}) order by queued_at").split("\n"):
         if not line:
             continue
-        rid, state, q, e = line.split("|")
+        dag, rid, state, q, e = line.split("|")
         c = sampler.between(float(q), float(e or time.time()))
         rows.append({"run_id": rid, "dag_id": dag, **c, "clean": "yes" if c["other_cores_mean"] < clean_limit else "no",
                      "state": state})
-    spans = [r for r in rows if r["state"] == "success"]
-    print(f"  {dag}: {len(spans)} of {runs} runs succeeded, {time.time() - unpaused:.1f} s from the unpause, "
-          f"{sum(r['clean'] == 'no' for r in rows)} contaminated", flush=True)
+    ok = sum(r["state"] == "success" for r in rows)
+    print(f"  {', '.join(dags) if len(dags) < 4 else f'{len(dags)} DAGs'}: {ok} of {runs * len(dags)} runs succeeded, "
+          f"{time.time() - unpaused:.1f} s from the unpause, {sum(r['clean'] == 'no' for r in rows)} contaminated",
+          flush=True)
     return rows
 
 
