@@ -405,3 +405,21 @@ def test_examine_cost_writes_a_dag_file_that_compiles_and_inverts_the_loops_cpu(
     for cpu in (0.0167, 0.54):
         cores = cpu / (1.0 + cpu + ex.DB_WAIT)
         assert abs(ex.cpu_per_loop(cores) - cpu) < 1e-12
+
+
+def test_catchup_dags_name_the_session_and_tell_the_dag_file_how_many_runs_are_due(harness):
+    """A matrix's ``catchup``: the DAG ids carry when they were made (an earlier session's DAG of
+    the same id would find its runs in the database), and BENCH_CATCHUP gives the DAG file the
+    tag, the runs due, the repetitions, a start_date far enough back and the optional limit."""
+    from datetime import datetime, timezone
+    env = {}
+    assert harness.catchup_dags({"name": "x"}, "local_p16", env) == [] and env == {}
+    ids = harness.catchup_dags({"catchup": {"runs": 30, "reps": 2, "max_active_runs": 1}}, "local_p16", env)
+    tag, runs, reps, first, limit = env["BENCH_CATCHUP"].split("|")
+    assert ids == [f"catchup_{tag}_0", f"catchup_{tag}_1"] and tag.startswith("local_p16_") and len(tag) == 18
+    assert (runs, reps, limit) == ("30", "2", "1")
+    ago = datetime.now(timezone.utc) - datetime.fromisoformat(first)
+    assert 35 * 60 <= ago.total_seconds() < 37 * 60          # all 30 intervals ended, with minutes to spare
+    env = {}
+    harness.catchup_dags({"catchup": {"runs": 2, "reps": 12, "together": True}}, "c", env)
+    assert env["BENCH_CATCHUP"].count("|") == 3               # no limit: the DAGs' default
