@@ -40,6 +40,7 @@ def _measures(created, started, ended) -> dict:
     return {"span": ended.max() - created[0],
             "first_wave_left": int((ended[:MAX_ACTIVE] > created[MAX_ACTIVE]).sum()) if wave else np.nan,
             "refill_wait": created[MAX_ACTIVE] - ended[:MAX_ACTIVE].min() if wave else np.nan,
+            "first_wave_made": created[MAX_ACTIVE - 1] - created[0] if wave else np.nan,
             "next_made": float(np.mean(created[1:] - ended[:-1])),
             "mean_run": float(np.mean(ended - started))}
 
@@ -110,6 +111,17 @@ def test_the_model_runs_a_catch_up_in_waves_and_as_long_as_measured(catchups):
         assert (model["refill_wait"] > 3.0).all() and (model["first_wave_left"] <= 8).all(), (cfg, model)
         assert model["span"].mean() == pytest.approx(real["span"].mean(), rel=0.10), cfg
         assert model["mean_run"].mean() == pytest.approx(real["mean_run"].mean(), rel=0.15), cfg
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (issue #11 note): the model's scheduler loop under the first "
+                                       "wave is slower than real Celery's (16 runs made in 7.0 s, real 2.3 s; Local "
+                                       "9.0 against 6.4 s): the real scheduler's loops ran at its own CPU's speed "
+                                       "beside 8 Celery children, likely Linux's group scheduling (background.md)")
+def test_the_first_wave_of_a_catch_up_is_made_as_fast_as_measured(catchups):
+    """One run a loop: how fast the first 16 runs come is how fast the loop runs while the runs
+    and their first tasks pile up."""
+    for cfg, (real, model) in catchups.items():
+        assert model["first_wave_made"].mean() == pytest.approx(real["first_wave_made"].mean(), rel=0.5), cfg
 
 
 def test_a_catch_up_one_run_at_a_time_is_predicted_as_measured():
