@@ -87,6 +87,30 @@ class RunStory:
             })
         return out
 
+    def creation(self) -> list[str]:
+        """Why a scheduled run was created well after it was due (more than an idle loop's second):
+        the DAG's earlier intervals made first, one a loop; max_active_runs; the next_dagrun
+        pointer sent back by each run's end (sim/airflow/dagrun_creation.py). Facts from the DAG
+        runs' own times; nothing for a triggered run, which is created when it arrives."""
+        run = self.run
+        wait = run["created_at"] - run["due_at"]
+        if not str(run["run_id"]).startswith("scheduled__") or not wait > 1.0:
+            return []
+        runs = self.result.dag_runs
+        same = runs[runs["dag_id"] == run["dag_id"]]
+        due, made = run["due_at"], run["created_at"]
+        before = same[(same["run_id"] < run["run_id"]) & (same["due_at"] <= due)]      # by logical date
+        window = same[(same["created_at"] < made) & ~(same["ended_at"] <= due)]
+        moments = [due, *window["created_at"][window["created_at"] > due]]
+        busy = max(int(((window["created_at"] <= t) & ~(window["ended_at"] <= t)).sum()) for t in moments)
+        ended = int(((window["ended_at"] > due) & (window["ended_at"] <= made)).sum())
+        return [f"It was created {_d(wait)} after it was due. Meanwhile up to {busy} runs of {run['dag_id']} "
+                f"were queued or running and {ended} of them ended, and its {len(before)} earlier intervals due "
+                f"by then were made first. A scheduler loop makes one run a DAG, none while the DAG has max_active_runs "
+                f"runs queued or running, and each run's end points its next_dagrun back to the interval after "
+                f"that run's, so later loops walk it past the runs that exist before a new one is made "
+                f"(background: Scheduled runs: one a loop, and the pointer that goes back)."]
+
     # -- the story -----------------------------------------------------------------------------
     def story(self) -> str:
         run = self.run
@@ -95,7 +119,7 @@ class RunStory:
                  f"({self.result.summary['profile']} profile): {run['state']}, "
                  f"makespan {_d(run['ended_at'] - run['started_at'])}",
                  f"(times are simulated seconds since the start; the run was due at {run['due_at']:.3f} s "
-                 f"and started at {run['started_at']:.3f} s)", ""]
+                 f"and started at {run['started_at']:.3f} s)", *self.creation(), ""]
         tries = [t for t in self.tries() if t["started"] == t["started"]]
         steps: list[tuple[float, str, list[str]]] = []
         celery = executor == "celery"

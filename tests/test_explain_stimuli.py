@@ -42,3 +42,17 @@ def test_a_run_where_no_task_started_is_explained_not_an_error():
     result = Simulation(scenario_from_dict(data)).run()
     text = explain(result, 0)
     assert "No task of this run started" in text and "skipped" in text
+
+
+def test_a_catch_up_run_created_late_is_explained_and_an_on_time_one_is_not():
+    """sim explain says why a scheduled run was created long after it was due (catch-up:
+    earlier intervals first, max_active_runs, the next_dagrun pointer), from the runs' times."""
+    from sim import run, scenario_from_dict
+    doc = {"name": "t", "horizon": "30m", "seed": 1,
+           "dags": [{"dag_id": "d", "schedule": {"every": "10m"}, "catchup_runs": 5, "max_active_runs": 2,
+                     "tasks": {"a": {"duration": "30s"}}}]}
+    result = run(scenario_from_dict(doc))
+    late = RunStory(result, 4).story()           # the fifth interval: made in the third wave of two
+    assert "It was created" in late and "its 4 earlier intervals due by then were made first" in late
+    assert "up to 2 runs of d were queued or running and 4 of them ended" in late, late
+    assert "It was created" not in RunStory(result, 0).story()      # made by the first loop
