@@ -52,6 +52,9 @@ PG_PORT, REDIS_PORT = 5433, 6379
 PG_BIN = "/usr/lib/postgresql/{v}/bin"
 OURS = ("airflow", "celery", "postgres", "redis", "sleep", "bash -c", "harness.py")
 TIMESTAMP_TYPES = ("timestamp with time zone", "timestamp without time zone")
+#: Linux's group scheduling by session: with it on, the scheduler, each Celery worker and PostgreSQL
+#: (each started in a session of its own) share the cores as groups first (a matrix may set it)
+AUTOGROUP = "/proc/sys/kernel/sched_autogroup_enabled"
 PINS = ["celery[redis]==5.4.0", "kombu==5.4.2", "apache-airflow-providers-celery==3.10.0"]
 PINS3 = ["celery[redis]==5.5.3", "kombu>=5.5,<5.6"]
 #: Each Airflow version in a virtualenv, AIRFLOW_HOME and database of its own (the recipe's
@@ -302,7 +305,9 @@ def machine_yaml(session: str, probe_before: float, probe_after: float, steal: f
             f"cores: {os.cpu_count()}\n"
             f"cpu_probe_seconds_before: {probe_before}   # cpu_probe(): fixed pure-Python work, fastest of 5, machine quiet\n"
             f"cpu_probe_seconds_after: {probe_after}\n"
-            f"steal_seconds: {round(steal, 2)}             # /proc/stat steal during the configuration\n")
+            f"steal_seconds: {round(steal, 2)}             # /proc/stat steal during the configuration\n"
+            f"sched_autogroup_enabled: {read(AUTOGROUP, 'unknown').strip()}   # 1: CPU shared between sessions first "
+            f"(the harness starts each server in its own)\n")
 
 
 class Sampler(threading.Thread):
@@ -680,6 +685,20 @@ def cmd_run(args) -> None:
     chosen = [c for c in matrix["configurations"] if not args.only or c["name"] in args.only]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     session = f"{Path(args.matrix).stem}-{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}"
+    autogroup = Path(AUTOGROUP).read_text().strip() if Path(AUTOGROUP).exists() else None
+    if matrix.get("sched_autogroup") is not None:
+        if autogroup is None:
+            sys.exit(f"the matrix sets sched_autogroup, but {AUTOGROUP} does not exist on this machine")
+        Path(AUTOGROUP).write_text(f"{int(matrix['sched_autogroup'])}\n")     # restored below
+    try:
+        _run_matrix(w, matrix, chosen, runs, out, session)
+    finally:
+        if autogroup is not None and Path(AUTOGROUP).read_text().strip() != autogroup:
+            Path(AUTOGROUP).write_text(autogroup + "\n")
+    (out / "matrix.yaml").write_text(Path(args.matrix).read_text())
+
+
+def _run_matrix(w: Path, matrix: dict, chosen: list, runs: int, out: Path, session: str) -> None:
     for cfg in chosen:
         dags = cfg.get("dags") or matrix["dags"]
         cfg = {"pools": matrix.get("pools") or {}, **cfg}       # the matrix's pools, for every configuration
@@ -688,7 +707,6 @@ def cmd_run(args) -> None:
         run_configuration(w, cfg, dags, runs, out / cfg["name"], int(matrix.get("max_reruns", 3)),
                           float(matrix.get("clean_other_cores", 0.3)), session)
         print(f"{cfg['name']}: done in {time.time() - t0:.0f} s", flush=True)
-    (out / "matrix.yaml").write_text(Path(args.matrix).read_text())
 
 
 def cmd_analyze(args) -> None:
