@@ -36,6 +36,7 @@ from .profile_file import quality_table, write_profile
 #: Fitted when not known; process_start_* is the one of the deployment's start-up mode.
 DEFAULT_FIT = ("overheads.scheduler_loop_base", "overheads.scheduler_per_ti", "overheads.db_query_time",
                "overheads.process_start", "overheads.task_run_cpu", "overheads.task_exit_cpu",
+               "overheads.task_background_cpu",
                "overheads.scheduler_host_cores", "celery.publish_time", "celery.delivery_time",
                "celery.fetch_per_task")
 #: Relative errors are taken against at least this many seconds (a stage of a few ms is noise).
