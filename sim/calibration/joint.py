@@ -389,8 +389,7 @@ START = {"overheads.scheduler_loop_base": 0.2, "overheads.scheduler_per_ti": 0.0
 
 def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evaluations: int = 240,
               start: dict | None = None, progress: bool = False, design_points: int = 0,
-              reference: str | None = None, rounds: int = 1, first: dict | None = None,
-              _on_top: dict | None = None) -> JointFit:
+              reference: str | None = None, rounds: int = 1, first: dict | None = None) -> JointFit:
     """Fit one value of each mechanism to all ``configs`` at once: the mean over configurations
     of each one's mean squared relative stage error, each term capped at :data:`CAP` (every
     configuration counts alike).
@@ -417,25 +416,33 @@ def joint_fit(configs: list[Configuration], *, fit=None, seeds=(0, 1), max_evalu
     configuration. (With the background's measured shares, issue #11: the search from
     :data:`START` ended where eight held-out sessions' makespans were predicted worse, 5.7-6.1 %
     mean, than by the staged fit, 4.5 %; docs/background.md, "Work beside a try".)"""
-    t0 = time.perf_counter()
     if rounds < 1:
         raise SimError(f"rounds must be at least 1 (got {rounds})")
-    if first:
-        pre = joint_fit(configs, fit=fit, seeds=seeds, max_evaluations=max_evaluations, start=start,
-                        progress=progress, design_points=design_points, reference=reference,
-                        rounds=rounds, _on_top=dict(first))
-        then = joint_fit(configs, fit=fit, seeds=seeds, max_evaluations=max_evaluations,
-                         start=pre.fitted, progress=progress, reference=reference, rounds=rounds)
-        return JointFit(then.fitted, then.objective, pre.evaluations + then.evaluations,
-                        time.perf_counter() - t0, then.seeds, then.configurations)
+    kw = dict(fit=fit, seeds=seeds, max_evaluations=max_evaluations, progress=progress, reference=reference,
+              rounds=rounds)
+    if not first:
+        return _search(configs, start=start, design_points=design_points, **kw)
+    t0 = time.perf_counter()
+    pre = _search(configs, start=start, design_points=design_points, on_top=dict(first), **kw)
+    then = _search(configs, start=pre.fitted, **kw)
+    return JointFit(then.fitted, then.objective, pre.evaluations + then.evaluations,
+                    time.perf_counter() - t0, then.seeds, then.configurations)
+
+
+def _search(configs: list[Configuration], *, fit, seeds, max_evaluations: int, start: dict | None,
+            progress: bool, reference: str | None, rounds: int, design_points: int = 0,
+            on_top: dict | None = None) -> JointFit:
+    """One search of :func:`joint_fit`, every configuration simulated with ``on_top`` over its
+    settings and the values tried."""
+    t0 = time.perf_counter()
     names = _names(configs, fit, reference)
     seeds = tuple(int(s) for s in seeds)
     lo, hi = _box(names)
     bar = progress_bar(progress, max_evaluations * rounds, "joint fit")
 
     def score(fitted):
-        if _on_top:
-            fitted = {**fitted, **_on_top}
+        if on_top:
+            fitted = {**fitted, **on_top}
         return float(np.mean([_loss(_errors(c, fitted, seeds)) for c in configs]))
 
     evaluate, cache = memoised(score, names, lo, hi, bar)
