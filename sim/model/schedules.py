@@ -153,14 +153,21 @@ class CatchUp(Schedule):
             raise ValueError("catch-up needs a fixed interval or cron schedule and runs >= 1")
 
     @cached_property
-    def _past(self) -> list[tuple[float, float]]:
-        """A cron schedule's past intervals, listed once (a fixed interval's are arithmetic)."""
+    def _cron_past(self) -> list[tuple[float, float]]:
+        """A cron schedule's past intervals, listed once (croniter walks them one by one)."""
         return self.base.intervals_before(self.runs)
 
+    def _interval(self, number: int) -> tuple[float, float]:
+        """(start, end) of catch-up run ``number``'s data interval; a fixed interval's by
+        arithmetic (no list for the common case, up to 10 million runs)."""
+        if isinstance(self.base, Interval):
+            every = self.base.every
+            return -(self.runs - number) * every, -(self.runs - number - 1) * every
+        return self._cron_past[number]
+
     def times(self, horizon, rng):
-        past = ((None, -(self.runs - j - 1) * self.base.every) for j in range(self.runs)) \
-            if isinstance(self.base, Interval) else self._past
-        for _, end in past:
+        for number in range(self.runs):
+            end = self._interval(number)[1]
             due = float(end) if end > 0.0 else 0.0
             if due > horizon:
                 return
@@ -169,7 +176,5 @@ class CatchUp(Schedule):
 
     def logical_date(self, due: float, number: int = -1) -> float:
         if 0 <= number < self.runs:
-            if isinstance(self.base, Interval):        # (no list of intervals for the common case)
-                return -(self.runs - number) * self.base.every
-            return self._past[number][0]
+            return self._interval(number)[0]
         return self.base.logical_date(due)
