@@ -114,9 +114,9 @@ def regenerate(doc: Path, skip: list[str], timeout: float) -> tuple[str, list[st
     env["COLUMNS"] = "90"
     tmp = workspace()
     notes, changed, pieces, pos = [], 0, [], 0
-    for name, content in files(text).items():
-        (tmp / name).write_text(content)
     try:
+        for name, content in files(text).items():
+            (tmp / name).write_text(content)
         found = [(start, end, steps, False) for start, end, steps in blocks(text)]
         found += [(start, end, steps, True) for start, end, steps in scripts(text)]
         for start, end, steps, script in sorted(found, key=lambda b: b[0]):
