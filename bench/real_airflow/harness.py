@@ -45,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -509,11 +510,15 @@ def _catch_up(dags: list[str], runs: int, env: dict, sampler, clean_limit: float
     runs; one contention row a run. When they were unpaused goes to ``catchup.csv`` (the runs'
     own times come from the database: dag_run.queued_at is when the scheduler created each)."""
     names = ", ".join(f"'{d}'" for d in dags)          # the harness's own ids: no quotes in them
+
+    def paused(flag: bool) -> None:
+        if len(dags) == 1:
+            sh(["airflow", "dags", "pause" if flag else "unpause", dags[0]], env=env, capture_output=True)
+        else:
+            psql(f"update dag set is_paused = {str(flag).lower()} where dag_id in ({names})")
+
     unpaused = time.time()
-    if len(dags) == 1:
-        sh(["airflow", "dags", "unpause", dags[0]], env=env, capture_output=True)
-    else:
-        psql(f"update dag set is_paused = false where dag_id in ({names})")
+    paused(False)
     end = time.time() + 1800.0
     done = 0
     while time.time() < end:
@@ -522,12 +527,9 @@ def _catch_up(dags: list[str], runs: int, env: dict, sampler, clean_limit: float
         if done >= runs * len(dags):
             break
         time.sleep(2.0)
-    if len(dags) == 1:
-        sh(["airflow", "dags", "pause", dags[0]], env=env, capture_output=True)
-    else:
-        psql(f"update dag set is_paused = true where dag_id in ({names})")
+    paused(True)
     new = not (out / "catchup.csv").exists()
-    at = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(unpaused))}.{int(unpaused % 1 * 1e6):06d}+00:00"
+    at = datetime.fromtimestamp(unpaused, timezone.utc).isoformat(timespec="microseconds")
     with open(out / "catchup.csv", "a") as f:
         if new:
             f.write("dag_id,unpaused_at,runs_finished\n")
