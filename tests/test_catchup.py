@@ -45,21 +45,28 @@ def _measures(created, started, ended) -> dict:
             "mean_run": float(np.mean(ended - started))}
 
 
-def catchup_dag(runs: int = RUNS, max_active_runs: int | None = None) -> DAG:
+def catchup_dag(runs: int = RUNS, max_active_runs: int | None = None, dag_id: str = "catchup") -> DAG:
     """bench_dags.py's catchup_<tag>_<rep>: a diamond of `sleep 1` tasks, every minute, ``runs``
     intervals due."""
-    dag = DAG("catchup", CatchUp(Interval(60.0), runs), max_active_runs=max_active_runs)
+    dag = DAG(dag_id, CatchUp(Interval(60.0), runs), max_active_runs=max_active_runs)
     for name in ("t1", "t2", "t3", "t4"):
         dag.task(name, duration=Constant(1.0))
     dag.set_dependencies("t1 >> [t2, t3] >> t4")
     return dag
 
 
+def _session(folder) -> tuple[list, dict]:
+    """A catch-up folder's configurations (their diamonds) and its session's speed, fitted on the
+    diamonds' lone tasks as for every held-out session (conftest.held_out_session, which also
+    loads every DAG's REST structure: the catch-up DAGs have none)."""
+    diamonds = load_configurations([folder], DATA / "rest", dags=["diamond"])
+    return diamonds, fit_speeds(diamonds, reference="af210-wide-1", seeds=(0, 1))[0].fitted
+
+
 def _predicted(folder, runs: int, max_active_runs: int | None = None) -> dict:
     """{configuration: (real measures of its catch-ups, the model's over 3 seeds)}, the model at
     the session's speed from its diamonds."""
-    diamonds = load_configurations([folder], DATA / "rest", dags=["diamond"])
-    speeds = fit_speeds(diamonds, reference="af210-wide-1", seeds=(0, 1))[0].fitted
+    diamonds, speeds = _session(folder)
     out = {}
     for config in diamonds:
         dr = pd.read_csv(config.folder / "dag_runs.csv")
@@ -140,12 +147,7 @@ def test_a_catch_up_one_run_at_a_time_is_predicted_as_measured():
 
 
 def _burst_dags(n: int = 12, runs: int = 2) -> list:
-    dags = []
-    for k in range(n):
-        dag = catchup_dag(runs)
-        dag.dag_id = f"catchup_{k}"
-        dags.append(dag)
-    return dags
+    return [catchup_dag(runs, dag_id=f"catchup_{k}") for k in range(n)]
 
 
 def test_twelve_dags_due_at_once_get_ten_runs_in_the_first_loop_and_last_as_long_as_measured():
@@ -157,9 +159,7 @@ def test_twelve_dags_due_at_once_get_ten_runs_in_the_first_loop_and_last_as_long
     long within 10 % (when written: Local -2 %, Celery -8 %). Its later loops are slower than
     real (all 24 runs made by 3.6-5.1 s against 0.64 and 1.69 s; Celery's second loop 1.75 s
     after the first, real 0.39 s): issue #11's note."""
-    folder = DATA / "dag-burst"
-    diamonds = load_configurations([folder], DATA / "rest", dags=["diamond"])
-    speeds = fit_speeds(diamonds, reference="af210-wide-1", seeds=(0, 1))[0].fitted
+    diamonds, speeds = _session(DATA / "dag-burst")
     for config in diamonds:
         dr = pd.read_csv(config.folder / "dag_runs.csv")
         dr = dr[dr["dag_id"].str.startswith("catchup_")]
