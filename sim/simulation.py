@@ -15,6 +15,7 @@ from .airflow.triggerer import Triggerers
 from .engine import Environment, later
 from .executors.local import LocalExecutor
 from .executors.registry import EXECUTORS
+from .infra.autogroup import DATABASE_GROUP, SCHEDULER_GROUP
 from .infra.host import Host
 from .metrics import summarize
 from .model.runtime import DagPlan, run_id_of
@@ -82,9 +83,11 @@ class Simulation:
         spec = scenario.executor
         settings = spec.settings or {}
         cores = settings.get("host_cores") or self.overheads.scheduler_host_cores
-        self.scheduler_host = Host(self.env, "scheduler", cores)
+        groups = self.overheads.host_autogroup      # Linux's autogroups: sim/infra/host.py
+        self.scheduler_host = Host(self.env, "scheduler", cores, autogroup=groups, group=SCHEDULER_GROUP)
         if self.overheads.metadata_db_on_scheduler_host:
-            self.db.host = self.scheduler_host        # a single-machine install's database
+            # a single-machine install's database, in a session of its own
+            self.db.host = self.scheduler_host.group(DATABASE_GROUP)
         # Several schedulers (airflow-mechanics.md §1.13): each has its own host and executor. A
         # LocalExecutor is its scheduler's own; the others' infrastructure (broker, workers,
         # cluster) is shared, so they are modelled as one executor with every scheduler's slots,
@@ -97,7 +100,7 @@ class Simulation:
         shared = n > 1 and not own
         self.scheduler_processes = [(self.scheduler_host, self.executors, par, shared)]
         for i in range(1, n):
-            host = Host(self.env, f"scheduler-{i}", cores)
+            host = Host(self.env, f"scheduler-{i}", cores, autogroup=groups, group=SCHEDULER_GROUP)
             if own:
                 ex = LocalExecutor(self, par, host)
                 self.scheduler_processes.append((host, {ex.name: ex}, par, False))

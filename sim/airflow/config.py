@@ -113,6 +113,14 @@ class Overheads:
     #: its own, as a managed database). Its queries are then CPU work on that host, slower as the
     #: host is loaded, and a task process's start-up waiting there (process_start_latency) too.
     metadata_db_on_scheduler_host: bool = False
+    #: Linux shares a host's cores among sessions first (``kernel.sched_autogroup_enabled``, 1 by
+    #: default on kernels built with CONFIG_SCHED_AUTOGROUP, as Debian's and Ubuntu's are; systemd
+    #: services in cgroups of equal weight do the same): the scheduler with its LocalExecutor's
+    #: task processes, each Celery worker with its children, and PostgreSQL with its backends
+    #: (the task processes' background CPU and, on the host, the queries) each get an equal share
+    #: however many processes the others run (sim/infra/host.py, *Groups*; measured with it off:
+    #: data/airflow-runs/autogroup-off). False: every process shares equally (autogroup off).
+    host_autogroup: bool = True
     #: CPU work of a task process besides the task's own work, on its host (processor sharing):
     #: inside the recorded run (start_date to end_date: forking the raw task process, loading its
     #: context and rendering templates, the operator's set-up, recording the outcome), and after

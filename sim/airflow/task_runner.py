@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 from ..engine import later, later_on_last
+from ..infra.autogroup import DATABASE_GROUP
 from ..model.rng import gamma_sampler, stream
 from ..model.state_core import failure_outcome
 from ..model.states import DEFERRED, FAILED, QUEUED, RUNNING, SKIPPED, SUCCESS, UP_FOR_RESCHEDULE
@@ -164,13 +165,29 @@ class TaskRunner:
             # start_date 6.5x and 14.4x a lone start at p16 and p32, the parse 7.4x and 15.4x)
             if db_host is host:
                 cpu, wait = cpu + wait, 0.0
+            elif db_host.machine is host.machine:
+                # the same cores, the database's group (its session): its work first, then ours
+                proc.cpu = cpu
+                if self.background_launch > 0.0 and not proc.one_shot:
+                    db_host.burn(self.background_launch)
+                db_host.run(wait, self._start_up, proc)
+                return proc
             else:
                 wait *= db_host.stretch()
         if self.background_launch > 0.0 and not proc.one_shot:      # (a pod's host goes with the pod)
-            host.burn(self.background_launch)
+            self._background(host).burn(self.background_launch)
         # the start latency, then the start-up's CPU: one host job with its wait before it
         host.run(cpu, self._booted, proc, after=wait if wait > 0.0 else 0.0)
         return proc
+
+    def _start_up(self, proc) -> None:
+        """The start's database work is done (in the database's group): the start-up's CPU."""
+        proc.host.run(proc.cpu, self._booted, proc)
+
+    def _background(self, host):
+        """Where a try's background CPU runs: its host, in the database server's group (it is
+        mostly PostgreSQL serving the try's queries; Linux's autogroups, sim/infra/host.py)."""
+        return host.group(DATABASE_GROUP)
 
     def _booted(self, proc) -> None:
         if not proc.alive:
@@ -197,7 +214,7 @@ class TaskRunner:
                 said = self._started_on[proc.worker] = f"task process started on {proc.worker}"
         self.core.transition(ti, RUNNING, started, TASK_STARTED, said)
         if self.background_run > 0.0 and not proc.one_shot:
-            proc.host.burn(self.background_run)
+            self._background(proc.host).burn(self.background_run)
         task = ti.task
         duration = ti.durations[ti.try_number - 1]
         if task.deferrable is not None and ti.run.defer_state[ti].resumed:
@@ -357,7 +374,7 @@ class TaskRunner:
         if self.background_cpu > 0.0 and not proc.one_shot:
             # (the rest of) other processes' share of this try, which nobody waits for (a pod's
             # host goes with the pod)
-            proc.host.burn(self.background_cpu)
+            self._background(proc.host).burn(self.background_cpu)
 
     def _api_write(self) -> float:
         """One state write by the task through the API server, which makes the DB query (Airflow

@@ -111,8 +111,12 @@ class CeleryExecutor(BaseExecutor):
         self._next_index[pool.name] += 1
         cores = pool.host_cores if pool.host_cores is not None else self.cfg.worker_host_cores
         name = f"{pool.name}-{index}"
-        # A one-machine deployment: the worker's children share the scheduler's cores.
-        host = self.sim.scheduler_host if self.cfg.workers_on_scheduler_host else Host(self.env, name, cores)
+        # A one-machine deployment: the worker's children share the scheduler's cores, as a
+        # group of their own (the worker's session, Linux's autogroups: sim/infra/host.py).
+        if self.cfg.workers_on_scheduler_host:
+            host = self.sim.scheduler_host.group(f"celery worker {name}")
+        else:
+            host = Host(self.env, name, cores, autogroup=self.sim.overheads.host_autogroup, group=name)
         w = CeleryWorker(self.env, self.sim.state, self.sim.task_runner, self.broker, self.backend, pool, name,
                          host, self.worker_draining, self.worker_gone)
         w.preloaded = self.cfg.worker_preload_cpu / self.sim.overheads.cpu_speed    # CPU work: at the hosts' speed

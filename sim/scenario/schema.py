@@ -557,6 +557,10 @@ class OverheadsSection(Strict):
     metadata_db_on_scheduler_host: bool = Overheads.metadata_db_on_scheduler_host
     """The metadata DB's server shares the scheduler host's cores: its queries take longer as that
     host is loaded (a single-machine install; false: a host of its own, as a managed database)."""
+    host_autogroup: bool = Overheads.host_autogroup
+    """Linux's group scheduling (sched_autogroup_enabled, on by default): the scheduler (with Local
+    tasks), each Celery worker (with its children) and PostgreSQL share a host's cores equally as
+    groups, not process by process; false: every process shares equally."""
     task_run_cpu: Duration = Overheads.task_run_cpu
     """CPU work of a task process inside its recorded run, besides the task's own work."""
     task_exit_cpu: Duration = Overheads.task_exit_cpu
