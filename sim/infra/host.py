@@ -428,26 +428,31 @@ class Host:
         elif len(live) == 1:
             for g in live:
                 rate[g] = cores / n
+        elif len(live) == 2:              # the common case (share's, without its lists and sort)
+            g1, g2 = live
+            c1, c2 = gn[g1], gn[g2]
+            half = cores / 2.0
+            if c1 <= half:
+                rate[g1], rate[g2] = 1.0, (cores - c1) / c2
+            elif c2 <= half:
+                rate[g1], rate[g2] = (cores - c2) / c1, 1.0
+            else:
+                rate[g1], rate[g2] = half / c1, half / c2
         else:
             for g, r in zip(live, share([gn[g] for g in live], cores)):
                 rate[g] = r
 
-    def _advance(self, now: float) -> None:
-        """The classic mode's clocks to ``now``: each group's virtual clock at its jobs' rate, and
-        the core-seconds done (all cores while there are at least as many jobs: water-filling
-        leaves none idle)."""
+    def _submit(self, job, now: float) -> None:
+        # The clocks to now: each live group's virtual clock at its jobs' rate, and the core-seconds
+        # done (all cores while the jobs are at least as many: water-filling leaves none idle).
+        # Inline here and in _on_timer: they run for every job's start and end.
         dt = now - self._t
-        n = self._n
-        if dt > 0.0 and n:
+        if dt > 0.0 and self._n:
             vs, rates = self._v, self._rate
             for g in self._live:
                 vs[g] += dt * rates[g]
-            cores = self.cores
-            self._busy += dt * (n if n < cores else cores)
+            self._busy += dt * (self._n if self._n < self.cores else self.cores)
         self._t = now
-
-    def _submit(self, job, now: float) -> None:
-        self._advance(now)
         g = job.g
         entry = (self._v[g] + job.s, job.seq, job)
         heap = self._heap[g]
@@ -490,7 +495,13 @@ class Host:
     def _on_timer(self, _timer) -> None:
         # Only the live timer calls this (_arm disarms the one it supersedes).
         now = self.env._now
-        self._advance(now)
+        dt = now - self._t             # the clocks to now, as in _submit
+        if dt > 0.0 and self._n:
+            vs, rates = self._v, self._rate
+            for g in self._live:
+                vs[g] += dt * rates[g]
+            self._busy += dt * (self._n if self._n < self.cores else self.cores)
+        self._t = now
         cores = self.cores
         finished = []
         gn, live, heaps = self._gn, self._live, self._heap
