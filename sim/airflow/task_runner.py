@@ -185,9 +185,11 @@ class TaskRunner:
         proc.host.run(proc.cpu, self._booted, proc)
 
     def _background(self, host):
-        """Where a try's background CPU runs: its host, in the database server's group (it is
-        mostly PostgreSQL serving the try's queries; Linux's autogroups, sim/infra/host.py)."""
-        return host.group(DATABASE_GROUP)
+        """Where a try's background CPU runs: its host; on the scheduler's machine, in the database
+        server's group (it is mostly PostgreSQL serving the try's queries, and a single-machine
+        install, as every measured one, runs PostgreSQL there; Linux's autogroups,
+        sim/infra/host.py). On a worker's host of its own it stays in the host's own group."""
+        return host.group(DATABASE_GROUP) if host.machine is self.sim.scheduler_host else host
 
     def _booted(self, proc) -> None:
         if not proc.alive:
