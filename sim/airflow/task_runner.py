@@ -157,6 +157,8 @@ class TaskRunner:
         f = self._factor() if startup is None else 1.0
         wait = self.start_latency * f
         cpu = (boot + parse) * f
+        if self.background_launch > 0.0 and not proc.one_shot:      # (a pod's host goes with the pod)
+            self._background(host).burn(self.background_launch)
         db_host = self.db.host
         if db_host is not None and wait > 0.0:
             # The start's waiting (the job's row, the dependency checks, the state's update) is
@@ -168,14 +170,10 @@ class TaskRunner:
             elif db_host.machine is host.machine:
                 # the same cores, the database's group (its session): its work first, then ours
                 proc.cpu = cpu
-                if self.background_launch > 0.0 and not proc.one_shot:
-                    db_host.burn(self.background_launch)
                 db_host.run(wait, self._start_up, proc)
                 return proc
             else:
                 wait *= db_host.stretch()
-        if self.background_launch > 0.0 and not proc.one_shot:      # (a pod's host goes with the pod)
-            self._background(host).burn(self.background_launch)
         # the start latency, then the start-up's CPU: one host job with its wait before it
         host.run(cpu, self._booted, proc, after=wait if wait > 0.0 else 0.0)
         return proc
