@@ -184,7 +184,7 @@ def test_twelve_dags_due_at_once_get_ten_runs_in_the_first_loop_and_last_as_long
 
 
 def test_the_machines_group_scheduling_is_what_kept_the_real_celery_scheduler_fast():
-    """The measurement behind the xfail above (data/airflow-runs/autogroup-off): the same
+    """The measurement behind the first-wave tests (data/airflow-runs/autogroup-off): the same
     catch-ups with Linux's group scheduling by session switched off. Celery's first wave, made
     in 2.0-2.5 s with it on, took 5.5-5.6 s; Local's, whose task processes share the scheduler's
     session either way, barely moved (6.1-6.8 -> 7.3 s); lone tasks (the diamonds' medians) by
@@ -215,10 +215,9 @@ def test_a_session_with_group_scheduling_off_is_predicted_with_the_model_s_group
     way, as Local's above.)"""
     off = _predicted(DATA / "autogroup-off", RUNS, autogroup=False)
     on = _predicted(DATA / "autogroup-off", RUNS, autogroup=True)
-    real_on = _predicted(FOLDER, RUNS)["celery-p16-c8"][0]
     for cfg, (real, model) in off.items():
         print(cfg, real.mean().round(2).to_dict(), model.mean().round(2).to_dict())
         assert model["span"].mean() == pytest.approx(real["span"].mean(), rel=0.10), cfg
-    real, model = off["celery-p16-c8"]
-    assert real["first_wave_made"].min() > 2 * real_on["first_wave_made"].max()
+    # (the real first waves, over twice as long with autogroup off: the measurement's own test above)
+    model = off["celery-p16-c8"][1]
     assert model["first_wave_made"].mean() > 2 * on["celery-p16-c8"][1]["first_wave_made"].mean()

@@ -288,7 +288,13 @@ def test_a_fit_over_two_sessions_fits_the_other_sessions_speed(configs, tmp_path
     assert load_profile(str(tmp_path / "p.yaml"))["overheads"].get("cpu_speed", 1.0) == 1.0
 
 
-def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_session):
+@pytest.fixture(scope="module")
+def new_session_makespans(new_session):
+    """Predicted once for the two tests below."""
+    return _held_out_makespans(new_session)                # 2 seeds: one swung a fan-out 4 points
+
+
+def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_session, new_session_makespans):
     """data/airflow-runs/new-session: a fourth session, measured after the profile was fitted, at
     two settings the training set has (Local p8, Celery p16 c8). Its chains took 12.6-12.8 s
     against 16.0 and 16.6 s in the sessions the fit saw. Only its machine's speed is fitted, and on
@@ -296,7 +302,7 @@ def test_a_session_the_fit_never_saw_is_predicted_from_its_diamonds_speed(new_se
     from sim.calibration.joint import JointFit
     new, speeds = new_session
     assert all(1.15 < v < 1.6 for v in speeds.values())   # faster than the reference machine, as its lone tasks were
-    mk = _held_out_makespans(new_session)                  # 2 seeds: one swung a fan-out 4 points
+    mk = new_session_makespans
     print(speeds, mk.to_dict())
     others = mk.drop(("local-p8", "chain"))                # (its own test below)
     assert len(others) == 7 and (others.abs() <= 0.15).all(), mk.to_dict()
@@ -326,10 +332,10 @@ def process_cpu_makespans(process_cpu_session):
                                        "(+6.9 % before): each link's queued -> end is within tens of ms of the loop "
                                        "that queues the next, and the refit's waits (task_run_latency 3.8 -> 9.2 ms) "
                                        "tip more links past it (background.md, 'A database on Airflow's own host')")
-def test_a_fast_session_s_lone_local_chain_is_predicted_from_its_diamonds_speed(new_session):
+def test_a_fast_session_s_lone_local_chain_is_predicted_from_its_diamonds_speed(new_session_makespans):
     """new-session's Local p8 chain (12.8 s; 16.0 s in local-p8's session at nearly the same speed)
     within 15 %, as the other seven makespans of the session above."""
-    mk = _held_out_makespans(new_session)
+    mk = new_session_makespans
     assert abs(mk[("local-p8", "chain")]) <= 0.15, mk.to_dict()
 
 
